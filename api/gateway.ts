@@ -1,0 +1,302 @@
+// TypeScript shapes of the Kubernetes and Gateway API v1.1 resources weft
+// reads. They mirror the Go types of kubernetes-sigs/gateway-api v1.1.0
+// (apis/v1, apis/v1alpha2, apis/v1alpha3) field for field; optional fields are
+// optional here too. Validation lives in control/, not in these types.
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubeObject<K extends string = string> {
+  apiVersion: string;
+  kind: K;
+  metadata: ObjectMeta;
+}
+
+// ---- core/v1 ---------------------------------------------------------------
+
+export interface ServicePortSpec {
+  name?: string;
+  protocol?: string; // TCP (default), UDP, SCTP
+  appProtocol?: string;
+  port: number;
+  targetPort?: number | string;
+}
+
+export interface Service extends KubeObject<'Service'> {
+  spec: {
+    type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+    clusterIP?: string; // "None" for headless
+    clusterIPs?: string[];
+    selector?: Record<string, string>;
+    ports?: ServicePortSpec[];
+    externalName?: string;
+  };
+}
+
+export interface Namespace extends KubeObject<'Namespace'> {}
+
+export interface ConfigMap extends KubeObject<'ConfigMap'> {
+  data?: Record<string, string>;
+}
+
+// discovery.k8s.io/v1
+export interface EndpointSlice extends KubeObject<'EndpointSlice'> {
+  addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  endpoints: Array<{
+    addresses: string[];
+    conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
+    hostname?: string;
+    nodeName?: string;
+    zone?: string;
+    targetRef?: { kind?: string; name?: string; namespace?: string; uid?: string };
+  }>;
+  ports?: Array<{ name?: string; port?: number; protocol?: string; appProtocol?: string }>;
+}
+
+// ---- gateway.networking.k8s.io shared types (apis/v1/shared_types.go) -------
+
+export interface ParentReference {
+  group?: string; // default gateway.networking.k8s.io; "" for Service
+  kind?: string; // default Gateway
+  namespace?: string;
+  name: string;
+  sectionName?: string;
+  port?: number;
+}
+
+export interface BackendObjectReference {
+  group?: string; // default ""
+  kind?: string; // default Service
+  name: string;
+  namespace?: string;
+  port?: number;
+}
+
+export interface HTTPHeader {
+  name: string;
+  value: string;
+}
+
+export interface HTTPHeaderFilter {
+  set?: HTTPHeader[];
+  add?: HTTPHeader[];
+  remove?: string[];
+}
+
+export interface LocalObjectReference {
+  group: string;
+  kind: string;
+  name: string;
+}
+
+export interface SessionPersistence {
+  sessionName?: string;
+  absoluteTimeout?: string;
+  idleTimeout?: string;
+  type?: 'Cookie' | 'Header';
+  cookieConfig?: { lifetimeType?: 'Permanent' | 'Session' };
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+}
+
+export interface RouteParentStatus {
+  parentRef: ParentReference;
+  controllerName: string;
+  conditions: Condition[];
+}
+
+export interface RouteStatus {
+  parents: RouteParentStatus[];
+}
+
+export interface PolicyAncestorStatus {
+  ancestorRef: ParentReference;
+  controllerName: string;
+  conditions: Condition[];
+}
+
+export interface PolicyStatus {
+  ancestors: PolicyAncestorStatus[];
+}
+
+// ---- HTTPRoute (gateway.networking.k8s.io/v1) -------------------------------
+
+export type PathMatchType = 'Exact' | 'PathPrefix' | 'RegularExpression';
+export type HeaderMatchType = 'Exact' | 'RegularExpression';
+
+export interface HTTPRouteMatch {
+  path?: { type?: PathMatchType; value?: string };
+  headers?: Array<{ type?: HeaderMatchType; name: string; value: string }>;
+  queryParams?: Array<{ type?: HeaderMatchType; name: string; value: string }>;
+  method?: string;
+}
+
+export interface HTTPPathModifier {
+  type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  replaceFullPath?: string;
+  replacePrefixMatch?: string;
+}
+
+export interface HTTPRouteFilter {
+  type:
+    | 'RequestHeaderModifier'
+    | 'ResponseHeaderModifier'
+    | 'RequestMirror'
+    | 'RequestRedirect'
+    | 'URLRewrite'
+    | 'ExtensionRef';
+  requestHeaderModifier?: HTTPHeaderFilter;
+  responseHeaderModifier?: HTTPHeaderFilter;
+  requestMirror?: { backendRef: BackendObjectReference };
+  requestRedirect?: {
+    scheme?: 'http' | 'https';
+    hostname?: string;
+    path?: HTTPPathModifier;
+    port?: number;
+    statusCode?: number;
+  };
+  urlRewrite?: { hostname?: string; path?: HTTPPathModifier };
+  extensionRef?: LocalObjectReference;
+}
+
+export interface HTTPBackendRef extends BackendObjectReference {
+  weight?: number; // default 1
+  filters?: HTTPRouteFilter[];
+}
+
+export interface HTTPRouteRule {
+  name?: string; // experimental (GEP-995), used by the NamedRule tests
+  matches?: HTTPRouteMatch[];
+  filters?: HTTPRouteFilter[];
+  backendRefs?: HTTPBackendRef[];
+  timeouts?: { request?: string; backendRequest?: string };
+  sessionPersistence?: SessionPersistence;
+}
+
+export interface HTTPRoute extends KubeObject<'HTTPRoute'> {
+  spec: {
+    parentRefs?: ParentReference[];
+    hostnames?: string[];
+    rules?: HTTPRouteRule[];
+  };
+  status?: RouteStatus;
+}
+
+// ---- GRPCRoute (gateway.networking.k8s.io/v1) -------------------------------
+
+export interface GRPCRouteMatch {
+  method?: { type?: 'Exact' | 'RegularExpression'; service?: string; method?: string };
+  headers?: Array<{ type?: HeaderMatchType; name: string; value: string }>;
+}
+
+export interface GRPCRouteFilter {
+  type: 'RequestHeaderModifier' | 'ResponseHeaderModifier' | 'RequestMirror' | 'ExtensionRef';
+  requestHeaderModifier?: HTTPHeaderFilter;
+  responseHeaderModifier?: HTTPHeaderFilter;
+  requestMirror?: { backendRef: BackendObjectReference };
+  extensionRef?: LocalObjectReference;
+}
+
+export interface GRPCBackendRef extends BackendObjectReference {
+  weight?: number;
+  filters?: GRPCRouteFilter[];
+}
+
+export interface GRPCRouteRule {
+  name?: string;
+  matches?: GRPCRouteMatch[];
+  filters?: GRPCRouteFilter[];
+  backendRefs?: GRPCBackendRef[];
+  sessionPersistence?: SessionPersistence;
+}
+
+export interface GRPCRoute extends KubeObject<'GRPCRoute'> {
+  spec: {
+    parentRefs?: ParentReference[];
+    hostnames?: string[];
+    rules?: GRPCRouteRule[];
+  };
+  status?: RouteStatus;
+}
+
+// ---- ReferenceGrant (gateway.networking.k8s.io/v1beta1) ---------------------
+
+export interface ReferenceGrant extends KubeObject<'ReferenceGrant'> {
+  spec: {
+    from: Array<{ group: string; kind: string; namespace: string }>;
+    to: Array<{ group: string; kind: string; name?: string }>;
+  };
+}
+
+// ---- BackendLBPolicy (gateway.networking.k8s.io/v1alpha2) -------------------
+
+export interface BackendLBPolicy extends KubeObject<'BackendLBPolicy'> {
+  spec: {
+    targetRefs: LocalObjectReference[];
+    sessionPersistence?: SessionPersistence;
+  };
+  status?: PolicyStatus;
+}
+
+// ---- BackendTLSPolicy (gateway.networking.k8s.io/v1alpha3) ------------------
+
+export interface BackendTLSPolicy extends KubeObject<'BackendTLSPolicy'> {
+  spec: {
+    targetRefs: Array<LocalObjectReference & { sectionName?: string }>;
+    validation: {
+      caCertificateRefs?: LocalObjectReference[];
+      wellKnownCACertificates?: 'System';
+      hostname: string;
+    };
+  };
+  status?: PolicyStatus;
+}
+
+// ---- local.weft.io/v1alpha1 Workload (local mode only) ----------------------
+
+export interface Workload extends KubeObject<'Workload'> {
+  spec: {
+    /** argv; the first element is the program. `node` means this Node binary. */
+    command: string[];
+    env?: Record<string, string>;
+    serviceAccount?: string; // default "default"
+    labels?: Record<string, string>;
+    replicas?: number; // default 1
+    /** Ports the app listens on (for endpoints and readiness). */
+    ports?: number[];
+    /** Services to subscribe to ahead of the first call ("name" or "ns/name"). */
+    calls?: string[];
+    /** Refuse plaintext inbound (strict mTLS). */
+    strict?: boolean;
+  };
+}
+
+export type AnyResource =
+  | Service
+  | EndpointSlice
+  | Namespace
+  | ConfigMap
+  | HTTPRoute
+  | GRPCRoute
+  | ReferenceGrant
+  | BackendLBPolicy
+  | BackendTLSPolicy
+  | Workload;
+
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+export const CONTROLLER_NAME = 'weft.io/mesh-controller';

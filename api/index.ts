@@ -1,0 +1,6 @@
+// api/: the contract between control and sidecar, and the Gateway API types.
+export * from './gateway.js';
+export * from './mesh.js';
+export * from './metrics.js';
+export * from './proto.js';
+export * from './names.js';

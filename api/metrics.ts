@@ -1,0 +1,72 @@
+// Metric and label names shared by the sidecar and control (which export
+// them), the Grafana dashboards and `weft stat` (which query them). Every
+// name a dashboard uses must be listed here; the dashboard lint checks it.
+//
+// Label values are bounded: mesh identities, Service and route names, status
+// codes. Never paths, query strings or hostnames from outside the mesh
+// (those become service="external").
+
+export const METRIC_PREFIX = 'weft_';
+
+/** Sidecar metrics, recorded at both ends of a hop. */
+export const SIDECAR_METRICS = {
+  requestsTotal: 'weft_requests_total', // counter
+  requestDuration: 'weft_request_duration_seconds', // histogram
+  tcpOpenTotal: 'weft_tcp_connections_opened_total', // counter
+  tcpCloseTotal: 'weft_tcp_connections_closed_total', // counter
+  tcpOpen: 'weft_tcp_connections_open', // gauge
+  tcpReadBytes: 'weft_tcp_read_bytes_total', // counter
+  tcpWriteBytes: 'weft_tcp_write_bytes_total', // counter
+  configVersion: 'weft_config_version_info', // gauge =1 with label version
+  configAppliedTimestamp: 'weft_config_last_applied_timestamp_seconds', // gauge
+  snapshotsApplied: 'weft_config_updates_applied_total', // counter
+  snapshotsNacked: 'weft_config_updates_nacked_total', // counter
+  certExpiry: 'weft_certificate_expiry_timestamp_seconds', // gauge
+  detectTotal: 'weft_protocol_detections_total', // counter, label protocol
+  controlConnected: 'weft_control_connected', // gauge 0/1
+} as const;
+
+/** Labels of weft_requests_total / weft_request_duration_seconds. */
+export const REQUEST_LABELS = [
+  'direction', // outbound | inbound
+  'src_namespace',
+  'src_workload',
+  'src_service_account',
+  'dst_namespace',
+  'dst_workload',
+  'dst_service_account',
+  'dst_service', // "name" of the Service addressed ('' for pod-IP traffic, 'external' outside the mesh)
+  'dst_port',
+  'route_kind', // HTTPRoute | GRPCRoute | '' (no route: default)
+  'route_namespace',
+  'route_name',
+  'route_rule', // rule name when set, else ''
+  'backend', // backend Service name chosen by the rule ("ns/name")
+  'status_code', // "200"
+  'status_class', // "2xx"
+  'grpc_status', // "0".."16" for gRPC, else ''
+  'tls', // "true" | "false"
+  'peer_identity', // inbound: caller's SPIFFE ID ('' without mTLS); outbound: the server's
+] as const;
+
+/** Labels of the tcp_* metrics. */
+export const TCP_LABELS = ['direction', 'peer', 'tls'] as const;
+
+/** Buckets from 0.25 ms to 30 s: sub-millisecond resolution for mesh hops. */
+export const LATENCY_BUCKETS = [
+  0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+
+/** Control-plane metrics. */
+export const CONTROL_METRICS = {
+  connectedSidecars: 'weft_control_connected_sidecars', // gauge
+  compileDuration: 'weft_control_compile_duration_seconds', // histogram
+  pushDuration: 'weft_control_push_duration_seconds', // histogram: change → last ACK
+  nacks: 'weft_control_nacks_total', // counter, label reason
+  certsSigned: 'weft_control_certificates_signed_total', // counter
+  sourceSynced: 'weft_control_source_synced', // gauge, label source
+  configErrors: 'weft_control_config_errors', // gauge, current invalid resources
+  configVersion: 'weft_control_config_version_info',
+  anchorExpiry: 'weft_control_trust_anchor_expiry_timestamp_seconds', // gauge
+  issuerExpiry: 'weft_control_issuer_expiry_timestamp_seconds', // gauge
+} as const;

@@ -1,0 +1,89 @@
+// Shapes shared by control's stages: source → store → compile → view → push.
+import type {
+  AnyResource,
+  BackendLBPolicy,
+  BackendTLSPolicy,
+  ConfigMap,
+  EndpointSlice,
+  GRPCRoute,
+  HTTPRoute,
+  Namespace,
+  PolicyStatus,
+  ReferenceGrant,
+  RouteStatus,
+  Service,
+  ServiceConfig,
+  DirectoryEntry,
+  Workload,
+} from '../api/index.js';
+
+/** A problem with input, naming where it is. Errors are values, not throws. */
+export interface ConfigError {
+  /** File path (file source) or "kubernetes". */
+  source: string;
+  /** "HTTPRoute default/web", or "" when the file itself is unreadable. */
+  resource: string;
+  /** JSON path of the field, e.g. "spec.rules[0].matches[0].path.type". */
+  field: string;
+  message: string;
+}
+
+export function formatConfigError(e: ConfigError): string {
+  const where = [e.source, e.resource, e.field].filter(Boolean).join(': ');
+  return `${where}: ${e.message}`;
+}
+
+/** A workload whose sidecar is connected (local mode) or a pod seen in an EndpointSlice. */
+export interface RegisteredWorkload {
+  namespace: string;
+  workload: string;
+  serviceAccount: string;
+  podName: string;
+  podIP: string;
+  labels: Record<string, string>;
+  appPorts: number[];
+  /** Has a weft sidecar (mTLS at podIP:7002). */
+  meshed: boolean;
+}
+
+/** Everything compile needs, already validated (invalid resources are left out, with errors). */
+export interface StoreSnapshot {
+  services: Service[];
+  endpointSlices: EndpointSlice[];
+  namespaces: Namespace[];
+  configMaps: ConfigMap[];
+  httpRoutes: HTTPRoute[];
+  grpcRoutes: GRPCRoute[];
+  referenceGrants: ReferenceGrant[];
+  backendLBPolicies: BackendLBPolicy[];
+  backendTLSPolicies: BackendTLSPolicy[];
+  workloads: Workload[];
+  /** Connected sidecars (local mode) — endpoints of selector Services. */
+  registered: RegisteredWorkload[];
+  /** Mesh-wide secret for session tokens (base64). */
+  sessionKey: string;
+}
+
+export interface ResourceStatus {
+  kind: string;
+  namespace: string;
+  name: string;
+  generation?: number;
+  status: RouteStatus | PolicyStatus;
+}
+
+export interface CompileResult {
+  /** Service directory for every sidecar. */
+  directory: DirectoryEntry[];
+  /**
+   * view(service, consumerNamespace) → the compiled config, or undefined when
+   * the Service does not exist. Pure; control caches the serialized result.
+   */
+  view(service: string, consumerNamespace: string): ServiceConfig | undefined;
+  /** Route and policy status, one entry per resource. */
+  statuses: ResourceStatus[];
+  /** Semantic errors found while compiling (also reflected in statuses). */
+  errors: ConfigError[];
+}
+
+export type { AnyResource };
