@@ -1,0 +1,72 @@
+// Local mode's certificate authority: STATE/ca/{anchor,issuer}.{pem,key},
+// created on first run and reused afterwards; STATE/trust-bundle.pem for sidecars.
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, openSync, closeSync, fsyncSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_TRUST_DOMAIN, STATE_FILES } from '../api/index.js';
+import { createIssuer, createTrustAnchor, type Pem } from './sign.js';
+import { certValidity, renewAt, splitPemBundle } from './pem.js';
+
+/** Atomic write (temp file + rename) with mode 0600: private keys, tokens. */
+export function writeSecretFile(path: string, data: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, 0o600); // the umask never widens it, but be explicit
+  renameSync(tmp, path);
+}
+
+function writePublicFile(path: string, data: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, data, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+function readPem(stateDir: string, cert: string, key: string): Pem | undefined {
+  const c = join(stateDir, cert);
+  const k = join(stateDir, key);
+  if (!existsSync(c) || !existsSync(k)) return undefined;
+  return { certPem: readFileSync(c, 'utf8'), keyPem: readFileSync(k, 'utf8') };
+}
+
+/** Still usable: not expired and not past 70% of its life (so leaves signed now get most of their lifetime). */
+function fresh(pem: Pem, now: Date): boolean {
+  const v = certValidity(pem.certPem);
+  return now >= v.notBefore && now < renewAt(v.notBefore, v.notAfter);
+}
+
+export function loadOrCreateAuthority(
+  stateDir: string,
+  opts: { trustDomain?: string; now?: Date } = {},
+): { anchor: Pem; issuer: Pem; trustBundlePem: string; trustDomain: string } {
+  const now = opts.now ?? new Date();
+  let anchor = readPem(stateDir, STATE_FILES.anchorCert, STATE_FILES.anchorKey);
+  let issuer = readPem(stateDir, STATE_FILES.issuerCert, STATE_FILES.issuerKey);
+  if (!anchor || certValidity(anchor.certPem).notAfter <= now) {
+    anchor = createTrustAnchor({ now });
+    writeSecretFile(join(stateDir, STATE_FILES.anchorKey), anchor.keyPem);
+    writePublicFile(join(stateDir, STATE_FILES.anchorCert), anchor.certPem);
+    issuer = undefined; // a new anchor needs a new issuer
+  }
+  if (!issuer || !fresh(issuer, now)) {
+    issuer = createIssuer(anchor, { now });
+    writeSecretFile(join(stateDir, STATE_FILES.issuerKey), issuer.keyPem);
+    writePublicFile(join(stateDir, STATE_FILES.issuerCert), issuer.certPem);
+  }
+  // Keep still-valid anchors already in the bundle (rotation: old leaves keep verifying).
+  const bundlePath = join(stateDir, STATE_FILES.trustBundle);
+  const anchorBlock = splitPemBundle(anchor.certPem)[0] ?? anchor.certPem;
+  const kept = existsSync(bundlePath)
+    ? splitPemBundle(readFileSync(bundlePath, 'utf8')).filter((b) => b !== anchorBlock && certValidity(b).notAfter > now)
+    : [];
+  const trustBundlePem = [anchorBlock, ...kept].join('');
+  if (!existsSync(bundlePath) || readFileSync(bundlePath, 'utf8') !== trustBundlePem) writePublicFile(bundlePath, trustBundlePem);
+  return { anchor, issuer, trustBundlePem, trustDomain: opts.trustDomain ?? DEFAULT_TRUST_DOMAIN };
+}
