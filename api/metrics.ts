@@ -49,8 +49,12 @@ export const REQUEST_LABELS = [
   'peer_identity', // inbound: caller's SPIFFE ID ('' without mTLS); outbound: the server's
 ] as const;
 
-/** Labels of the tcp_* metrics. */
-export const TCP_LABELS = ['direction', 'peer', 'tls'] as const;
+/**
+ * Labels of the tcp_* metrics. `namespace` and `workload` name the sidecar's
+ * own workload (the local end), so a Workload dashboard can select its
+ * connections; `peer` is the other end.
+ */
+export const TCP_LABELS = ['direction', 'peer', 'tls', 'namespace', 'workload'] as const;
 
 /** Buckets from 0.25 ms to 30 s: sub-millisecond resolution for mesh hops. */
 export const LATENCY_BUCKETS = [
@@ -70,3 +74,44 @@ export const CONTROL_METRICS = {
   anchorExpiry: 'weft_control_trust_anchor_expiry_timestamp_seconds', // gauge
   issuerExpiry: 'weft_control_issuer_expiry_timestamp_seconds', // gauge
 } as const;
+
+/**
+ * The labels each exported metric carries (histograms: their _bucket series
+ * add `le`). Prometheus adds the target labels `instance` and `job` (and, in
+ * Kubernetes, whatever the scrape config relabels in); dashboards use only
+ * these plus `instance`/`job`, so they work in local mode and in a cluster.
+ * The dashboard lint (e2e/dashboards-lint.test.ts) checks every query here.
+ */
+export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
+  [SIDECAR_METRICS.requestsTotal]: REQUEST_LABELS,
+  [SIDECAR_METRICS.requestDuration]: REQUEST_LABELS,
+  [SIDECAR_METRICS.tcpOpenTotal]: TCP_LABELS,
+  [SIDECAR_METRICS.tcpCloseTotal]: TCP_LABELS,
+  [SIDECAR_METRICS.tcpOpen]: TCP_LABELS,
+  [SIDECAR_METRICS.tcpReadBytes]: TCP_LABELS,
+  [SIDECAR_METRICS.tcpWriteBytes]: TCP_LABELS,
+  [SIDECAR_METRICS.configVersion]: ['version'],
+  [SIDECAR_METRICS.configAppliedTimestamp]: [],
+  [SIDECAR_METRICS.snapshotsApplied]: [],
+  [SIDECAR_METRICS.snapshotsNacked]: [],
+  [SIDECAR_METRICS.certExpiry]: [],
+  [SIDECAR_METRICS.detectTotal]: ['protocol'],
+  [SIDECAR_METRICS.controlConnected]: [],
+  [CONTROL_METRICS.connectedSidecars]: [],
+  [CONTROL_METRICS.compileDuration]: [],
+  [CONTROL_METRICS.pushDuration]: [],
+  [CONTROL_METRICS.nacks]: ['reason'],
+  [CONTROL_METRICS.certsSigned]: [],
+  [CONTROL_METRICS.sourceSynced]: ['source'],
+  [CONTROL_METRICS.configErrors]: [],
+  [CONTROL_METRICS.configVersion]: ['version'],
+  [CONTROL_METRICS.anchorExpiry]: [],
+  [CONTROL_METRICS.issuerExpiry]: [],
+};
+
+/** Metrics that are histograms (exported as _bucket, _sum and _count). */
+export const HISTOGRAM_METRICS: readonly string[] = [
+  SIDECAR_METRICS.requestDuration,
+  CONTROL_METRICS.compileDuration,
+  CONTROL_METRICS.pushDuration,
+];
