@@ -5,10 +5,11 @@
 // caller's SPIFFE ID. Tests and conformance scenarios run it as a Workload:
 //   command: [node, ../echo/echo.mjs]   env: { PORT: "8080" } (or PORTS: "8080,9090")
 //
-// Extras for tests:
+// Extras for tests (path or query, whichever the scenario finds easier):
 //   X-Echo-Set-Header: "name:value,name2:value"  response headers to set
-//   /status/<code>                               answer with that status
-//   /delay/<ms>                                  answer after ms milliseconds
+//   ?headers=name:value,name2:value              the same, from the query
+//   /status/<code>  or  ?status=<code>           answer with that status
+//   /delay/<ms>     or  ?delay=<ms>              answer after ms milliseconds
 import http from 'node:http';
 
 const host = process.env.POD_IP || '127.0.0.1';
@@ -34,8 +35,8 @@ function handler(port) {
     req.on('data', (c) => (size += c.length));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://x');
-      const m = /^\/status\/(\d{3})$/.exec(url.pathname);
-      const d = /^\/delay\/(\d+)$/.exec(url.pathname);
+      const m = /^\/status\/(\d{3})$/.exec(url.pathname) ?? /^(\d{3})$/.exec(url.searchParams.get('status') ?? '');
+      const d = /^\/delay\/(\d+)$/.exec(url.pathname) ?? /^(\d+)$/.exec(url.searchParams.get('delay') ?? '');
       const answer = () => {
         const body = JSON.stringify({
           pod,
@@ -52,7 +53,8 @@ function handler(port) {
           bodyBytes: size,
         });
         const extra = {};
-        for (const pair of String(req.headers['x-echo-set-header'] ?? '').split(',')) {
+        const setHeaders = [req.headers['x-echo-set-header'] ?? '', url.searchParams.get('headers') ?? ''].join(',');
+        for (const pair of setHeaders.split(',')) {
           const i = pair.indexOf(':');
           if (i > 0) extra[pair.slice(0, i).trim()] = pair.slice(i + 1).trim();
         }
