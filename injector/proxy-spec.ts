@@ -1,0 +1,162 @@
+// The containers and volumes the injector adds to a pod.
+import { PORTS, PROXY_UID, WEFT_VERSION, STATE_FILES } from '../api/index.js';
+import type { ProxyConfig } from './config.js';
+import type { Container, Volume } from './pod.js';
+
+export const INIT_CONTAINER_NAME = 'weft-init';
+export const PROXY_CONTAINER_NAME = 'weft-proxy';
+export const IDENTITY_VOLUME = 'weft-identity';
+/** Holds trust-bundle.pem and bootstrap-token: the same names as local mode's STATE dir. */
+export const IDENTITY_DIR = '/var/run/weft/identity';
+export const TRUST_ANCHOR_CONFIGMAP = 'weft-trust-anchor';
+export const TRUST_ANCHOR_KEY = 'ca-bundle.pem';
+export const TOKEN_AUDIENCE = 'weft';
+export const DEFAULT_IMAGE = `ghcr.io/weft-mesh/weft:${WEFT_VERSION}`;
+export const DEFAULT_CONTROL = `weft-control.weft-system.svc:${PORTS.controlGrpc}`;
+
+export interface InjectOptions {
+  /** Container image holding the `weft` binary (default ghcr.io/weft-mesh/weft:<version>). */
+  image?: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Control's gRPC address as sidecars dial it. */
+  controlAddress?: string;
+  /** false: a plain container with a start-up hold, for clusters older than 1.29 (no native sidecars). */
+  nativeSidecar?: boolean;
+  version?: string;
+  /** Token lifetime; the kubelet refreshes it at 80%. */
+  tokenExpirationSeconds?: number;
+}
+
+export interface ResolvedOptions {
+  image: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  controlAddress: string;
+  nativeSidecar: boolean;
+  version: string;
+  tokenExpirationSeconds: number;
+}
+
+export function resolveOptions(o: InjectOptions = {}): ResolvedOptions {
+  return {
+    image: o.image ?? DEFAULT_IMAGE,
+    imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
+    controlAddress: o.controlAddress ?? DEFAULT_CONTROL,
+    nativeSidecar: o.nativeSidecar ?? true,
+    version: o.version ?? WEFT_VERSION,
+    tokenExpirationSeconds: o.tokenExpirationSeconds ?? 3600,
+  };
+}
+
+export function initContainer(cfg: ProxyConfig, o: ResolvedOptions): Container {
+  // The admin port is never intercepted: the kubelet's probes must reach the proxy itself.
+  const skipIn = [String(PORTS.admin), ...cfg.skipInboundPorts];
+  const args = [
+    'init',
+    '--proxy-uid', String(PROXY_UID),
+    '--inbound-port', String(PORTS.inbound),
+    '--outbound-port', String(PORTS.outbound),
+    '--skip-inbound-ports', skipIn.join(','),
+  ];
+  if (cfg.skipOutboundPorts.length > 0) args.push('--skip-outbound-ports', cfg.skipOutboundPorts.join(','));
+  return {
+    name: INIT_CONTAINER_NAME,
+    image: cfg.image ?? o.image,
+    imagePullPolicy: o.imagePullPolicy,
+    command: ['weft'],
+    args,
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+    // iptables needs NET_ADMIN and NET_RAW in the pod's network namespace, and root to use them.
+    securityContext: {
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+    },
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+
+export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions): Container {
+  const c: Container = {
+    name: PROXY_CONTAINER_NAME,
+    image: cfg.image ?? o.image,
+    imagePullPolicy: o.imagePullPolicy,
+    command: ['weft'],
+    // $(VAR) is expanded by the kubelet from the env below.
+    args: [
+      'sidecar',
+      '--control', o.controlAddress,
+      '--state-dir', IDENTITY_DIR,
+      '--pod-ip', '$(POD_IP)',
+      '--namespace', '$(POD_NAMESPACE)',
+      '--workload', '$(POD_NAME)',
+      '--service-account', '$(SERVICE_ACCOUNT)',
+      '--log-level', cfg.logLevel,
+    ],
+    env: [
+      fieldEnv('POD_NAME', 'metadata.name'),
+      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+      fieldEnv('POD_IP', 'status.podIP'),
+      fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+      fieldEnv('NODE_NAME', 'spec.nodeName'),
+      { name: 'WEFT_LOG_LEVEL', value: cfg.logLevel },
+    ],
+    ports: [
+      { name: 'weft-outbound', containerPort: PORTS.outbound, protocol: 'TCP' },
+      { name: 'weft-inbound', containerPort: PORTS.inbound, protocol: 'TCP' },
+      { name: 'weft-admin', containerPort: PORTS.admin, protocol: 'TCP' },
+    ],
+    resources: cfg.resources,
+    securityContext: {
+      runAsUser: PROXY_UID,
+      runAsGroup: PROXY_UID,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    },
+    volumeMounts: [{ name: IDENTITY_VOLUME, mountPath: IDENTITY_DIR, readOnly: true }],
+    readinessProbe: { httpGet: { path: '/ready', port: PORTS.admin }, periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 1 },
+    livenessProbe: { httpGet: { path: '/live', port: PORTS.admin }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1, initialDelaySeconds: 5 },
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+  if (o.nativeSidecar) {
+    // A restartable init container starts before the pod's own init containers and
+    // stops after the app; the kubelet moves on only once the startup probe passes,
+    // so every later container (init containers included) finds the mesh ready.
+    c.restartPolicy = 'Always';
+    c.startupProbe = { httpGet: { path: '/ready', port: PORTS.admin }, periodSeconds: 1, failureThreshold: 120, timeoutSeconds: 1 };
+  } else {
+    // Before 1.29: the kubelet starts containers in order and waits for each
+    // postStart hook, so holding here keeps the app from starting before the proxy is ready.
+    c.lifecycle = {
+      postStart: {
+        exec: {
+          command: [
+            'node', '-e',
+            `const h=require('node:http');const end=Date.now()+120000;(function p(){h.get('http://127.0.0.1:${PORTS.admin}/ready',r=>{r.resume();if(r.statusCode===200)process.exit(0);else setTimeout(p,250)}).on('error',()=>{if(Date.now()>end)process.exit(1);setTimeout(p,250)})})()`,
+          ],
+        },
+      },
+    };
+  }
+  return c;
+}
+
+export function identityVolume(o: ResolvedOptions): Volume {
+  return {
+    name: IDENTITY_VOLUME,
+    projected: {
+      defaultMode: 0o444,
+      sources: [
+        // Same file names as local mode's STATE dir, so the sidecar reads both the same way.
+        { serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: o.tokenExpirationSeconds, path: STATE_FILES.bootstrapToken } },
+        { configMap: { name: TRUST_ANCHOR_CONFIGMAP, items: [{ key: TRUST_ANCHOR_KEY, path: STATE_FILES.trustBundle }] } },
+      ],
+    },
+  };
+}

@@ -1,0 +1,106 @@
+// The webhook's HTTPS edge: POST /mutate (namespaces labelled weft.io/inject=enabled)
+// and POST /mutate-pod-opt-in (pods labelled weft.io/inject=enabled elsewhere).
+import https from 'node:https';
+import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { handleReview, type Route } from './admission.js';
+import type { InjectOptions } from './proxy-spec.js';
+
+export const MAX_BODY_BYTES = 3 * 1024 * 1024; // the API server's own request limit is 3 MiB
+
+export interface InjectorServerOptions extends InjectOptions {
+  host?: string;
+  port?: number;
+  /** PEM cert (chain) and key, or files to read them from (re-read when they change). */
+  certPem?: string;
+  keyPem?: string;
+  certFile?: string;
+  keyFile?: string;
+  log?: (line: string) => void;
+}
+
+export interface InjectorServer {
+  port: number;
+  address: string;
+  close(): Promise<void>;
+}
+
+const ROUTES: Record<string, Route> = { '/mutate': 'namespace-enabled', '/mutate-pod-opt-in': 'pod-opt-in' };
+
+export async function startInjector(o: InjectorServerOptions): Promise<InjectorServer> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${new Date().toISOString()} injector ${l}\n`));
+  const load = () => ({
+    cert: o.certPem ?? readFileSync(o.certFile ?? '', 'utf8'),
+    key: o.keyPem ?? readFileSync(o.keyFile ?? '', 'utf8'),
+  });
+  const server = https.createServer({ ...load(), minVersion: 'TLSv1.2' }, (req, res) => handle(req, res, o, log));
+  server.on('tlsClientError', (e) => log(`tls: ${e.message}`));
+  // A Secret-mounted cert is swapped in place by the kubelet: pick up the new one.
+  const reload = () => {
+    try {
+      server.setSecureContext({ ...load(), minVersion: 'TLSv1.2' });
+      log('reloaded serving certificate');
+    } catch (e) {
+      log(`keeping the old serving certificate: ${(e as Error).message}`);
+    }
+  };
+  const watched = o.certFile && !o.certPem ? o.certFile : undefined;
+  if (watched) watchFile(watched, { interval: 10_000 }, reload);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 8443, o.host ?? '0.0.0.0', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    port: addr.port,
+    address: addr.address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (watched) unwatchFile(watched, reload);
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function handle(req: IncomingMessage, res: ServerResponse, o: InjectorServerOptions, log: (l: string) => void): void {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  if (req.method === 'GET' && (path === '/ready' || path === '/live')) return send(res, 200, 'ok\n');
+  const route = ROUTES[path];
+  if (!route) return send(res, 404, `no such endpoint ${path}; POST /mutate\n`);
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    return send(res, 405, `${path} takes POST\n`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooBig = false;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size > MAX_BODY_BYTES) {
+      tooBig = true;
+      return;
+    }
+    chunks.push(c);
+  });
+  req.on('error', () => {});
+  req.on('end', () => {
+    if (tooBig) return send(res, 413, `request body over ${MAX_BODY_BYTES} bytes\n`);
+    try {
+      const out = handleReview(Buffer.concat(chunks), route, o);
+      log(out.summary);
+      send(res, out.httpStatus, out.review);
+    } catch (e) {
+      // handleReview returns errors as values; reaching here is a bug, and still not a crash.
+      log(`bug: ${(e as Error).stack ?? String(e)}`);
+      send(res, 500, 'internal error\n');
+    }
+  });
+}
