@@ -1,0 +1,158 @@
+// weft.v1.Discovery/Stream: one bidirectional stream per sidecar. The peer
+// must present a mesh client certificate (chained to the trust bundle) whose
+// SPIFFE ID names the namespace and service account its Hello claims; then the
+// workload is registered (an endpoint of the selector Services it matches) and
+// the push engine serves it the directory and its subscribed views.
+import * as grpc from '@grpc/grpc-js';
+import type { ControlMessage, HelloMsg, SidecarMessage } from '../api/index.js';
+import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
+import type { PushEngine, StreamHandle } from './push.js';
+import type { Registry } from './registry.js';
+
+export interface DiscoveryServerOptions {
+  engine: PushEngine;
+  /** Local mode registers connected workloads as endpoints; absent in Kubernetes mode. */
+  registry?: Registry;
+  trustDomain: string;
+  log: (line: string) => void;
+}
+
+export interface DiscoveryServer {
+  handlers: grpc.UntypedServiceImplementation;
+  /** Ends every open stream (control shutting down): sidecars reconnect with backoff. */
+  closeAll(): void;
+  streams(): number;
+}
+
+type Call = grpc.ServerDuplexStream<SidecarMessage, ControlMessage>;
+
+/** "name" means a Service in the sidecar's own namespace. */
+function serviceName(s: string, namespace: string): string {
+  return s.includes('/') ? s : `${namespace}/${s}`;
+}
+
+function kindOf(msg: SidecarMessage): 'hello' | 'subscribe' | 'ack' | undefined {
+  if (msg.kind) return msg.kind;
+  if ('hello' in msg && msg.hello) return 'hello';
+  if ('subscribe' in msg && msg.subscribe) return 'subscribe';
+  if ('ack' in msg && msg.ack) return 'ack';
+  return undefined;
+}
+
+export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
+  const open = new Set<Call>();
+
+  const stream = (call: Call): void => {
+    open.add(call);
+    let hello: HelloMsg | undefined;
+    let handle: StreamHandle | undefined;
+    let release: (() => void) | undefined;
+    let done = false;
+    const peer = call.getPeer();
+
+    const cleanup = (): void => {
+      if (done) return;
+      done = true;
+      open.delete(call);
+      handle?.close();
+      release?.();
+      if (hello) opts.log(`sidecar ${hello.namespace}/${hello.pod_name || hello.workload} (${hello.pod_ip || peer}) disconnected`);
+    };
+    const fail = (code: grpc.status, details: string): void => {
+      opts.log(`discovery stream from ${peer} refused: ${details}`);
+      cleanup();
+      call.emit('error', { code, details });
+    };
+
+    // Who is on the other end: the SPIFFE ID of a client certificate that
+    // verified against the trust bundle (grpc-js only reports authorized peers).
+    const cert = call.getAuthContext?.()?.sslPeerCertificate;
+    const id = cert ? spiffeIdOfCert(cert) : undefined;
+    const who = id ? parseSpiffeId(id) : undefined;
+
+    call.on('data', (msg: SidecarMessage) => {
+      if (done) return;
+      switch (kindOf(msg)) {
+        case 'hello': {
+          if (hello) return; // one Hello per stream; later ones change nothing
+          const h = (msg as { hello: HelloMsg }).hello;
+          if (!who) {
+            fail(grpc.status.UNAUTHENTICATED, 'a mesh client certificate is required (certify with weft.v1.Identity first)');
+            return;
+          }
+          if (who.trustDomain !== opts.trustDomain || who.namespace !== h.namespace || who.serviceAccount !== h.service_account) {
+            fail(
+              grpc.status.PERMISSION_DENIED,
+              `certificate identity ${id} does not match hello namespace "${h.namespace}" service account "${h.service_account}"`,
+            );
+            return;
+          }
+          hello = h;
+          const name = `${h.namespace}/${h.pod_name || h.workload || h.pod_ip}`;
+          handle = opts.engine.attach({
+            name: `${name} (${h.pod_ip || peer})`,
+            namespace: h.namespace,
+            write: (m) => {
+              if (!done) call.write(m);
+            },
+          });
+          if (opts.registry && h.pod_ip) {
+            release = opts.registry.connect({
+              namespace: h.namespace,
+              workload: h.workload,
+              serviceAccount: h.service_account,
+              podName: h.pod_name,
+              podIP: h.pod_ip,
+              labels: { ...(h.labels ?? {}) },
+              appPorts: [...(h.app_ports ?? [])].map(Number),
+              meshed: true,
+            });
+          }
+          opts.log(`sidecar ${name} (${h.pod_ip || peer}) connected`);
+          const subs = (h.subscribe ?? []).map((s) => serviceName(s, h.namespace));
+          if (subs.length > 0) handle.subscribe(subs);
+          return;
+        }
+        case 'subscribe': {
+          if (!hello || !handle) {
+            fail(grpc.status.FAILED_PRECONDITION, 'the first message on a stream must be hello');
+            return;
+          }
+          const s = (msg as { subscribe: { services?: string[]; unsubscribe?: string[] } }).subscribe;
+          const ns = hello.namespace;
+          if (s.unsubscribe?.length) handle.unsubscribe(s.unsubscribe.map((x) => serviceName(x, ns)));
+          if (s.services?.length) handle.subscribe(s.services.map((x) => serviceName(x, ns)));
+          return;
+        }
+        case 'ack': {
+          if (!handle) {
+            fail(grpc.status.FAILED_PRECONDITION, 'the first message on a stream must be hello');
+            return;
+          }
+          const a = (msg as { ack: { resource: string; version: string; error: string } }).ack;
+          handle.ack(a.resource, a.version, a.error ?? '');
+          return;
+        }
+        default:
+          return;
+      }
+    });
+    call.on('end', () => {
+      cleanup();
+      call.end();
+    });
+    call.on('cancelled', cleanup);
+    call.on('error', cleanup);
+    call.on('close', cleanup);
+  };
+
+  return {
+    handlers: { Stream: stream as grpc.handleBidiStreamingCall<unknown, unknown> },
+    closeAll: () => {
+      for (const call of [...open]) {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control is shutting down' });
+      }
+    },
+    streams: () => open.size,
+  };
+}

@@ -1,0 +1,280 @@
+// control/: sources → store → compile → views pushed over gRPC; the identity
+// service that signs sidecar CSRs; the admin listener. startControl() runs the
+// local-mode control plane (`weft control`, `weft up`).
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { PORTS, weftV1 } from '../api/index.js';
+import { certValidity, renewAt, type Pem } from '../certs/index.js';
+import { createAdminServer } from './admin.js';
+import { compile } from './compile.js';
+import { discoveryServer } from './discovery-server.js';
+import { bootstrapTokenAuthenticator, identityHandlers, type Authenticator } from './identity-server.js';
+import { ControlMetrics } from './metrics.js';
+import { PushEngine, type PushReport } from './push.js';
+import { Registry } from './registry.js';
+import { FileSource } from './source-files.js';
+import { issueServingCert, loadOrCreateState, REGISTRY_FILE, writeControlAddress, type ServingCert } from './state.js';
+import { Store } from './store.js';
+import type { ConfigError } from './types.js';
+
+export * from './types.js';
+export { compile } from './compile.js';
+export { validateResource } from './validate.js';
+export { loadDirectory, parseFile, FileSource, type FileSourceOptions } from './source-files.js';
+export { Store, keyOf, resourceKey } from './store.js';
+export { Registry, type RegistryEntry } from './registry.js';
+export { PushEngine, type PushReport } from './push.js';
+export { ControlMetrics } from './metrics.js';
+export { bootstrapTokenAuthenticator, type Authenticator, type AuthResult, type Authenticated } from './identity-server.js';
+export type { ResourcesResponse } from './admin.js';
+export { loadOrCreateState, CONTROL_SERVER_NAME, type ControlState } from './state.js';
+
+export interface ControlOptions {
+  /** YAML directory source (local mode). */
+  configDir?: string;
+  stateDir: string;
+  /** gRPC (Discovery, Identity), "host:port"; default 127.0.0.1:7443; port 0 picks one. */
+  listen?: string;
+  /** Admin HTTP, "host:port"; default 127.0.0.1:7091. */
+  adminListen?: string;
+  trustDomain?: string;
+  log?: (line: string) => void;
+  /** Who may certify: default the STATE bootstrap token (local mode). */
+  authenticate?: Authenticator;
+  /** How long a disconnected sidecar stays registered (ms, default 10 s). */
+  registrationGraceMs?: number;
+  /** How long registrations reloaded from STATE wait for their sidecar (ms, default 30 s). */
+  provisionalMs?: number;
+}
+
+export interface ControlHandle {
+  grpcAddress: string;
+  adminAddress: string;
+  /** Config errors now: sources and compile. */
+  errors(): ConfigError[];
+  store: Store;
+  engine: PushEngine;
+  registry: Registry;
+  metrics: ControlMetrics;
+  /** Last completed push (change → last ACK), for logs and tests. */
+  lastPush(): PushReport | undefined;
+  close(): Promise<void>;
+}
+
+export function splitHostPort(addr: string, defaultPort: number): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]*):(\d+)$/.exec(addr);
+  if (m) return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
+  if (/^\d+$/.test(addr)) return { host: '127.0.0.1', port: Number(addr) };
+  return { host: addr || '127.0.0.1', port: defaultPort };
+}
+
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Serves control's certificate and the trust bundle to grpc-js through its
+ * certificate-provider credentials: unlike createSsl, they request a client
+ * certificate without requiring one (Identity must serve sidecars that have
+ * none yet; Discovery checks it per stream), and they let the serving
+ * certificate rotate without a restart.
+ */
+class StaticCertificateProvider implements grpc.experimental.CertificateProvider {
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly idListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+  constructor(
+    private ca: Buffer,
+    private identity: { certificate: Buffer; privateKey: Buffer },
+  ) {}
+  update(ca: Buffer, identity: { certificate: Buffer; privateKey: Buffer }): void {
+    this.ca = ca;
+    this.identity = identity;
+    for (const l of this.caListeners) l({ caCertificate: this.ca });
+    for (const l of this.idListeners) l(this.identity);
+  }
+  // grpc-js registers its watcher only after adding these listeners: answer on the next tick.
+  addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.add(l);
+    process.nextTick(() => this.caListeners.has(l) && l({ caCertificate: this.ca }));
+  }
+  removeCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(l);
+  }
+  addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.idListeners.add(l);
+    process.nextTick(() => this.idListeners.has(l) && l(this.identity));
+  }
+  removeIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.idListeners.delete(l);
+  }
+}
+
+function identityOf(c: ServingCert, issuer: Pem): { certificate: Buffer; privateKey: Buffer } {
+  return { certificate: Buffer.from(c.certPem + issuer.certPem), privateKey: Buffer.from(c.keyPem) };
+}
+
+export async function startControl(opts: ControlOptions): Promise<ControlHandle> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const state = loadOrCreateState(opts.stateDir, opts.trustDomain !== undefined ? { trustDomain: opts.trustDomain } : {});
+  const listen = splitHostPort(opts.listen ?? `127.0.0.1:${PORTS.controlGrpc}`, PORTS.controlGrpc);
+  const adminListen = splitHostPort(opts.adminListen ?? `127.0.0.1:${PORTS.controlAdmin}`, PORTS.controlAdmin);
+
+  const metrics = new ControlMetrics();
+  metrics.anchorExpiry.set(certValidity(state.anchor.certPem).notAfter.getTime() / 1000);
+  metrics.issuerExpiry.set(certValidity(state.issuer.certPem).notAfter.getTime() / 1000);
+
+  const store = new Store({ sessionKey: state.sessionKey });
+  const registry = new Registry({
+    file: join(state.stateDir, REGISTRY_FILE),
+    ...(opts.registrationGraceMs !== undefined ? { graceMs: opts.registrationGraceMs } : {}),
+    ...(opts.provisionalMs !== undefined ? { provisionalMs: opts.provisionalMs } : {}),
+    onChange: (list) => store.setRegistered(list),
+    log,
+  });
+  const reloaded = registry.load();
+  if (reloaded > 0) log(`registry: ${reloaded} workload(s) from the previous run kept while their sidecars reconnect`);
+
+  let fileSource: FileSource | undefined;
+  const FILES = 'files';
+  if (opts.configDir) {
+    const dir = opts.configDir;
+    fileSource = new FileSource({
+      dir,
+      log,
+      onUpdate: (resources, errors) => store.replaceSource(`${FILES}:${dir}`, resources, errors),
+    });
+    await fileSource.start();
+  }
+
+  const engine = new PushEngine({ store, compile, trustBundle: () => state.trustBundlePem, metrics, log });
+  engine.start();
+
+  const errors = (): ConfigError[] => [...store.errors(), ...engine.compileErrors()];
+  metrics.beforeScrape = () => {
+    for (const [src, synced] of Object.entries(store.sourcesSynced())) metrics.setSourceSynced(src, synced);
+    metrics.configErrors.set(errors().length);
+  };
+
+  // gRPC: Discovery and Identity on one TLS port.
+  let serving = issueServingCert(state, listen.host);
+  const provider = new StaticCertificateProvider(Buffer.from(state.trustBundlePem), identityOf(serving, state.issuer));
+  const renewServing = (): NodeJS.Timeout => {
+    const v = certValidity(serving.certPem);
+    const t = setTimeout(() => {
+      serving = issueServingCert(state, listen.host);
+      provider.update(Buffer.from(state.trustBundlePem), identityOf(serving, state.issuer));
+      log('control: serving certificate renewed');
+      renewTimer = renewServing();
+    }, Math.max(1000, Math.min(renewAt(v.notBefore, v.notAfter).getTime() - Date.now(), 2 ** 31 - 1)));
+    t.unref();
+    return t;
+  };
+  let renewTimer = renewServing();
+
+  const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  const server = new grpc.Server({
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  });
+  const { Discovery, Identity } = weftV1();
+  const discovery = discoveryServer({ engine, registry, trustDomain: state.trustDomain, log });
+  server.addService(Discovery.service, discovery.handlers);
+  server.addService(
+    Identity.service,
+    identityHandlers({
+      issuer: () => state.issuer,
+      trustBundle: () => state.trustBundlePem,
+      trustDomain: state.trustDomain,
+      authenticate: opts.authenticate ?? bootstrapTokenAuthenticator(state.bootstrapToken),
+      metrics,
+      log,
+    }),
+  );
+  const grpcPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(joinHostPort(listen.host, listen.port), creds, (err, port) => (err ? reject(err) : resolve(port)));
+  }).catch((e: unknown) => {
+    clearTimeout(renewTimer);
+    fileSource?.close();
+    engine.close();
+    registry.close();
+    throw new Error(`control: cannot listen on ${joinHostPort(listen.host, listen.port)}: ${(e as Error).message}`);
+  });
+  const grpcAddress = joinHostPort(listen.host, grpcPort);
+
+  let grpcUp = true;
+  const admin: HttpServer = createAdminServer({
+    metrics,
+    ready: () => grpcUp && engine.result() !== undefined && Object.values(store.sourcesSynced()).every(Boolean),
+    resources: () => store.resources(),
+    statuses: () => engine.result()?.statuses ?? [],
+    errors,
+    registered: () => registry.all(),
+    view: (service, consumer) => engine.viewBytes(service, consumer),
+    info: () => ({
+      version: engine.directoryVersion(),
+      connected: engine.connected(),
+      lastPush: engine.lastPush() ?? null,
+    }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(adminListen.port, adminListen.host, () => {
+      admin.off('error', reject);
+      resolve();
+    });
+  }).catch((e: unknown) => {
+    grpcUp = false;
+    server.forceShutdown();
+    clearTimeout(renewTimer);
+    fileSource?.close();
+    engine.close();
+    registry.close();
+    throw new Error(`control: cannot listen on admin ${joinHostPort(adminListen.host, adminListen.port)}: ${(e as Error).message}`);
+  });
+  const a = admin.address() as AddressInfo;
+  const adminAddress = joinHostPort(adminListen.host, a.port);
+  writeControlAddress(state.stateDir, grpcAddress);
+  log(`control: gRPC (Discovery, Identity) on ${grpcAddress}, admin on http://${adminAddress}, state in ${state.stateDir}`);
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      grpcUp = false;
+      clearTimeout(renewTimer);
+      fileSource?.close();
+      registry.close(); // persist first: streams ending below must not empty the registry
+      discovery.closeAll();
+      engine.close();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve) => {
+        admin.close(() => resolve());
+        admin.closeAllConnections();
+      });
+    })();
+    return closing;
+  };
+
+  return {
+    grpcAddress,
+    adminAddress,
+    errors,
+    store,
+    engine,
+    registry,
+    metrics,
+    lastPush: () => engine.lastPush(),
+    close,
+  };
+}

@@ -1,0 +1,186 @@
+// Registered workloads (local mode): a sidecar that said Hello is an endpoint
+// of every Service whose selector matches its labels. Entries outlive brief
+// disconnects (a grace period) and control restarts (STATE/registry.json is
+// reloaded as provisional entries that expire unless the sidecar reconnects),
+// so neither a sidecar reconnecting nor control restarting empties an
+// endpoint set under live traffic.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { RegisteredWorkload } from './types.js';
+
+export type RegistrationState = 'connected' | 'grace' | 'provisional';
+
+export interface RegistryEntry {
+  workload: RegisteredWorkload;
+  state: RegistrationState;
+  /** Open streams for this workload (a reconnect may overlap the old stream). */
+  connections: number;
+  /** Unix ms when a grace or provisional entry is dropped. */
+  expiresAt?: number;
+}
+
+export interface RegistryOptions {
+  /** Where to persist (STATE/registry.json); none: memory only. */
+  file?: string;
+  graceMs?: number;
+  provisionalMs?: number;
+  onChange: (workloads: RegisteredWorkload[]) => void;
+  log?: (line: string) => void;
+}
+
+interface PersistedFile {
+  version: 1;
+  workloads: RegisteredWorkload[];
+}
+
+/** One registration per pod IP (local mode gives each replica its own), else per namespace/pod. */
+export function registrationKey(w: RegisteredWorkload): string {
+  return w.podIP ? `ip:${w.podIP}` : `pod:${w.namespace}/${w.podName}`;
+}
+
+function sameWorkload(a: RegisteredWorkload, b: RegisteredWorkload): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function isRegisteredWorkload(v: unknown): v is RegisteredWorkload {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o.namespace === 'string' &&
+    typeof o.workload === 'string' &&
+    typeof o.serviceAccount === 'string' &&
+    typeof o.podName === 'string' &&
+    typeof o.podIP === 'string' &&
+    typeof o.labels === 'object' &&
+    o.labels !== null &&
+    Array.isArray(o.appPorts)
+  );
+}
+
+export class Registry {
+  private readonly entries = new Map<string, RegistryEntry>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly graceMs: number;
+  private readonly provisionalMs: number;
+  private closed = false;
+
+  constructor(private readonly opts: RegistryOptions) {
+    this.graceMs = opts.graceMs ?? 10_000;
+    this.provisionalMs = opts.provisionalMs ?? 30_000;
+  }
+
+  /** Reloads the registrations a previous control persisted, as provisional entries. */
+  load(): number {
+    const file = this.opts.file;
+    if (!file || !existsSync(file)) return 0;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      this.opts.log?.(`registry: ignoring unreadable ${file}: ${(e as Error).message}`);
+      return 0;
+    }
+    const list = (parsed as Partial<PersistedFile>)?.workloads;
+    if (!Array.isArray(list)) return 0;
+    let n = 0;
+    for (const w of list) {
+      if (!isRegisteredWorkload(w)) continue;
+      const key = registrationKey(w);
+      this.entries.set(key, { workload: w, state: 'provisional', connections: 0 });
+      this.expireLater(key, this.provisionalMs);
+      n++;
+    }
+    if (n > 0) this.changed(true, false);
+    return n;
+  }
+
+  /** A sidecar's stream said Hello; returns the release function for when the stream ends. */
+  connect(w: RegisteredWorkload): () => void {
+    const key = registrationKey(w);
+    const prev = this.entries.get(key);
+    this.clearTimer(key);
+    const entry: RegistryEntry = {
+      workload: w,
+      state: 'connected',
+      connections: (prev?.state === 'connected' ? prev.connections : 0) + 1,
+    };
+    this.entries.set(key, entry);
+    const moved = !prev || !sameWorkload(prev.workload, w);
+    this.changed(moved, true);
+    let released = false;
+    return () => {
+      if (released || this.closed) return;
+      released = true;
+      const e = this.entries.get(key);
+      if (!e || e !== entry) return; // replaced by a newer registration
+      e.connections--;
+      if (e.connections > 0) return;
+      e.state = 'grace';
+      e.expiresAt = Date.now() + this.graceMs;
+      this.expireLater(key, this.graceMs);
+      this.persist();
+    };
+  }
+
+  list(): RegisteredWorkload[] {
+    return [...this.entries.values()].map((e) => e.workload);
+  }
+
+  all(): RegistryEntry[] {
+    return [...this.entries.values()].map((e) => ({ ...e }));
+  }
+
+  /** Persists what is registered now and stops the timers (control shutting down: keep entries for the next start). */
+  close(): void {
+    if (this.closed) return;
+    this.persist();
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private expireLater(key: string, ms: number): void {
+    this.clearTimer(key);
+    const e = this.entries.get(key);
+    if (e) e.expiresAt = Date.now() + ms;
+    const t = setTimeout(() => {
+      this.timers.delete(key);
+      const cur = this.entries.get(key);
+      if (!cur || cur.state === 'connected') return;
+      this.entries.delete(key);
+      this.opts.log?.(
+        `registry: ${cur.workload.namespace}/${cur.workload.podName || cur.workload.podIP} removed (${cur.state} entry expired)`,
+      );
+      this.changed(true);
+    }, ms);
+    t.unref();
+    this.timers.set(key, t);
+  }
+
+  private clearTimer(key: string): void {
+    const t = this.timers.get(key);
+    if (t) {
+      clearTimeout(t);
+      this.timers.delete(key);
+    }
+  }
+
+  private changed(notify: boolean, persist = true): void {
+    if (this.closed) return;
+    if (persist) this.persist();
+    if (notify) this.opts.onChange(this.list());
+  }
+
+  private persist(): void {
+    const file = this.opts.file;
+    if (!file || this.closed) return;
+    const data: PersistedFile = { version: 1, workloads: this.list() };
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify(data, null, 1));
+      renameSync(tmp, file);
+    } catch (e) {
+      this.opts.log?.(`registry: cannot persist ${file}: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,324 @@
+// The YAML-directory source: every `.yaml`/`.yml` file under a directory
+// (recursively; hidden files and directories skipped), multi-document, each
+// document validated. Watched with fs.watch (plus a slow safety rescan, or a
+// fast poll where recursive watching is unavailable); bursts of events are
+// debounced, so an edit is applied well within a second.
+//
+// Bad input loses nothing. A file whose YAML does not parse keeps serving the
+// resources of its last good version; an invalid document keeps serving its
+// own last good version (same kind, namespace and name) while the file's other
+// documents move on. Either way the error names the file, the resource and the
+// field, is logged once per change, and stays visible in errors().
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { AnyResource } from '../api/index.js';
+import { keyOf } from './store.js';
+import { formatConfigError, type ConfigError } from './types.js';
+import { validateResource } from './validate.js';
+
+export interface FileSourceOptions {
+  dir: string;
+  /** Every time the served set changes (and once after the first scan). */
+  onUpdate?: (resources: AnyResource[], errors: ConfigError[]) => void;
+  log?: (line: string) => void;
+  /** Quiet time after the last file event before rescanning. */
+  debounceMs?: number;
+  /** Rescan interval when fs.watch is unavailable. */
+  pollMs?: number;
+  /** Rescan interval alongside fs.watch (catches missed events). */
+  safetyScanMs?: number;
+  watch?: boolean;
+}
+
+interface FileState {
+  sig: string;
+  text: string;
+  /** What this file serves: its last good version, document by document. */
+  served: AnyResource[];
+  errors: ConfigError[];
+}
+
+const YAML_FILE = /\.ya?ml$/i;
+
+/** Kind, namespace and name as written, to find a broken document's last good version. */
+function identityOf(doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
+  const o = doc as Record<string, unknown>;
+  const meta = o.metadata as Record<string, unknown> | undefined;
+  if (typeof o.kind !== 'string' || typeof meta !== 'object' || meta === null || typeof meta.name !== 'string') return undefined;
+  const ns = o.kind === 'Namespace' ? undefined : typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default';
+  return `${o.kind}/${ns ?? ''}/${meta.name}`;
+}
+
+/**
+ * One file's content → the resources it serves and its errors. Pure: `lastGood`
+ * is what the file served before this version.
+ */
+export function parseFile(
+  source: string,
+  text: string,
+  lastGood: AnyResource[] = [],
+): { resources: AnyResource[]; errors: ConfigError[] } {
+  const errors: ConfigError[] = [];
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: true });
+  } catch (e) {
+    errors.push({ source, resource: '', field: '', message: `YAML: ${(e as Error).message}` });
+    return { resources: lastGood, errors };
+  }
+  const list = Array.isArray(docs) ? docs : [];
+  const values: unknown[] = [];
+  for (const doc of list) {
+    if (doc.errors.length > 0) {
+      for (const err of doc.errors) {
+        errors.push({ source, resource: '', field: '', message: `YAML: ${err.message.split('\n')[0]}` });
+      }
+      continue;
+    }
+    const v: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (v === null || v === undefined) continue;
+    // `kind: List` (kubectl's wrapper) holds its objects in `items`.
+    if (typeof v === 'object' && !Array.isArray(v) && (v as Record<string, unknown>).kind === 'List') {
+      const items = (v as Record<string, unknown>).items;
+      if (Array.isArray(items)) values.push(...items);
+      continue;
+    }
+    values.push(v);
+  }
+  // A file that does not parse as YAML keeps all of its last good version.
+  if (errors.length > 0) return { resources: lastGood, errors };
+
+  const last = new Map(lastGood.map((r) => [keyOf(r), r]));
+  const out = new Map<string, AnyResource>();
+  for (const v of values) {
+    const res = validateResource(v, source);
+    if (res.resource && res.errors.length === 0) {
+      const k = keyOf(res.resource);
+      if (out.has(k)) {
+        errors.push({
+          source,
+          resource: `${res.resource.kind} ${res.resource.metadata.namespace ? `${res.resource.metadata.namespace}/` : ''}${res.resource.metadata.name}`,
+          field: 'metadata.name',
+          message: 'Duplicate value: defined twice in this file (the first one is used)',
+        });
+        continue;
+      }
+      out.set(k, res.resource);
+      continue;
+    }
+    errors.push(...res.errors);
+    // Keep serving this document's last good version, if there was one.
+    const id = identityOf(v);
+    const prev = id !== undefined ? last.get(id) : undefined;
+    if (id !== undefined && prev && !out.has(id)) out.set(id, prev);
+  }
+  return { resources: [...out.values()], errors };
+}
+
+async function listYamlFiles(dir: string, errors: ConfigError[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, depth: number): Promise<void> => {
+    if (depth > 32) return;
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (e) {
+      if (d === dir) errors.push({ source: dir, resource: '', field: '', message: `cannot read directory: ${(e as Error).message}` });
+      return;
+    }
+    for (const ent of entries) {
+      if (ent.name.startsWith('.')) continue;
+      const p = join(d, ent.name);
+      let isDir = ent.isDirectory();
+      let isFile = ent.isFile();
+      if (ent.isSymbolicLink()) {
+        try {
+          const s = await stat(p);
+          isDir = s.isDirectory();
+          isFile = s.isFile();
+        } catch {
+          continue;
+        }
+      }
+      if (isDir) await walk(p, depth + 1);
+      else if (isFile && YAML_FILE.test(ent.name)) out.push(p);
+    }
+  };
+  await walk(dir, 0);
+  return out.sort();
+}
+
+export class FileSource {
+  private readonly files = new Map<string, FileState>();
+  private dirErrors: ConfigError[] = [];
+  private servedResources: AnyResource[] = [];
+  private servedErrors: ConfigError[] = [];
+  private watcher: FSWatcher | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private intervalTimer: NodeJS.Timeout | undefined;
+  private scanning: Promise<boolean> | undefined;
+  private again = false;
+  private closed = false;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly opts: FileSourceOptions) {
+    this.log = opts.log ?? (() => {});
+  }
+
+  resources(): AnyResource[] {
+    return this.servedResources;
+  }
+
+  errors(): ConfigError[] {
+    return this.servedErrors;
+  }
+
+  /** First scan (always reported through onUpdate), then watching. */
+  async start(): Promise<void> {
+    await this.rescan(true);
+    if (this.opts.watch === false || this.closed) return;
+    let pollMs = this.opts.safetyScanMs ?? 2000;
+    try {
+      this.watcher = watch(this.opts.dir, { recursive: true, persistent: false }, () => this.trigger());
+      this.watcher.on('error', (e) => {
+        this.log(`config: watching ${this.opts.dir} failed (${e.message}); polling instead`);
+        this.watcher?.close();
+        this.watcher = undefined;
+        this.startInterval(this.opts.pollMs ?? 250);
+      });
+    } catch (e) {
+      this.log(`config: cannot watch ${this.opts.dir} (${(e as Error).message}); polling`);
+      pollMs = this.opts.pollMs ?? 250;
+    }
+    this.startInterval(pollMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+  }
+
+  private startInterval(ms: number): void {
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    this.intervalTimer = setInterval(() => void this.rescan(false), ms);
+    this.intervalTimer.unref();
+  }
+
+  private trigger(): void {
+    if (this.closed) return;
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      void this.rescan(false);
+    }, this.opts.debounceMs ?? 100);
+  }
+
+  /** Rescans the directory; reports through onUpdate when anything changed. Serialised. */
+  async rescan(force = false): Promise<boolean> {
+    if (this.scanning) {
+      this.again = true;
+      return this.scanning;
+    }
+    this.scanning = (async () => {
+      let changed = force;
+      do {
+        this.again = false;
+        if (await this.scanOnce()) changed = true;
+      } while (this.again && !this.closed);
+      return changed;
+    })();
+    try {
+      const changed = await this.scanning;
+      if (changed && !this.closed) this.opts.onUpdate?.(this.servedResources, this.servedErrors);
+      return changed;
+    } finally {
+      this.scanning = undefined;
+    }
+  }
+
+  private async scanOnce(): Promise<boolean> {
+    const dir = this.opts.dir;
+    const dirErrors: ConfigError[] = [];
+    const paths = await listYamlFiles(dir, dirErrors);
+    let changed = JSON.stringify(dirErrors) !== JSON.stringify(this.dirErrors);
+    this.dirErrors = dirErrors;
+    const present = new Set(paths);
+    for (const p of [...this.files.keys()]) {
+      if (!present.has(p)) {
+        this.files.delete(p);
+        this.log(`config: ${relative(dir, p) || p} removed`);
+        changed = true;
+      }
+    }
+    for (const p of paths) {
+      let sig: string;
+      let text: string;
+      try {
+        const s = await stat(p);
+        sig = `${s.mtimeMs}:${s.size}:${s.ino}`;
+        const prev = this.files.get(p);
+        if (prev && prev.sig === sig) continue;
+        text = await readFile(p, 'utf8');
+        if (prev && prev.text === text) {
+          prev.sig = sig;
+          continue;
+        }
+      } catch {
+        continue; // vanished between listing and reading: the next scan sees it gone
+      }
+      const prev = this.files.get(p);
+      const parsed = parseFile(p, text, prev?.served);
+      this.files.set(p, { sig, text, served: parsed.resources, errors: parsed.errors });
+      changed = true;
+      const name = relative(dir, p) || p;
+      if (parsed.errors.length === 0) {
+        this.log(`config: ${name}: ${parsed.resources.length} resource(s)${prev ? ' (changed)' : ''}`);
+      } else {
+        for (const e of parsed.errors) this.log(`config error: ${formatConfigError(e)}`);
+        if (prev) this.log(`config: ${name}: keeping the last good version of what the errors touch`);
+      }
+    }
+    if (changed) this.combine();
+    return changed;
+  }
+
+  /** All files' resources; an object defined in two files is served from the first path (sorted). */
+  private combine(): void {
+    const byKey = new Map<string, { r: AnyResource; file: string }>();
+    const errors: ConfigError[] = [...this.dirErrors];
+    for (const p of [...this.files.keys()].sort()) {
+      const f = this.files.get(p)!;
+      errors.push(...f.errors);
+      for (const r of f.served) {
+        const k = keyOf(r);
+        const first = byKey.get(k);
+        if (first) {
+          errors.push({
+            source: p,
+            resource: `${r.kind} ${r.metadata.namespace ? `${r.metadata.namespace}/` : ''}${r.metadata.name}`,
+            field: 'metadata.name',
+            message: `Duplicate value: already defined in ${first.file} (that one is used)`,
+          });
+          continue;
+        }
+        byKey.set(k, { r, file: p });
+      }
+    }
+    this.servedResources = [...byKey.values()].map((x) => x.r);
+    this.servedErrors = errors;
+  }
+}
+
+/** One-shot read of a directory (weft get --config-dir): what control would serve from it. */
+export async function loadDirectory(dir: string): Promise<{ resources: AnyResource[]; errors: ConfigError[] }> {
+  const src = new FileSource({ dir, watch: false });
+  await src.rescan(true);
+  src.close();
+  return { resources: src.resources(), errors: src.errors() };
+}

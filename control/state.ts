@@ -1,0 +1,88 @@
+// Local mode's STATE directory, as control sees it: the certificate authority
+// (certs/), the bootstrap token local sidecars present to Identity/Certify, the
+// mesh-wide session key, control's own serving certificate, and the address
+// sidecars dial. Layout: api/names.ts STATE_FILES.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { LEAF_LIFETIME_MS, STATE_FILES } from '../api/index.js';
+import { issueCert, loadOrCreateAuthority, spiffeId, writeSecretFile, type Pem } from '../certs/index.js';
+
+/** DNS name on control's serving certificate; sidecars override the target name to it. */
+export const CONTROL_SERVER_NAME = 'weft-control.weft-system.svc';
+export const CONTROL_NAMESPACE = 'weft-system';
+export const CONTROL_SERVICE_ACCOUNT = 'weft-control';
+export const REGISTRY_FILE = 'registry.json';
+
+export interface ControlState {
+  stateDir: string;
+  trustDomain: string;
+  anchor: Pem;
+  issuer: Pem;
+  trustBundlePem: string;
+  bootstrapToken: string;
+  /** base64, 32 random bytes. */
+  sessionKey: string;
+}
+
+export interface ServingCert extends Pem {
+  notAfter: Date;
+}
+
+/** Reads a secret file, or creates it with `make()` (mode 0600) on first run. */
+function loadOrCreateSecret(path: string, make: () => string): string {
+  if (existsSync(path)) {
+    const v = readFileSync(path, 'utf8').trim();
+    if (v) return v;
+  }
+  const v = make();
+  writeSecretFile(path, `${v}\n`);
+  return v;
+}
+
+export function loadOrCreateState(stateDir: string, opts: { trustDomain?: string } = {}): ControlState {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const auth = loadOrCreateAuthority(stateDir, opts.trustDomain !== undefined ? { trustDomain: opts.trustDomain } : {});
+  const bootstrapToken = loadOrCreateSecret(join(stateDir, STATE_FILES.bootstrapToken), () =>
+    randomBytes(32).toString('base64url'),
+  );
+  const sessionKey = loadOrCreateSecret(join(stateDir, STATE_FILES.sessionKey), () => randomBytes(32).toString('base64'));
+  return {
+    stateDir,
+    trustDomain: auth.trustDomain,
+    anchor: auth.anchor,
+    issuer: auth.issuer,
+    trustBundlePem: auth.trustBundlePem,
+    bootstrapToken,
+    sessionKey,
+  };
+}
+
+/**
+ * Control's gRPC serving certificate: DNS weft-control.weft-system.svc and
+ * localhost, IP 127.0.0.1 and the listen IP, SPIFFE ID of weft-control.
+ * Issued fresh at every start (the key never touches disk).
+ */
+export function issueServingCert(state: ControlState, listenHost: string): ServingCert {
+  const ips = new Set<string>(['127.0.0.1']);
+  if (isIP(listenHost) && listenHost !== '0.0.0.0' && listenHost !== '::') ips.add(listenHost);
+  const dns = [CONTROL_SERVER_NAME, 'localhost'];
+  if (!isIP(listenHost) && listenHost && !dns.includes(listenHost)) dns.push(listenHost);
+  const c = issueCert(state.issuer, {
+    spiffeId: spiffeId(CONTROL_NAMESPACE, CONTROL_SERVICE_ACCOUNT, state.trustDomain),
+    dnsNames: dns,
+    ipAddresses: [...ips],
+    lifetimeMs: LEAF_LIFETIME_MS,
+    commonName: CONTROL_SERVER_NAME,
+  });
+  return { certPem: c.certPem, keyPem: c.keyPem, notAfter: c.notAfter };
+}
+
+/** STATE/control-address: where local sidecars dial ("127.0.0.1:7443"). */
+export function writeControlAddress(stateDir: string, address: string): void {
+  const path = join(stateDir, STATE_FILES.controlAddress);
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, `${address}\n`, { mode: 0o644 });
+  renameSync(tmp, path);
+}
