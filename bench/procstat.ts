@@ -1,0 +1,52 @@
+// CPU and memory of a process from /proc, the same way for every proxy:
+// utime+stime in clock ticks (CLK_TCK is 100 on Linux: 10 ms resolution, so
+// the bench measures over runs of many seconds) and VmRSS.
+import { readFileSync } from 'node:fs';
+
+const TICK_MS = 10;
+
+/** utime+stime of pid, in ms; NaN when the process is gone. */
+export function cpuMs(pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return Number.NaN;
+  }
+  // The command name (field 2) may hold spaces; fields after ")" are fixed.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); utime is field 14, stime field 15.
+  return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
+}
+
+/** VmRSS of pid in MB; NaN when gone. */
+export function rssMb(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+) kB/.exec(s);
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Samples RSS of several pids every intervalMs until stopped; returns the maxima. */
+export function sampleRss(pids: number[], intervalMs = 200): { stop(): number[] } {
+  const max = pids.map((p) => rssMb(p));
+  const t = setInterval(() => {
+    pids.forEach((p, i) => {
+      const v = rssMb(p);
+      if (!(v <= max[i]!)) max[i] = Number.isNaN(max[i]!) ? v : Math.max(v, max[i]!);
+    });
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(t);
+      pids.forEach((p, i) => {
+        const v = rssMb(p);
+        if (v > max[i]! || Number.isNaN(max[i]!)) max[i] = v;
+      });
+      return max;
+    },
+  };
+}

@@ -1,0 +1,423 @@
+// npm run bench [-- data | control]
+//
+// The same two-hop path four ways — direct, weft, an HAProxy pair, an nginx
+// pair — on loopback, interleaved and repeated; then weft's start-up, a CPU
+// profile of a sidecar under wrk, and the control plane at scale. Every
+// number printed and written to bench/results.md comes from this run.
+//
+// Knobs (env): BENCH_ROUNDS (3) wrk rounds, BENCH_SECONDS (10) per wrk run,
+// BENCH_OPEN_ROUNDS (2), BENCH_OPEN_SECONDS (10), BENCH_RATE (1000),
+// BENCH_CHAINS (comma list: direct,weft,haproxy,nginx), BENCH_PROFILE (0 = skip),
+// BENCH_OUT (results file, default bench/results.md), BENCH_KEEP (keep temp dir).
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { ensureTools } from './tools.js';
+import { cpuMs, rssMb, sampleRss } from './procstat.js';
+import { runWrk } from './wrk.js';
+import { type OpenLoopOptions, type OpenLoopResult } from './openloop.js';
+import { makeCerts, startApp, startHaproxyPair, startNginxPair, directChain, checkChain, type Chain } from './chains.js';
+import { startWeft, startSidecar, waitReady, shutdownSidecar, newestProfile, WEFT, CLIENT, SERVER, type WeftChain } from './weft-chain.js';
+import { topSelfTime, type SelfTime } from './profile.js';
+import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
+import { median, fmt, signed, envNum } from './stats.js';
+import { runControlScale, type ControlScaleResult } from './control-scale.js';
+
+const log = (s: string): void => void process.stderr.write(s + '\n');
+
+interface ChainStats {
+  chain: Chain;
+  rps: number[];
+  non2xx: number;
+  socketErrors: number;
+  /** [proxy][round] CPU ms per 1,000 requests at saturation. */
+  cpuSat: number[][];
+  /** [proxy][round] CPU ms per 1,000 requests at the open-loop rate. */
+  cpuOpen: number[][];
+  rssIdle: number[];
+  rssLoad: number[];
+  open: OpenLoopResult[];
+}
+
+function newStats(chain: Chain): ChainStats {
+  return {
+    chain,
+    rps: [],
+    non2xx: 0,
+    socketErrors: 0,
+    cpuSat: chain.proxies.map(() => []),
+    cpuOpen: chain.proxies.map(() => []),
+    rssIdle: chain.proxies.map((p) => rssMb(p.proc.pid)),
+    rssLoad: chain.proxies.map(() => Number.NaN),
+    open: [],
+  };
+}
+
+function runOpenLoopChild(o: OpenLoopOptions): Promise<OpenLoopResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [join(process.cwd(), 'dist', 'bench', 'openloop.js'), JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`openloop exited ${code}: ${err}`));
+      try {
+        resolve(JSON.parse(out) as OpenLoopResult);
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
+}
+
+async function throughputRound(s: ChainStats, seconds: number): Promise<void> {
+  const pids = s.chain.proxies.map((p) => p.proc.pid);
+  const before = pids.map(cpuMs);
+  const rss = sampleRss(pids);
+  const w = await runWrk(`http://${s.chain.host}:${s.chain.port}/`, s.chain.hostHeader, { seconds });
+  const peak = rss.stop();
+  const after = pids.map(cpuMs);
+  s.rps.push(w.rps);
+  s.non2xx += w.non2xx;
+  s.socketErrors += w.socketErrors;
+  pids.forEach((_, i) => {
+    s.cpuSat[i]!.push(((after[i]! - before[i]!) / w.requests) * 1000);
+    s.rssLoad[i] = Number.isNaN(s.rssLoad[i]!) ? peak[i]! : Math.max(s.rssLoad[i]!, peak[i]!);
+  });
+  log(`  ${s.chain.name.padEnd(13)} ${fmt(w.rps).padStart(8)} req/s${w.non2xx ? `  NON-2XX ${w.non2xx}` : ''}${w.socketErrors ? `  socket errors ${w.socketErrors}` : ''}  cpu ms/1k: ${pids.map((_, i) => fmt(s.cpuSat[i]!.at(-1)!, 1)).join(' / ')}`);
+}
+
+async function openRound(s: ChainStats, rate: number, seconds: number): Promise<void> {
+  const pids = s.chain.proxies.map((p) => p.proc.pid);
+  const before = pids.map(cpuMs);
+  const r = await runOpenLoopChild({ host: s.chain.host, port: s.chain.port, hostHeader: s.chain.hostHeader, rate, seconds, warmupSeconds: 1 });
+  const after = pids.map(cpuMs);
+  s.open.push(r);
+  // CPU counts the warm-up second too: requests = rate × (seconds + warm-up).
+  const reqs = rate * (seconds + 1);
+  pids.forEach((_, i) => s.cpuOpen[i]!.push(((after[i]! - before[i]!) / reqs) * 1000));
+  const l = r.latency;
+  log(`  ${s.chain.name.padEnd(13)} p50 ${l.p50.toFixed(3)} p90 ${l.p90.toFixed(3)} p99 ${l.p99.toFixed(3)} max ${l.max.toFixed(2)} ms  (${r.completed}/${r.scheduled}${r.errors ? `, ${r.errors} errors` : ''}${r.non200 ? `, ${r.non200} non-200` : ''})`);
+}
+
+interface WeftExtras {
+  startupMs: number[];
+  profile?: { outbound?: { totalMs: number; top: SelfTime[] }; inbound?: { totalMs: number; top: SelfTime[] }; rps?: number };
+  controlRssMb?: number;
+  error?: string;
+}
+
+/** Process start to /ready 200 for fresh sidecars on new pod IPs, with control up. */
+async function measureStartup(w: WeftChain, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const spec = { podIP: `127.0.94.${20 + i}`, workload: `startup${i}`, serviceAccount: 'startup', labels: 'app=startup' };
+    const p = startSidecar(w.dir, w.stateDir, spec);
+    try {
+      out.push(await waitReady(p, spec.podIP, 15_000, 2));
+    } finally {
+      await shutdownSidecar(p, spec.podIP);
+    }
+  }
+  return out;
+}
+
+/** Restarts both sidecars under --cpu-prof, drives wrk through them, and sums self time. */
+async function profileSidecars(w: WeftChain, seconds: number): Promise<WeftExtras['profile']> {
+  const profDir = join(w.dir, 'cpuprof');
+  mkdirSync(join(profDir, 'outbound'), { recursive: true });
+  mkdirSync(join(profDir, 'inbound'), { recursive: true });
+  const [out, inn] = [w.proxies[0]!.proc, w.proxies[1]!.proc];
+  await shutdownSidecar(out, WEFT.client);
+  await shutdownSidecar(inn, WEFT.server);
+  const server = startSidecar(w.dir, w.stateDir, SERVER, ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'inbound')}`], '-prof');
+  const client = startSidecar(w.dir, w.stateDir, CLIENT, ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'outbound')}`], '-prof');
+  await waitReady(server, WEFT.server);
+  await waitReady(client, WEFT.client);
+  await runWrk(`http://${WEFT.client}:${WEFT.outbound}/`, w.hostHeader, { seconds: 2 });
+  const r = await runWrk(`http://${WEFT.client}:${WEFT.outbound}/`, w.hostHeader, { seconds });
+  await shutdownSidecar(client, WEFT.client);
+  await shutdownSidecar(server, WEFT.server);
+  const po = newestProfile(join(profDir, 'outbound'));
+  const pi = newestProfile(join(profDir, 'inbound'));
+  return { outbound: po ? topSelfTime(po, 12) : undefined, inbound: pi ? topSelfTime(pi, 12) : undefined, rps: r.rps };
+}
+
+async function dataPlane(work: string, versions: Record<string, string>): Promise<string> {
+  const rounds = envNum('BENCH_ROUNDS', 3);
+  const seconds = envNum('BENCH_SECONDS', 10);
+  const openRounds = envNum('BENCH_OPEN_ROUNDS', 2);
+  const openSeconds = envNum('BENCH_OPEN_SECONDS', 10);
+  const rate = envNum('BENCH_RATE', 1000);
+  const want = new Set((process.env.BENCH_CHAINS ?? 'direct,weft,haproxy,nginx').split(',').map((s) => s.trim()));
+
+  const certs = makeCerts(join(work, 'certs'));
+  const app = await startApp(work, want.has('weft') ? [{ host: WEFT.server, port: WEFT.appPort }] : []);
+  const chains: Chain[] = [];
+  if (want.has('direct')) chains.push(directChain());
+  let weft: WeftChain | undefined;
+  let weftReason: string | undefined;
+  if (want.has('weft')) {
+    try {
+      weft = await startWeft(work);
+      chains.push(weft);
+    } catch (e) {
+      weftReason = (e as Error).message.split('\n')[0];
+      log(`bench: weft not available: ${(e as Error).message}`);
+    }
+  }
+  if (want.has('haproxy')) chains.push(await startHaproxyPair(work, certs));
+  if (want.has('nginx')) chains.push(await startNginxPair(work, certs));
+
+  const live: Chain[] = [];
+  for (const c of chains) {
+    try {
+      await checkChain(c);
+      live.push(c);
+    } catch (e) {
+      log(`bench: ${c.name} fails its check: ${(e as Error).message}`);
+      if (c === weft) weftReason = (e as Error).message.split('\n')[0];
+      else throw e;
+    }
+  }
+  if (weft && !live.includes(weft)) weft = undefined;
+
+  const stats = live.map(newStats);
+  log(`bench: warm-up (2 s each)`);
+  for (const s of stats) await runWrk(`http://${s.chain.host}:${s.chain.port}/`, s.chain.hostHeader, { seconds: 2 });
+
+  log(`bench: maximum throughput, wrk -t1 -c50 -d${seconds}s, ${rounds} interleaved rounds`);
+  for (let r = 0; r < rounds; r++) {
+    log(` round ${r + 1}`);
+    // Rotate the order each round so no chain always runs first or last.
+    for (let i = 0; i < stats.length; i++) await throughputRound(stats[(i + r) % stats.length]!, seconds);
+  }
+  log(`bench: open loop at ${rate} req/s for ${openSeconds} s (+1 s warm-up), ${openRounds} interleaved rounds`);
+  for (let r = 0; r < openRounds; r++) {
+    log(` round ${r + 1}`);
+    for (let i = 0; i < stats.length; i++) await openRound(stats[(i + r) % stats.length]!, rate, openSeconds);
+  }
+
+  const extras: WeftExtras = { startupMs: [] };
+  if (weft) {
+    extras.controlRssMb = rssMb(weft.control.pid);
+    try {
+      log('bench: weft sidecar start-up (process start → /ready 200), 5 fresh sidecars');
+      extras.startupMs = await measureStartup(weft, 5);
+      log(`  ${extras.startupMs.map((x) => x.toFixed(0)).join(', ')} ms`);
+      if (process.env.BENCH_PROFILE !== '0') {
+        log('bench: --cpu-prof of both sidecars under wrk (5 s)');
+        extras.profile = await profileSidecars(weft, 5);
+      }
+    } catch (e) {
+      extras.error = (e as Error).message;
+      log(`bench: weft extras failed: ${extras.error}`);
+    }
+  }
+  void app;
+  return report(stats, { rounds, seconds, openRounds, openSeconds, rate }, weftReason, extras, versions);
+}
+
+function chainSummary(s: ChainStats): { rps: number; cpuSat: number[]; cpuOpen: number[]; p: { p50: number; p90: number; p99: number; max: number } } {
+  return {
+    rps: median(s.rps),
+    cpuSat: s.cpuSat.map(median),
+    cpuOpen: s.cpuOpen.map(median),
+    p: {
+      p50: median(s.open.map((o) => o.latency.p50)),
+      p90: median(s.open.map((o) => o.latency.p90)),
+      p99: median(s.open.map((o) => o.latency.p99)),
+      max: Math.max(...s.open.map((o) => o.latency.max)),
+    },
+  };
+}
+
+let controlResult: ControlScaleResult | undefined;
+let controlError: string | undefined;
+
+function report(
+  stats: ChainStats[],
+  cfg: { rounds: number; seconds: number; openRounds: number; openSeconds: number; rate: number },
+  weftReason: string | undefined,
+  extras: WeftExtras,
+  versions: Record<string, string>,
+): string {
+  const by = new Map(stats.map((s) => [s.chain.name, { s, m: chainSummary(s) }]));
+  const direct = by.get('direct');
+  const hap = by.get('HAProxy pair');
+  const weft = by.get('weft');
+  const L: string[] = [];
+  L.push(`## Data plane: two hops on loopback`);
+  L.push('');
+  L.push(`Maximum throughput: median of ${cfg.rounds} interleaved \`wrk -t1 -c50 -d${cfg.seconds}s\` rounds. Latency: open loop at ${cfg.rate} req/s for ${cfg.openSeconds} s (after 1 s warm-up), ${cfg.openRounds} interleaved rounds, measured from each request's scheduled send time (median of the rounds' percentiles; max is the worst). CPU: utime+stime from /proc per proxy process, ms per 1,000 requests (= µs per request). RSS: VmRSS idle (before load) and peak during the wrk rounds.`);
+  L.push('');
+  L.push('| chain | req/s | × HAProxy | CPU ms/1k req at max, per proxy | CPU ms/1k req at 1k req/s | p50 / p90 / p99 / max ms at 1k req/s | added p50 / p99 ms | RSS MB idle | RSS MB under load | errors |');
+  L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const [name, { s, m }] of by) {
+    const x = hap ? m.rps / hap.m.rps : Number.NaN;
+    const added = direct && name !== 'direct' ? `${signed(m.p.p50 - direct.m.p.p50)} / ${signed(m.p.p99 - direct.m.p.p99)}` : '–';
+    const errs = s.non2xx + s.socketErrors + s.open.reduce((a, o) => a + o.errors + o.non200, 0);
+    L.push(
+      `| ${name} | ${fmt(m.rps)} | ${fmt(x, 2)} | ${m.cpuSat.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.cpuOpen.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.p.p50.toFixed(3)} / ${m.p.p90.toFixed(3)} / ${m.p.p99.toFixed(3)} / ${m.p.max.toFixed(2)} | ${added} | ${s.rssIdle.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${s.rssLoad.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${errs} |`,
+    );
+  }
+  if (!weft) L.push(`| weft | not available: ${weftReason ?? 'not run (BENCH_CHAINS)'} | | | | | | | | |`);
+  L.push('');
+  if (direct && direct.s.open.length > 0) {
+    const lag = direct.s.open.map((o) => o.sendLag);
+    L.push(
+      `Open-loop generator's own overhead (direct run): send lag behind schedule p50 ${median(lag.map((l) => l.p50)).toFixed(3)} / p99 ${median(lag.map((l) => l.p99)).toFixed(3)} / max ${Math.max(...lag.map((l) => l.max)).toFixed(2)} ms; the direct row's latency (generator + app + loopback) is the floor that "added" subtracts.`,
+    );
+    L.push('');
+  }
+  const ratios: string[] = [];
+  if (weft && hap) {
+    const wc = weft.m.cpuSat.reduce((a, b) => a + b, 0);
+    const hc = hap.m.cpuSat.reduce((a, b) => a + b, 0);
+    ratios.push(`weft/HAProxy: throughput ${fmt(weft.m.rps / hap.m.rps, 2)}×, CPU per request (both proxies) ${fmt(wc / hc, 2)}×`);
+    if (direct) {
+      const wa = weft.m.p.p99 - direct.m.p.p99;
+      const ha = hap.m.p.p99 - direct.m.p.p99;
+      ratios.push(`added p99 at ${cfg.rate} req/s: weft ${signed(wa)} ms vs HAProxy ${signed(ha)} ms`);
+    }
+  }
+  if (weft && direct) ratios.push(`weft/direct: throughput ${fmt(weft.m.rps / direct.m.rps, 2)}×, p99 ${fmt(weft.m.p.p99 / direct.m.p.p99, 2)}×`);
+  if (ratios.length) {
+    L.push('Ratios: ' + ratios.join('; ') + '.');
+    L.push('');
+  }
+  // weft specifics
+  L.push('## weft sidecar');
+  L.push('');
+  if (!weft) L.push(`not available: ${weftReason ?? 'not run'}`);
+  else {
+    const st = extras.startupMs;
+    L.push(`- start-up, process start → \`/ready\` 200 (control up, ${st.length} fresh sidecars): median ${fmt(median(st), 0)} ms (${st.map((x) => x.toFixed(0)).join(', ')})`);
+    L.push(`- RSS: outbound ${fmt(weft.s.rssIdle[0]!, 1)} MB idle → ${fmt(weft.s.rssLoad[0]!, 1)} MB under load; inbound ${fmt(weft.s.rssIdle[1]!, 1)} → ${fmt(weft.s.rssLoad[1]!, 1)} MB; control ${fmt(extras.controlRssMb ?? NaN, 1)} MB`);
+    if (extras.error) L.push(`- extras failed: ${extras.error.split('\n')[0]}`);
+    const prof = extras.profile;
+    if (prof) {
+      L.push(`- \`--cpu-prof\` under wrk (${fmt(prof.rps ?? NaN)} req/s while profiled), top self time:`);
+      for (const [side, p] of [['outbound', prof.outbound], ['inbound', prof.inbound]] as const) {
+        if (!p) {
+          L.push(`  - ${side}: no profile written (the sidecar must exit through process.exit on /shutdown)`);
+          continue;
+        }
+        L.push(`  - ${side} (${fmt(p.totalMs)} ms busy): ` + p.top.map((t) => `${t.fn} ${t.pct.toFixed(1)}%${t.where ? ` (${t.where})` : ''}`).join('; '));
+      }
+    }
+  }
+  L.push('');
+  // targets
+  if (weft && hap && direct) {
+    const wc = weft.m.cpuSat.reduce((a, b) => a + b, 0);
+    const hc = hap.m.cpuSat.reduce((a, b) => a + b, 0);
+    const wa = weft.m.p.p99 - direct.m.p.p99;
+    const ha = hap.m.p.p99 - direct.m.p.p99;
+    const rssMax = Math.max(...weft.s.rssLoad);
+    const st = median(extras.startupMs);
+    const t = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    L.push('## Issue-9 targets');
+    L.push('');
+    L.push('| target | measured | |');
+    L.push('| --- | --- | --- |');
+    L.push(`| throughput ≥ 0.6× HAProxy pair | ${fmt(weft.m.rps / hap.m.rps, 2)}× | ${t(weft.m.rps / hap.m.rps >= 0.6)} |`);
+    L.push(`| CPU per request ≤ 2× HAProxy | ${fmt(wc / hc, 2)}× (${fmt(wc, 1)} vs ${fmt(hc, 1)} ms/1k) | ${t(wc / hc <= 2)} |`);
+    L.push(`| added p99 at ${cfg.rate} req/s ≤ HAProxy's | ${signed(wa)} vs ${signed(ha)} ms | ${t(wa <= ha)} |`);
+    L.push(`| RSS under load ≤ 64 MB per sidecar | ${fmt(rssMax, 1)} MB | ${t(rssMax <= 64)} |`);
+    L.push(`| start-up to ready < 300 ms | ${fmt(st, 0)} ms | ${Number.isFinite(st) ? t(st < 300) : 'not measured'} |`);
+    if (controlResult?.ack) L.push(`| route edit ACKed by ${controlResult.sidecars} sidecars < 1 s p99 | p99 ${fmt(controlResult.ack.p99Ms, 0)} ms | ${t(controlResult.ack.p99Ms < 1000)} |`);
+    L.push('');
+  }
+  L.push('## gRPC');
+  L.push('');
+  L.push('TODO: gRPC unary through two hops (h2load, 50 connections) once the gRPC path of the sidecar lands.');
+  L.push('');
+  void versions;
+  return L.join('\n');
+}
+
+function machine(versions: Record<string, string>): string {
+  const model = cpus()[0]?.model ?? '?';
+  return [
+    `- date: ${new Date().toISOString()}`,
+    `- machine: ${cpus().length} CPUs (nproc), ${model}, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, ${process.platform} ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`,
+    `- node ${process.version}; ${Object.values(versions).join('; ')}`,
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const what = process.argv[2] ?? 'all';
+  if (!['all', 'data', 'control'].includes(what)) {
+    log('usage: npm run bench [-- data | control]');
+    return 2;
+  }
+  const t0 = Date.now();
+  const versions = what === 'control' ? {} : ensureTools(log);
+  const work = mkdtempSync(join(tmpdir(), 'weft-bench-'));
+  const sections: string[] = [];
+  try {
+    if (what !== 'control') sections.push(await dataPlane(work, versions));
+    await stopAll();
+    if (what !== 'data') {
+      try {
+        controlResult = await runControlScale(join(work, 'control'), log);
+      } catch (e) {
+        controlError = (e as Error).message;
+        log(`bench: control-plane scale failed: ${controlError}`);
+      }
+      sections.push(controlSection());
+      if (what === 'all' && controlResult?.ack && sections[0]) {
+        // the targets table was written before the control run: add its row
+        sections[0] = sections[0].replace(
+          /(\| start-up to ready[^\n]*\n)/,
+          `$1| route edit ACKed by ${controlResult.sidecars} sidecars < 1 s p99 | p99 ${fmt(controlResult.ack.p99Ms, 0)} ms | ${controlResult.ack.p99Ms < 1000 ? 'met' : 'NOT met'} |\n`,
+        );
+      }
+    }
+  } finally {
+    await stopAll();
+    if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });
+    else log(`bench: kept ${work}`);
+  }
+  const md = `# weft benchmark results\n\nWritten by \`npm run bench\`${what !== 'all' ? ` (\`-- ${what}\` only)` : ''}; every figure is from that run (${((Date.now() - t0) / 1000).toFixed(0)} s).\n\n${machine(versions)}\n\n${sections.join('\n')}\n`;
+  const out = process.env.BENCH_OUT ?? join(process.cwd(), 'bench', 'results.md');
+  writeFileSync(out, md);
+  process.stdout.write(md);
+  log(`bench: wrote ${out}`);
+  return 0;
+}
+
+function controlSection(): string {
+  const L: string[] = ['## Control plane at scale', ''];
+  if (controlError) {
+    L.push(`not available: ${controlError.split('\n')[0]}`);
+    return L.join('\n') + '\n';
+  }
+  const c = controlResult;
+  if (!c) return '';
+  L.push(...c.lines);
+  L.push('');
+  return L.join('\n');
+}
+
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    killAllSync();
+    process.exit(130);
+  });
+}
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    log(`bench: ${e.stack ?? e.message}`);
+    killAllSync();
+    process.exit(1);
+  },
+);
+export type { Proc };
+void sleep;
