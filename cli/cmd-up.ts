@@ -1,0 +1,490 @@
+// `weft up DIR`: a whole mesh on one machine. Control runs in this process;
+// every Workload replica in DIR gets its own loopback pod IP, its sidecar as
+// a separate `weft sidecar` process, and then its app. Every two seconds the
+// sidecars' /metrics become a table per service and backend.
+//
+// Order matters the way it does for a native sidecar in Kubernetes: a pod's
+// app starts only once its sidecar is ready, and on shutdown the apps stop
+// first and the sidecars after them, so an app never loses its proxy while
+// it still runs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PORTS } from '../api/index.js';
+import {
+  bool,
+  formatHostPort,
+  formatLabels,
+  int,
+  parseFlags,
+  parseHostPort,
+  str,
+  UsageError,
+  waitForSignal,
+  type HostPort,
+} from './args.js';
+import { aggregate, parseExposition, renderStat, type TargetScrape } from './stat-table.js';
+import { isPodIpPrefix, loadWorkloads, planPods, type LocalPod } from './up-workloads.js';
+
+const HELP = `usage: weft up DIR [flags]
+
+Runs a local mesh from DIR: control (in this process), and for every
+Workload (apiVersion local.weft.io/v1alpha1) replica a loopback pod IP, a
+sidecar process and the app. Edit the YAML in DIR while it runs.
+
+flags:
+  --state-dir DIR          control's state: CA, bootstrap token (default DIR/.weft-state)
+  --control-listen H:P     control's gRPC address (default <prefix>.0.1:${PORTS.controlGrpc})
+  --control-admin H:P      control's admin/metrics address (default <prefix>.0.1:${PORTS.controlAdmin})
+  --control H:P            use a control that is already running there instead of starting one
+  --pod-ip-prefix 127.N    pods get 127.N.<workload>.<replica> (default 127.0)
+  --interval SECONDS       refresh period of the traffic table (default 2)
+  --quiet                  no traffic table
+  --logs                   copy app and sidecar output to stderr, prefixed by pod
+  --log-dir DIR            where each process's output is written (default STATE/logs)
+`;
+
+const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
+
+interface ControlHandle {
+  close(): Promise<void> | void;
+}
+
+interface StartControlFn {
+  (opts: Record<string, unknown>): Promise<ControlHandle> | ControlHandle;
+}
+
+/** Loaded on demand: `weft up --control` never loads control's code. */
+async function loadStartControl(): Promise<StartControlFn> {
+  const mod = (await import(new URL('../control/index.js', import.meta.url).href)) as { startControl?: unknown };
+  if (typeof mod.startControl !== 'function') throw new Error('control/index.js does not export startControl');
+  return mod.startControl as StartControlFn;
+}
+
+// ---- supervised processes ------------------------------------------------------
+
+type Say = (line: string) => void;
+
+interface ProcOptions {
+  label: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+  echo: boolean;
+  say: Say;
+  restart: boolean;
+  onSpawn?: (pid: number) => void;
+}
+
+/**
+ * A child process restarted with backoff when it dies (250 ms doubling to
+ * 10 s; reset once it has run for 10 s), whose output goes to a log file.
+ * Children get their own process group, so a Ctrl-C at the terminal reaches
+ * only `weft up`, which then stops them in order.
+ */
+class Supervised {
+  child: ChildProcess | undefined;
+  private stopping = false;
+  private failures = 0;
+  private startedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private log: WriteStream;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: ProcOptions) {
+    this.log = createWriteStream(o.logFile, { flags: 'a' });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    if (this.stopping) return;
+    this.startedAt = Date.now();
+    const child = spawn(this.o.command, this.o.args, {
+      cwd: this.o.cwd,
+      env: this.o.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    this.child = child;
+    this.log.write(`--- ${new Date().toISOString()} start ${this.o.command} ${this.o.args.join(' ')}\n`);
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.on('data', (chunk: Buffer) => {
+        this.log.write(chunk);
+        if (this.o.echo) {
+          const text = chunk.toString('utf8').replace(/\n$/, '');
+          process.stderr.write(text.split('\n').map((l) => `[${this.o.label}] ${l}\n`).join(''));
+        }
+      });
+    }
+    this.exited = new Promise((res) => {
+      child.once('exit', (code, signal) => {
+        this.child = undefined;
+        this.log.write(`--- ${new Date().toISOString()} exit ${signal ?? code}\n`);
+        if (!this.stopping) this.crashed(code, signal);
+        res();
+      });
+    });
+    child.once('error', (e) => {
+      this.o.say(`${this.o.label}: cannot start ${this.o.command}: ${e.message}`);
+    });
+    if (child.pid !== undefined) this.o.onSpawn?.(child.pid);
+  }
+
+  private crashed(code: number | null, signal: NodeJS.Signals | null): void {
+    if (!this.o.restart) return;
+    if (Date.now() - this.startedAt > 10_000) this.failures = 0;
+    const delay = Math.min(10_000, 250 * 2 ** this.failures);
+    this.failures++;
+    this.o.say(
+      `${this.o.label} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms — log: ${this.o.logFile}`,
+    );
+    this.timer = setTimeout(() => this.start(), delay);
+  }
+
+  /** SIGTERM, then SIGKILL after graceMs. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await this.exited;
+      clearTimeout(t);
+    }
+    await new Promise<void>((r) => this.log.end(r));
+  }
+
+  kill(): void {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    try {
+      this.child?.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+// ---- probes --------------------------------------------------------------------
+
+function httpGet(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolveP, reject) => {
+    const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolveP({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+function tcpAccepts(host: string, port: number): Promise<boolean> {
+  return new Promise((r) => {
+    const s = net.connect({ host, port });
+    s.setTimeout(500);
+    s.once('connect', () => {
+      s.destroy();
+      r(true);
+    });
+    s.once('error', () => r(false));
+    s.once('timeout', () => {
+      s.destroy();
+      r(false);
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the command ---------------------------------------------------------------
+
+interface PodRun {
+  pod: LocalPod;
+  sidecar: Supervised;
+  app: Supervised;
+  sidecarReadyMs?: number;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const p = parseFlags(argv, {
+    help: { type: 'boolean', short: 'h' },
+    'state-dir': { type: 'string' },
+    'control-listen': { type: 'string' },
+    'control-admin': { type: 'string' },
+    control: { type: 'string' },
+    'pod-ip-prefix': { type: 'string' },
+    interval: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+    logs: { type: 'boolean' },
+    'log-dir': { type: 'string' },
+  });
+  if (bool(p, 'help')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (p.positionals.length !== 1) throw new UsageError('expects exactly one DIR (see weft up --help)');
+  const dir = resolve(p.positionals[0]!);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${p.positionals[0]} is not a directory`);
+  const prefix = str(p, 'pod-ip-prefix') ?? '127.0';
+  if (!isPodIpPrefix(prefix)) throw new UsageError(`--pod-ip-prefix: "${prefix}" is not 127.N (N 0..255)`);
+  const stateDir = resolve(str(p, 'state-dir') ?? join(dir, '.weft-state'));
+  const external = str(p, 'control');
+  const controlAddr: HostPort = external
+    ? parseHostPort(external, '--control')
+    : parseHostPort(str(p, 'control-listen') ?? `${prefix}.0.1:${PORTS.controlGrpc}`, '--control-listen');
+  const adminAddr = parseHostPort(str(p, 'control-admin') ?? `${controlAddr.host}:${PORTS.controlAdmin}`, '--control-admin');
+  const intervalS = int(p, 'interval', { min: 1, max: 3600 }) ?? 2;
+  const quiet = bool(p, 'quiet');
+  const echoLogs = bool(p, 'logs');
+  const logDir = resolve(str(p, 'log-dir') ?? join(stateDir, 'logs'));
+  const show = (dirPath: string) => relative(process.cwd(), dirPath) || '.';
+
+  const { workloads, errors } = loadWorkloads(dir);
+  for (const e of errors) process.stderr.write(`weft up: ${e}\n`);
+  const wanted = workloads.filter((w) => w.replicas > 0);
+  if (errors.length > 0 && workloads.length === 0) {
+    process.stderr.write('weft up: no valid Workload; fix the errors above\n');
+    return 1;
+  }
+  const pods = planPods(workloads, prefix);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(logDir, { recursive: true });
+
+  const say: Say = (line) => process.stderr.write(`weft up: ${line}\n`);
+
+  // Control first: it creates STATE (trust anchor, bootstrap token) that the
+  // sidecars read when they start.
+  let control: ControlHandle | undefined;
+  if (!external) {
+    const startControl = await loadStartControl();
+    control = await startControl({
+      configDir: dir,
+      stateDir,
+      listen: formatHostPort(controlAddr),
+      adminListen: formatHostPort(adminAddr),
+      log: (line: string) => process.stderr.write(`control: ${line}\n`),
+    });
+  }
+
+  const lines: string[] = [
+    `weft up ${show(dir)}: ${wanted.length} workloads, ${pods.length} pods`,
+    external
+      ? `  control    ${formatHostPort(controlAddr)} (already running)`
+      : `  control    grpc ${formatHostPort(controlAddr)}  admin http://${formatHostPort(adminAddr)}  state ${show(stateDir)}`,
+  ];
+  const podW = Math.max(...pods.map((x) => `${x.workload.namespace}/${x.name}`.length), 8);
+  for (const pod of pods) {
+    const w = pod.workload;
+    const app = w.ports.length ? w.ports.map((x) => `${pod.ip}:${x}`).join(',') : '(no ports)';
+    lines.push(
+      `  ${`${w.namespace}/${pod.name}`.padEnd(podW)}  pod ${pod.ip.padEnd(13)} app ${app}  sidecar out :${PORTS.outbound} in :${PORTS.inbound} admin http://${pod.ip}:${PORTS.admin}`,
+    );
+  }
+  lines.push(`  logs       ${show(logDir)}/<pod>.{app,sidecar}.log`);
+  const banner = lines.join('\n');
+  process.stdout.write(`${banner}\n`);
+
+  const runs: PodRun[] = [];
+  const writePods = () => {
+    const body = runs.map((r) => ({
+      namespace: r.pod.workload.namespace,
+      workload: r.pod.workload.name,
+      pod: r.pod.name,
+      podIP: r.pod.ip,
+      serviceAccount: r.pod.workload.serviceAccount,
+      labels: r.pod.workload.labels,
+      ports: r.pod.workload.ports,
+      adminUrl: `http://${r.pod.ip}:${PORTS.admin}`,
+      sidecarPid: r.sidecar.pid ?? null,
+      appPid: r.app.pid ?? null,
+    }));
+    try {
+      writeFileSync(join(stateDir, 'local-pods.json'), JSON.stringify({ control: formatHostPort(controlAddr), pods: body }, null, 2));
+    } catch {
+      /* state dir removed under us: nothing to record */
+    }
+  };
+
+  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']) {
+    delete baseEnv[k];
+  }
+
+  for (const pod of pods) {
+    const w = pod.workload;
+    const id = `${w.namespace}.${pod.name}`;
+    const sidecarArgs = [
+      WEFT_JS,
+      'sidecar',
+      '--control',
+      formatHostPort(controlAddr),
+      '--state-dir',
+      stateDir,
+      '--pod-ip',
+      pod.ip,
+      '--pod-name',
+      pod.name,
+      '--namespace',
+      w.namespace,
+      '--workload',
+      w.name,
+      '--service-account',
+      w.serviceAccount,
+    ];
+    if (Object.keys(w.labels).length) sidecarArgs.push('--labels', formatLabels(w.labels));
+    if (w.ports.length) sidecarArgs.push('--app-ports', w.ports.join(','));
+    for (const c of w.calls) sidecarArgs.push('--subscribe', c);
+    if (w.strict) sidecarArgs.push('--strict');
+    const proxy = `http://${pod.ip}:${PORTS.outbound}`;
+    const [cmd0, ...cmdRest] = w.command;
+    const r: PodRun = {
+      pod,
+      sidecar: new Supervised({
+        label: `${w.namespace}/${pod.name} sidecar`,
+        command: process.execPath,
+        args: sidecarArgs,
+        cwd: dir,
+        env: baseEnv,
+        logFile: join(logDir, `${id}.sidecar.log`),
+        echo: echoLogs,
+        say,
+        restart: true,
+        onSpawn: () => writePods(),
+      }),
+      app: new Supervised({
+        label: `${w.namespace}/${pod.name}`,
+        command: cmd0 === 'node' ? process.execPath : cmd0!,
+        args: cmdRest,
+        cwd: dir,
+        env: {
+          ...baseEnv,
+          POD_IP: pod.ip,
+          POD_NAME: pod.name,
+          POD_NAMESPACE: w.namespace,
+          SERVICE_ACCOUNT: w.serviceAccount,
+          WORKLOAD: w.name,
+          HTTP_PROXY: proxy,
+          http_proxy: proxy,
+          ...w.env,
+        },
+        logFile: join(logDir, `${id}.app.log`),
+        echo: echoLogs,
+        say,
+        restart: true,
+        onSpawn: () => writePods(),
+      }),
+    };
+    runs.push(r);
+  }
+
+  // Whatever happens to this process, its children must not outlive it.
+  const killAll = () => {
+    for (const r of runs) {
+      r.app.kill();
+      r.sidecar.kill();
+    }
+  };
+  process.on('exit', killAll);
+
+  let stopping = false;
+  const started = Date.now();
+  const bringUp = async (r: PodRun): Promise<void> => {
+    const t0 = Date.now();
+    r.sidecar.start();
+    const url = `http://${r.pod.ip}:${PORTS.admin}/ready`;
+    let warned = false;
+    while (!stopping) {
+      const ok = await httpGet(url, 500).then(
+        (x) => x.status === 200,
+        () => false,
+      );
+      if (ok) break;
+      if (!warned && Date.now() - t0 > 15_000) {
+        warned = true;
+        say(`${r.pod.workload.namespace}/${r.pod.name}: sidecar not ready after 15 s — log: ${join(logDir, `${r.pod.workload.namespace}.${r.pod.name}.sidecar.log`)}`);
+      }
+      await sleep(50);
+    }
+    if (stopping) return;
+    r.sidecarReadyMs = Date.now() - t0;
+    r.app.start();
+    for (const port of r.pod.workload.ports) {
+      const t1 = Date.now();
+      while (!stopping && !(await tcpAccepts(r.pod.ip, port))) {
+        if (Date.now() - t1 > 30_000) {
+          say(`${r.pod.workload.namespace}/${r.pod.name}: app does not accept on ${r.pod.ip}:${port} after 30 s`);
+          break;
+        }
+        await sleep(100);
+      }
+    }
+  };
+
+  const signal = waitForSignal();
+  const allUp = Promise.all(runs.map(bringUp)).then(() => {
+    if (stopping) return;
+    const cold = runs.map((r) => r.sidecarReadyMs ?? 0).sort((a, b) => a - b);
+    const median = cold.length ? cold[Math.floor(cold.length / 2)]! : 0;
+    process.stdout.write(
+      `weft up: ready: ${runs.length} pods in ${Date.now() - started} ms (sidecar start → ready: median ${median} ms, max ${cold[cold.length - 1] ?? 0} ms)\n`,
+    );
+  });
+
+  // The live table.
+  let table: NodeJS.Timeout | undefined;
+  if (!quiet) {
+    const tty = process.stdout.isTTY === true;
+    let prev: TargetScrape[] = [];
+    table = setInterval(() => {
+      void Promise.all(
+        runs.map(async (r): Promise<TargetScrape | undefined> => {
+          try {
+            const res = await httpGet(`http://${r.pod.ip}:${PORTS.admin}/metrics`, 1000);
+            if (res.status !== 200) return undefined;
+            return { target: r.pod.ip, at: Date.now(), samples: parseExposition(res.body) };
+          } catch {
+            return undefined;
+          }
+        }),
+      ).then((scrapes) => {
+        if (stopping) return;
+        const cur = scrapes.filter((s): s is TargetScrape => s !== undefined);
+        const rows = aggregate(prev, cur, { by: ['service', 'backend'], quantiles: [0.5, 0.99] });
+        prev = cur;
+        const text = renderStat(rows, { by: ['service', 'backend'], quantiles: [0.5, 0.99], share: true });
+        const stamp = new Date().toISOString().slice(11, 19);
+        if (tty) process.stdout.write(`\x1b[H\x1b[2J${banner}\n\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n`);
+        else process.stdout.write(`\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n`);
+      });
+    }, intervalS * 1000);
+  }
+
+  const sig = await signal;
+  stopping = true;
+  if (table) clearInterval(table);
+  say(`${sig}: stopping apps, then sidecars${control ? ', then control' : ''} (again to kill at once)`);
+  const force = waitForSignal().then(() => {
+    say('killing everything');
+    killAll();
+  });
+  void force;
+  await Promise.all(runs.map((r) => r.app.stop(5000)));
+  await Promise.all(runs.map((r) => r.sidecar.stop(5000)));
+  await allUp.catch(() => undefined);
+  if (control) await control.close();
+  process.off('exit', killAll);
+  say('stopped');
+  return 0;
+}
