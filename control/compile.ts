@@ -1,0 +1,80 @@
+// compile(snapshot): the pure heart of control. Typed, validated resources in;
+// the service directory, a view function (Service × consumer namespace →
+// ServiceConfig), route/policy status and semantic errors out.
+import type { DirectoryEntry, Service, ServiceConfig } from '../api/index.js';
+import { EndpointIndex, directoryEntry } from './compile-endpoints.js';
+import { compilePolicies, sessionConfig } from './compile-policies.js';
+import { analyzeRoute, attachments, type Attachment, type RouteInfo } from './compile-routes.js';
+import { routeStatuses } from './compile-status.js';
+import type { CompileResult, ConfigError, ResourceStatus, StoreSnapshot } from './types.js';
+import { buildView, type ViewContext } from './view.js';
+
+/** Attachments by Service port, then by the route's namespace (its producer/consumer group). */
+export type PortGroups = Map<string, Map<string, Attachment[]>>;
+
+export function compile(snap: StoreSnapshot): CompileResult {
+  const services = new Map<string, Service>();
+  for (const s of snap.services) services.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, s);
+  const idx = new EndpointIndex(snap);
+
+  const directory: DirectoryEntry[] = [...services.values()]
+    .map((s) => directoryEntry(s, idx))
+    .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+  const meshed = new Map(directory.map((d) => [`${d.namespace}/${d.name}`, d.meshed]));
+
+  const configMaps = new Map<string, Record<string, string>>();
+  for (const c of snap.configMaps) configMaps.set(`${c.metadata.namespace ?? 'default'}/${c.metadata.name}`, c.data ?? {});
+  const policies = compilePolicies(snap.backendLBPolicies, snap.backendTLSPolicies, services, configMaps, (k) => meshed.get(k) ?? false);
+
+  const res = { services };
+  const infos: RouteInfo[] = [
+    ...snap.httpRoutes.map((r) => analyzeRoute('HTTPRoute', r, res)),
+    ...snap.grpcRoutes.map((r) => analyzeRoute('GRPCRoute', r, res)),
+  ];
+  const allAtts = infos.flatMap((i) => attachments(i, services));
+
+  // A route takes part in routing when its parent resolved and at least one of
+  // its rules survived (or it has no rules at all: it then rejects everything).
+  const live = (a: Attachment) => !a.noMatch && (a.info.rules.length === 0 || a.info.rules.some((r) => !r.dropped));
+  const groups: PortGroups = new Map();
+  for (const a of allAtts) {
+    if (!live(a)) continue;
+    for (const port of a.ports) {
+      const pk = `${a.svcKey}:${port}`;
+      let byNs = groups.get(pk);
+      if (!byNs) groups.set(pk, (byNs = new Map()));
+      const list = byNs.get(a.info.namespace) ?? [];
+      // One entry per route per port, even if two parentRefs select the same port.
+      if (!list.some((x) => x.info === a.info)) list.push(a);
+      byNs.set(a.info.namespace, list);
+    }
+  }
+
+  const errors: ConfigError[] = [...policies.errors];
+  const routeStatus = routeStatuses(infos, allAtts, groups, errors);
+  const statuses: ResourceStatus[] = [...routeStatus, ...policies.statuses].sort((a, b) =>
+    a.kind !== b.kind ? (a.kind < b.kind ? -1 : 1) : a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+
+  const ctx: ViewContext = {
+    services,
+    idx,
+    groups,
+    policies,
+    sessionKey: snap.sessionKey,
+    ruleCtx: { res, lbSession: (k) => policies.lbSession(k), sessionConfig },
+  };
+  const cache = new Map<string, ServiceConfig | undefined>();
+  return {
+    directory,
+    statuses,
+    errors,
+    view(service: string, consumerNamespace: string): ServiceConfig | undefined {
+      const ck = `${service}\u0000${consumerNamespace}`;
+      if (cache.has(ck)) return cache.get(ck);
+      const v = buildView(ctx, service, consumerNamespace);
+      cache.set(ck, v);
+      return v;
+    },
+  };
+}
