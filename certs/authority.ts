@@ -70,3 +70,34 @@ export function loadOrCreateAuthority(
   if (!existsSync(bundlePath) || readFileSync(bundlePath, 'utf8') !== trustBundlePem) writePublicFile(bundlePath, trustBundlePem);
   return { anchor, issuer, trustBundlePem, trustDomain: opts.trustDomain ?? DEFAULT_TRUST_DOMAIN };
 }
+
+/** The files of an issuer directory, as `weft certs --out DIR` writes them and the cluster mounts them. */
+export const ISSUER_DIR_FILES = {
+  anchorCert: 'anchor.pem',
+  anchorKey: 'anchor.key', // only on the operator's machine, never in the cluster
+  issuerCert: 'issuer.pem',
+  issuerKey: 'issuer.key',
+  trustBundle: 'trust-bundle.pem',
+} as const;
+
+/**
+ * Loads an issuer directory without creating anything (Kubernetes mode: the
+ * issuer Secret and trust anchor ConfigMap mounted read-only). Throws an error
+ * naming the missing or broken file.
+ */
+export function loadIssuerDir(dir: string): { issuer: Pem; trustBundlePem: string; anchor?: Pem } {
+  const path = (f: string) => join(dir, f);
+  const read = (f: string) => {
+    if (!existsSync(path(f))) throw new Error(`issuer directory ${dir}: ${f} is missing`);
+    return readFileSync(path(f), 'utf8');
+  };
+  const issuer = { certPem: read(ISSUER_DIR_FILES.issuerCert), keyPem: read(ISSUER_DIR_FILES.issuerKey) };
+  const anchorCert = existsSync(path(ISSUER_DIR_FILES.anchorCert)) ? read(ISSUER_DIR_FILES.anchorCert) : undefined;
+  const trustBundlePem = existsSync(path(ISSUER_DIR_FILES.trustBundle)) ? read(ISSUER_DIR_FILES.trustBundle) : anchorCert;
+  if (!trustBundlePem || splitPemBundle(trustBundlePem).length === 0) {
+    throw new Error(`issuer directory ${dir}: ${ISSUER_DIR_FILES.trustBundle} (or ${ISSUER_DIR_FILES.anchorCert}) holds no certificate`);
+  }
+  if (splitPemBundle(issuer.certPem).length === 0) throw new Error(`issuer directory ${dir}: ${ISSUER_DIR_FILES.issuerCert} holds no certificate`);
+  const anchor = anchorCert && existsSync(path(ISSUER_DIR_FILES.anchorKey)) ? { certPem: anchorCert, keyPem: read(ISSUER_DIR_FILES.anchorKey) } : undefined;
+  return { issuer, trustBundlePem, ...(anchor ? { anchor } : {}) };
+}

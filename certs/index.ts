@@ -5,4 +5,4 @@ export { createTrustAnchor, createIssuer, generateKeyAndCsr, signCsr, issueCert 
 export { spiffeId, parseSpiffeId } from './spiffe.js';
 export { spiffeIdOfCert, spiffeIdOfSubjectAltName, certValidity, renewAt, splitPemBundle } from './pem.js';
 export { verifyChain, type VerifyOptions } from './verify.js';
-export { writeSecretFile, loadOrCreateAuthority } from './authority.js';
+export { writeSecretFile, loadOrCreateAuthority, loadIssuerDir, ISSUER_DIR_FILES } from './authority.js';
