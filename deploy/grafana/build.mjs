@@ -15,11 +15,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const DS = { type: 'prometheus', uid: '${datasource}' };
 const W = '[$__rate_interval]';
 
-// A request failed when the server answered 5xx, or gRPC answered with one of
-// the statuses that gRPC's HTTP mapping treats as server errors (UNKNOWN,
-// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
-// Client errors (4xx, NOT_FOUND, ...) are the caller's, not the service's.
-const OK = 'status_class!="5xx",grpc_status!~"2|4|12|13|14|15"';
+// A request failed when the server answered 5xx, when no response came at
+// all (status_code "" or "0": the connection failed), or when a gRPC call
+// ended with any status but OK — the same rule as `weft stat` (cli/stat-table.ts
+// isFailure). Prometheus regexes are anchored: "0?" is "" or "0".
+const OK = 'status_class!="5xx",status_code!~"0?",grpc_status=~"0?"';
 
 const sel = (...parts) => parts.filter(Boolean).join(',');
 const reqRate = (f, by) => `sum${by ? ` by (${by})` : ''} (rate(weft_requests_total{${f}}${W}))`;
