@@ -99,13 +99,14 @@ export class Registry {
     const key = registrationKey(w);
     const prev = this.entries.get(key);
     this.clearTimer(key);
-    const entry: RegistryEntry = {
-      workload: w,
-      state: 'connected',
-      connections: (prev?.state === 'connected' ? prev.connections : 0) + 1,
-    };
-    this.entries.set(key, entry);
+    // Keep the entry object: releases of overlapping streams count down the same one.
+    const entry: RegistryEntry = prev ?? { workload: w, state: 'connected', connections: 0 };
     const moved = !prev || !sameWorkload(prev.workload, w);
+    entry.workload = w;
+    entry.connections = (entry.state === 'connected' ? entry.connections : 0) + 1;
+    entry.state = 'connected';
+    delete entry.expiresAt;
+    this.entries.set(key, entry);
     this.changed(moved, true);
     let released = false;
     return () => {
