@@ -274,7 +274,7 @@ function killPids(pods: PodInfo[]): void {
 }
 
 /**
- * `weft up DIR --quiet` with a prefix of its own and STATE in a temp dir;
+ * `weft up DIR --quiet` (table: without --quiet) with a prefix of its own and STATE in a temp dir;
  * resolves once weft up says every pod is ready (sidecar ready, app port
  * accepting). `control` = an already running control's address
  * (`weft up --control`), with its `stateDir`.
@@ -282,13 +282,13 @@ function killPids(pods: PodInfo[]): void {
 export async function startMesh(
   t: TestLike,
   dir: string,
-  opts: { prefix?: string; stateDir?: string; control?: string; args?: string[]; timeoutMs?: number } = {},
+  opts: { prefix?: string; stateDir?: string; control?: string; args?: string[]; timeoutMs?: number; table?: boolean } = {},
 ): Promise<Mesh> {
   const prefix = opts.prefix ?? (await loopbackPrefix());
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'weft-state-'));
   if (!opts.stateDir) t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
   const control = opts.control ?? `${prefix}.0.1:7443`;
-  const args = ['up', dir, '--quiet', '--pod-ip-prefix', prefix, '--state-dir', stateDir, ...(opts.args ?? [])];
+  const args = ['up', dir, ...(opts.table ? [] : ['--quiet']), '--pod-ip-prefix', prefix, '--state-dir', stateDir, ...(opts.args ?? [])];
   if (opts.control) args.push('--control', opts.control);
   else args.push('--control-listen', control, '--control-admin', `${prefix}.0.1:7091`);
   const proc = weft(t, args);

@@ -1,0 +1,42 @@
+# weft: one image for control, the sidecar, `weft init` (iptables) and the
+# injector. Build: docker build -t weft .
+# Run: docker run --rm weft version
+
+# ---- build: compile TypeScript with the dev dependencies ----------------------
+FROM node:24-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts ./scripts
+COPY api ./api
+COPY certs ./certs
+COPY control ./control
+COPY sidecar ./sidecar
+COPY injector ./injector
+COPY cli ./cli
+COPY bench ./bench
+COPY e2e/helpers ./e2e/helpers
+COPY examples ./examples
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: production dependencies, the built code, iptables for init ------
+FROM node:24-slim
+# `weft init` installs the pod's NAT rules (nft backend, as in current kernels).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# The sidecar runs as uid 2102: `weft init` exempts this uid from interception.
+RUN groupadd --system --gid 2102 weft \
+ && useradd --system --uid 2102 --gid 2102 --home-dir /var/lib/weft --create-home weft
+WORKDIR /opt/weft
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/examples ./examples
+ENV NODE_ENV=production
+# The sidecar's user by default; `weft init` runs as root with NET_ADMIN
+# (the injector sets runAsUser: 0 on the init container).
+USER 2102:2102
+ENTRYPOINT ["node", "/opt/weft/dist/cli/weft.js"]
+CMD ["--help"]
