@@ -51,7 +51,7 @@ function signCert(cert: forge.pki.Certificate, signerKeyPem: string): string {
   c.tbsCertificate = internals.getTBSCertificate(cert);
   const der = Buffer.from(asn1.toDer(c.tbsCertificate).getBytes(), 'binary');
   c.signature = nodeSign('sha256', der, signerKeyPem).toString('binary');
-  return pki.certificateToPem(cert);
+  return pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
 
 function ski(cert: forge.pki.Certificate): string {
@@ -137,7 +137,7 @@ export function generateKeyAndCsr(spiffeId: string): { keyPem: string; csrPem: s
   c.certificationRequestInfo = internals.getCertificationRequestInfo(csr);
   const der = Buffer.from(asn1.toDer(c.certificationRequestInfo).getBytes(), 'binary');
   c.signature = nodeSign('sha256', der, keyPem).toString('binary');
-  return { keyPem, csrPem: pki.certificationRequestToPem(csr) };
+  return { keyPem, csrPem: pki.certificationRequestToPem(csr).replace(/\r\n/g, '\n') };
 }
 
 export interface LeafOpts {

@@ -1,0 +1,129 @@
+import t from 'tap';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { X509Certificate } from 'node:crypto';
+import { Namespace, ServiceAccount, ConfigMap, Secret, Service } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { renderManifests, installCerts, toYamlStream } from '../../../cli/cmd-install.js';
+import { verifyChain } from '../../../certs/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..', '..');
+
+type Obj = Record<string, unknown> & { kind: string; apiVersion: string; metadata: { name: string; namespace?: string } };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const MODELS: Record<string, new (o: any) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'apps/v1/Deployment': Deployment,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': MutatingWebhookConfiguration,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+};
+
+const { certs } = installCerts(undefined);
+const objs = renderManifests({ certs }) as Obj[];
+
+t.test('every manifest validates against the Kubernetes schemas', async (t) => {
+  for (const o of objs) {
+    const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+    t.ok(Model, `schema known for ${o.apiVersion} ${o.kind}`);
+    if (!Model) continue;
+    t.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name} is valid`);
+  }
+  const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`);
+  for (const want of ['Namespace/weft-system', 'Deployment/weft-control', 'Service/weft-control', 'Deployment/weft-injector', 'Service/weft-injector', 'ClusterRole/weft-control', 'MutatingWebhookConfiguration/weft-injector', 'ConfigMap/weft-trust-anchor', 'Secret/weft-issuer', 'Secret/weft-injector-tls']) {
+    t.ok(kinds.includes(want), `has ${want}`);
+  }
+});
+
+const find = (kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+t.test('control: two replicas, ports 7443 and 7091, image by version', async (t) => {
+  const d = find('Deployment', 'weft-control');
+  t.equal(d.spec.replicas, 2);
+  const c = d.spec.template.spec.containers[0];
+  t.same(c.ports.map((p: { containerPort: number }) => p.containerPort), [7443, 7091]);
+  t.match(c.image, /^ghcr\.io\/weft-mesh\/weft:\d+\.\d+\.\d+/);
+  const svc = find('Service', 'weft-control');
+  t.same(svc.spec.ports.map((p: { port: number }) => p.port), [7443, 7091]);
+  const inj = find('Service', 'weft-injector');
+  t.same(inj.spec.ports[0], { name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' });
+  t.equal(find('Deployment', 'weft-injector').spec.template.spec.containers[0].ports[0].containerPort, 8443);
+});
+
+t.test('RBAC is least privilege', async (t) => {
+  const rules = find('ClusterRole', 'weft-control').rules as { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+  const writes = rules.filter((r) => r.verbs.some((v) => ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(v)));
+  for (const r of writes) {
+    const ok = r.resources.every((x) => x.endsWith('/status')) || r.resources.join() === 'tokenreviews' || (r.resources.join() === 'configmaps' && (r.resourceNames?.join() === 'weft-trust-anchor' || r.verbs.join() === 'create'));
+    t.ok(ok, `write rule limited: ${r.resources.join(',')} ${r.verbs.join(',')}`);
+  }
+  t.notOk(rules.some((r) => r.verbs.includes('*') || r.resources.includes('*') || r.resources.includes('secrets')), 'no wildcards, no secrets');
+  const gw = rules.find((r) => r.apiGroups.includes('gateway.networking.k8s.io') && r.verbs.includes('watch'));
+  t.same(gw?.resources, ['httproutes', 'grpcroutes', 'referencegrants', 'backendlbpolicies', 'backendtlspolicies']);
+  const role = find('Role', 'weft-control');
+  t.equal(role.metadata.namespace, 'weft-system');
+  t.ok(role.rules.some((r: { resources: string[] }) => r.resources.includes('leases')));
+});
+
+t.test('webhook: selectors, sideEffects None, failurePolicy, caBundle verifies the serving cert', async (t) => {
+  const m = find('MutatingWebhookConfiguration', 'weft-injector');
+  t.equal(m.webhooks.length, 2);
+  const [ns, pod] = m.webhooks;
+  t.same(ns.namespaceSelector.matchLabels, { 'weft.io/inject': 'enabled' });
+  t.same(pod.objectSelector.matchLabels, { 'weft.io/inject': 'enabled' });
+  for (const w of m.webhooks) {
+    t.equal(w.sideEffects, 'None');
+    t.equal(w.failurePolicy, 'Fail');
+    t.ok(w.timeoutSeconds <= 30);
+    t.same(w.admissionReviewVersions, ['v1']);
+    t.equal(w.clientConfig.service.name, 'weft-injector');
+    t.ok(w.namespaceSelector.matchExpressions.some((e: { values: string[] }) => e.values.includes('kube-system') && e.values.includes('weft-system')));
+  }
+  t.equal(ns.clientConfig.service.path, '/mutate');
+  const caPem = Buffer.from(ns.clientConfig.caBundle, 'base64').toString('utf8');
+  const tls = find('Secret', 'weft-injector-tls').stringData;
+  const [leaf, ...chain] = tls['tls.crt'].match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g);
+  t.same(verifyChain(leaf, chain, caPem, new Date(), { requireSpiffeId: false }), { ok: true });
+  t.match(new X509Certificate(leaf).subjectAltName, /DNS:weft-injector\.weft-system\.svc/);
+});
+
+t.test('the committed reference manifest is what weft install --no-certs prints', async (t) => {
+  const committed = readFileSync(join(root, 'deploy', 'kubernetes', 'weft.yaml'), 'utf8');
+  t.equal(committed, toYamlStream(renderManifests({})), 'regenerate with: node dist/cli/weft.js install --no-certs > deploy/kubernetes/weft.yaml');
+  const docs = parseAllDocuments(committed);
+  t.ok(Array.isArray(docs) && docs.every((d) => d.errors.length === 0), 'parses as YAML');
+});
+
+t.test('weft certs then weft install --certs DIR (CLI), and kubectl offline dry-run where possible', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-install-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cli = join(root, 'dist', 'cli', 'weft.js');
+  execFileSync(process.execPath, [cli, 'certs', '--out', dir], { stdio: 'pipe' });
+  const out = execFileSync(process.execPath, [cli, 'install', '--certs', dir], { encoding: 'utf8' });
+  const docs = parseAllDocuments(out);
+  if (!Array.isArray(docs)) throw new Error('no documents');
+  const cm = docs.map((d) => d.toJS()).find((o) => o.kind === 'ConfigMap');
+  t.equal(cm.data['ca-bundle.pem'], readFileSync(join(dir, 'trust-bundle.pem'), 'utf8'), 'trust anchor from DIR');
+  t.notMatch(out, readFileSync(join(dir, 'anchor.key'), 'utf8').split('\n')[1] ?? 'x', 'the anchor key never leaves DIR');
+  // kubectl needs no server for a client-side dry run of a local file with --validate=false... when it can.
+  const file = join(dir, 'weft.yaml');
+  execFileSync('sh', ['-c', `cat > ${file}`], { input: out });
+  const k = spawnSync('kubectl', ['create', '--dry-run=client', '--validate=false', '-o', 'name', '-f', file], { encoding: 'utf8', timeout: 20_000 });
+  if (k.status === 0) t.equal(k.stdout.trim().split('\n').length, objs.length, 'kubectl accepts every object');
+  else t.match(k.stderr, /connection refused|couldn't get current server API group list|the server|config/i, 'kubectl needs a cluster for discovery here');
+});
