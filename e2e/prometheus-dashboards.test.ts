@@ -1,0 +1,222 @@
+// The dashboards work on real data: a real Prometheus (Debian's) scrapes the
+// sidecars and control of a real local mesh (`weft up`) every second while a
+// client sends traffic through a 70/30 split route. Then every query of
+// every panel of every dashboard, with its template variables set to real
+// values, returns data through Prometheus' HTTP API; the per-backend panel
+// shows both backends in the configured ratio; and `weft stat`, from
+// Prometheus and from the sidecars' admin endpoints, shows the same split.
+import t from 'tap';
+import { HISTOGRAM_METRICS, METRIC_LABELS } from '../api/index.js';
+import {
+  loadDashboards,
+  parseLabelValues,
+  substitute,
+  targets,
+  variableQuery,
+} from './helpers/dashboards.js';
+import {
+  configDir,
+  docs,
+  echoWorkload,
+  meshGet,
+  service,
+  startMesh,
+  weft,
+  type Mesh,
+} from './helpers/mesh.js';
+import { startPrometheus, type Prometheus } from './helpers/prometheus.js';
+
+const NS = 'shop';
+const W1 = 70;
+const W2 = 30;
+const TOLERANCE = 0.08;
+
+const ROUTE = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-split
+  namespace: ${NS}
+spec:
+  parentRefs:
+    - { group: "", kind: Service, name: web, port: 80 }
+  rules:
+    - backendRefs:
+        - { name: web-v1, port: 80, weight: ${W1} }
+        - { name: web-v2, port: 80, weight: ${W2} }
+`;
+
+/** Sends requests through the client's sidecar until stopped: mostly 200s, some 404s and 500s. */
+function traffic(mesh: Mesh): { stop(): Promise<void>; sent(): number; failures(): string[] } {
+  const client = mesh.pod('client');
+  let stopped = false;
+  let sent = 0;
+  const failures: string[] = [];
+  const worker = async (w: number) => {
+    for (let i = 0; !stopped; i++) {
+      const path = i % 20 === 7 ? '/status/404' : i % 20 === 13 ? '/status/500' : `/ok`;
+      try {
+        await meshGet(client.podIP, `http://web.${NS}${path}`, { timeoutMs: 5000 });
+        sent++;
+      } catch (e) {
+        if (failures.length < 10) failures.push(`worker ${w}: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // ~40 rps per worker: enough for every series, little CPU on 2 cores.
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const workers = [0, 1, 2].map(worker);
+  return {
+    stop: async () => {
+      stopped = true;
+      await Promise.all(workers);
+    },
+    sent: () => sent,
+    failures: () => failures,
+  };
+}
+
+async function waitForData(prom: Prometheus, expr: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await prom.query(expr).catch(() => []);
+    if (r.length > 0) return;
+    if (Date.now() > end) throw new Error(`no data for ${expr} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
+function shares(rows: Array<{ backend: string; value: number }>): Map<string, number> {
+  const total = rows.reduce((a, r) => a + r.value, 0);
+  return new Map(rows.map((r) => [r.backend.replace(/^.*\//, ''), r.value / total]));
+}
+
+t.test('every dashboard query returns data from a real Prometheus scraping a real mesh', async (t) => {
+  const dir = configDir(t, {
+    'services.yaml': docs(
+      `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS}\n`,
+      service({ name: 'web', namespace: NS, selector: { app: 'web' } }),
+      service({ name: 'web-v1', namespace: NS, selector: { app: 'web', version: 'v1' } }),
+      service({ name: 'web-v2', namespace: NS, selector: { app: 'web', version: 'v2' } }),
+    ),
+    'route.yaml': ROUTE,
+    'workloads.yaml': docs(
+      echoWorkload({ name: 'web-v1', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v1' } }),
+      echoWorkload({ name: 'web-v2', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v2' } }),
+      echoWorkload({ name: 'client', namespace: NS, labels: { app: 'client' }, calls: ['web'] }),
+    ),
+  });
+  const mesh = await startMesh(t, dir);
+  t.teardown(() => mesh.stop());
+
+  const sidecars = mesh.pods.map((p) => `${p.podIP}:7090`);
+  const controlAdmin = mesh.controlAdmin.replace(/^http:\/\//, '');
+  const prom = await startPrometheus({
+    jobs: [
+      { job: 'weft-sidecars', targets: sidecars },
+      { job: 'weft-control', targets: [controlAdmin] },
+    ],
+    scrapeIntervalS: 1,
+  });
+  t.teardown(() => prom.stop());
+  await prom.waitForTargets(sidecars.length + 1);
+
+  const load = traffic(mesh);
+  t.teardown(() => load.stop());
+  await waitForData(prom, `weft_requests_total{direction="outbound",dst_service="web"}`, 20_000);
+  // Let rates over a 10 s window fill up.
+  await new Promise((r) => setTimeout(r, 12_000));
+
+  const window = '10s';
+  const vars = { namespace: NS, service: 'web', workload: 'web-v1' };
+  const dashboards = loadDashboards();
+
+  await t.test('template variables list the values the mesh has', async (t) => {
+    for (const d of dashboards) {
+      for (const v of d.json.templating.list) {
+        if (v.type !== 'query') continue;
+        const lv = parseLabelValues(variableQuery(v))!;
+        const sel = substitute(lv.selector, vars, window);
+        const values = new Set((await prom.query(`count by (${lv.label}) (${sel})`)).map((s) => s.metric[lv.label]));
+        const want = vars[v.name as keyof typeof vars];
+        t.ok(values.has(want), `${d.file} $${v.name} offers "${want}" (got ${[...values].join(', ')})`);
+      }
+    }
+  });
+
+  await t.test('every panel query returns data', async (t) => {
+    let n = 0;
+    for (const d of dashboards) {
+      for (const q of targets(d)) {
+        const expr = substitute(q.expr, vars, window);
+        const res = await prom.query(expr);
+        t.ok(res.length > 0, `${d.json.uid} "${q.panelTitle}" ${q.refId} returns data: ${expr}`);
+        n++;
+      }
+    }
+    t.comment(`${n} queries evaluated`);
+  });
+
+  await t.test('every metric weft declares is exported by some target', async (t) => {
+    for (const name of Object.keys(METRIC_LABELS)) {
+      const series = HISTOGRAM_METRICS.includes(name) ? `${name}_count` : name;
+      const res = await prom.query(`count(${series})`);
+      t.ok(res.length > 0, `${series} is scraped`);
+    }
+  });
+
+  await t.test('the per-backend panel shows the split in its configured ratio', async (t) => {
+    const routes = dashboards.find((d) => d.json.uid === 'weft-service-routes')!;
+    const panel = targets(routes).find((x) => x.panelTitle === 'Requests by backend')!;
+    t.ok(panel, 'the Service dashboard has the per-backend panel');
+    // The panel's own query, over the whole time traffic has flowed.
+    const res = await prom.query(substitute(panel.expr, vars, '20s'));
+    const got = shares(res.map((s) => ({ backend: s.metric.backend ?? '', value: Number(s.value[1]) })));
+    t.same([...got.keys()].sort(), ['web-v1', 'web-v2'], 'both backends of the split');
+    t.ok(Math.abs((got.get('web-v1') ?? 0) - W1 / (W1 + W2)) < TOLERANCE, `web-v1 share ${got.get('web-v1')?.toFixed(3)} ≈ ${W1}%`);
+    t.ok(Math.abs((got.get('web-v2') ?? 0) - W2 / (W1 + W2)) < TOLERANCE, `web-v2 share ${got.get('web-v2')?.toFixed(3)} ≈ ${W2}%`);
+
+    const sharePanel = targets(routes).find((x) => x.panelTitle === 'Share of requests by backend')!;
+    const shareRes = await prom.query(substitute(sharePanel.expr, vars, '20s'));
+    const sum = shareRes.reduce((a, s) => a + Number(s.value[1]), 0);
+    t.ok(Math.abs(sum - 1) < 1e-6, `the share panel's shares add up to 1 (${sum})`);
+  });
+
+  await t.test('weft stat from Prometheus shows the split', async (t) => {
+    const p = weft(t, ['stat', 'backends', 'web', '-n', NS, '--prometheus', prom.url, '--window', '20s', '-o', 'json']);
+    const { code } = await p.exited;
+    t.equal(code, 0, p.stderr());
+    const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; rps: number; share: number; successRate: number; latency: Record<string, number | null> }> };
+    const rows = out.rows.filter((r) => r.service === `${NS}/web`);
+    t.same(rows.map((r) => r.backend.replace(/^.*\//, '')).sort(), ['web-v1', 'web-v2']);
+    for (const r of rows) {
+      const want = r.backend.endsWith('web-v1') ? W1 / (W1 + W2) : W2 / (W1 + W2);
+      t.ok(Math.abs(r.share - want) < TOLERANCE, `${r.backend} share ${r.share.toFixed(3)} ≈ ${want}`);
+      t.ok(r.rps > 1, `${r.backend} rps ${r.rps}`);
+      // 1 in 20 requests is a 500: success is ~95%.
+      t.ok(r.successRate > 0.85 && r.successRate < 1, `${r.backend} success ${r.successRate}`);
+      t.ok((r.latency.p50 ?? 0) > 0, `${r.backend} p50 ${r.latency.p50}`);
+    }
+    const table = weft(t, ['stat', '-n', NS, '--prometheus', prom.url, '--window', '20s']);
+    await table.exited;
+    t.match(table.stdout(), /SERVICE\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99/, 'a table with the linkerd-style columns');
+    t.match(table.stdout(), new RegExp(`${NS}/web\\s+\\d`), 'a row for the Service');
+  });
+
+  await t.test('weft stat from the sidecars (found through control) shows the split', async (t) => {
+    const p = weft(t, ['stat', 'backends', '-n', NS, '--control-admin', controlAdmin, '--window', '4s', '-o', 'json']);
+    const { code } = await p.exited;
+    t.equal(code, 0, p.stderr());
+    const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; share: number; rps: number }> };
+    const rows = out.rows.filter((r) => r.service === `${NS}/web`);
+    t.same(rows.map((r) => r.backend.replace(/^.*\//, '')).sort(), ['web-v1', 'web-v2']);
+    for (const r of rows) {
+      const want = r.backend.endsWith('web-v1') ? W1 / (W1 + W2) : W2 / (W1 + W2);
+      // A 4 s window holds ~400 requests: a wider tolerance than Prometheus' 20 s.
+      t.ok(Math.abs(r.share - want) < 0.12, `${r.backend} share ${r.share.toFixed(3)} ≈ ${want}`);
+    }
+  });
+
+  await load.stop();
+  t.ok(load.sent() > 200, `the client sent ${load.sent()} requests (${load.failures().join('; ') || 'no transport errors'})`);
+});
