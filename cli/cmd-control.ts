@@ -2,6 +2,7 @@
 // Runs the local-mode control plane until SIGTERM or SIGINT, then shuts down
 // gracefully (streams end with UNAVAILABLE so sidecars reconnect to the next one).
 import { startControl } from '../control/index.js';
+import { parseFlags, requireStr, str } from './args.js';
 
 const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen HOST:PORT] [--admin HOST:PORT] [--trust-domain TD]
 
@@ -13,37 +14,28 @@ const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen 
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '-h' || a === '--help') {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    if (!m) {
-      process.stderr.write(`weft control: unexpected argument ${JSON.stringify(a)}\n${USAGE}`);
-      return 2;
-    }
-    const value = m[2] ?? argv[++i];
-    if (value === undefined) {
-      process.stderr.write(`weft control: --${m[1]} needs a value\n`);
-      return 2;
-    }
-    flags[m[1]!] = value;
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(USAGE);
+    return 0;
   }
-  const known = new Set(['config-dir', 'state-dir', 'listen', 'admin', 'trust-domain']);
-  for (const k of Object.keys(flags)) {
-    if (!known.has(k)) {
-      process.stderr.write(`weft control: unknown flag --${k}\n${USAGE}`);
-      return 2;
-    }
-  }
-  const stateDir = flags['state-dir'];
-  if (!stateDir) {
-    process.stderr.write(`weft control: --state-dir is required\n${USAGE}`);
-    return 2;
-  }
+  const p = parseFlags(
+    argv,
+    {
+      'config-dir': { type: 'string' },
+      'state-dir': { type: 'string' },
+      listen: { type: 'string' },
+      admin: { type: 'string' },
+      'trust-domain': { type: 'string' },
+    },
+    { positionals: false },
+  );
+  const flags: Record<string, string | undefined> = {
+    'config-dir': str(p, 'config-dir'),
+    listen: str(p, 'listen'),
+    admin: str(p, 'admin'),
+    'trust-domain': str(p, 'trust-domain'),
+  };
+  const stateDir = requireStr(p, 'state-dir');
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
