@@ -49,20 +49,7 @@ flags:
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
 
-interface ControlHandle {
-  close(): Promise<void> | void;
-}
-
-interface StartControlFn {
-  (opts: Record<string, unknown>): Promise<ControlHandle> | ControlHandle;
-}
-
-/** Loaded on demand: `weft up --control` never loads control's code. */
-async function loadStartControl(): Promise<StartControlFn> {
-  const mod = (await import(new URL('../control/index.js', import.meta.url).href)) as { startControl?: unknown };
-  if (typeof mod.startControl !== 'function') throw new Error('control/index.js does not export startControl');
-  return mod.startControl as StartControlFn;
-}
+type ControlHandle = Awaited<ReturnType<(typeof import('../control/index.js'))['startControl']>>;
 
 // ---- supervised processes ------------------------------------------------------
 
@@ -95,6 +82,8 @@ class Supervised {
   private timer: NodeJS.Timeout | undefined;
   private log: WriteStream;
   private exited: Promise<void> = Promise.resolve();
+  /** The last non-empty line the process printed: the likely reason it died. */
+  private lastLine = '';
 
   constructor(private readonly o: ProcOptions) {
     this.log = createWriteStream(o.logFile, { flags: 'a' });
@@ -118,6 +107,8 @@ class Supervised {
     for (const stream of [child.stdout, child.stderr]) {
       stream?.on('data', (chunk: Buffer) => {
         this.log.write(chunk);
+        const lines = chunk.toString('utf8').split('\n').filter((l) => l.trim() !== '');
+        if (lines.length) this.lastLine = lines[lines.length - 1]!.slice(0, 200);
         if (this.o.echo) {
           const text = chunk.toString('utf8').replace(/\n$/, '');
           process.stderr.write(text.split('\n').map((l) => `[${this.o.label}] ${l}\n`).join(''));
@@ -143,9 +134,13 @@ class Supervised {
     if (Date.now() - this.startedAt > 10_000) this.failures = 0;
     const delay = Math.min(10_000, 250 * 2 ** this.failures);
     this.failures++;
-    this.o.say(
-      `${this.o.label} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms — log: ${this.o.logFile}`,
-    );
+    // A crash loop must not bury everything else: the first few, then every tenth.
+    if (this.failures <= 3 || this.failures % 10 === 0) {
+      const why = this.lastLine ? `: ${this.lastLine}` : '';
+      this.o.say(
+        `${this.o.label} exited (${signal ?? `code ${code}`})${why}; restart #${this.failures} in ${delay} ms — log: ${this.o.logFile}`,
+      );
+    }
     this.timer = setTimeout(() => this.start(), delay);
   }
 
@@ -249,7 +244,10 @@ export async function run(argv: string[]): Promise<number> {
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
   const logDir = resolve(str(p, 'log-dir') ?? join(stateDir, 'logs'));
-  const show = (dirPath: string) => relative(process.cwd(), dirPath) || '.';
+  const show = (dirPath: string) => {
+    const rel = relative(process.cwd(), dirPath);
+    return rel === '' ? '.' : rel.startsWith('..') ? dirPath : rel;
+  };
 
   const { workloads, errors } = loadWorkloads(dir);
   for (const e of errors) process.stderr.write(`weft up: ${e}\n`);
@@ -262,19 +260,29 @@ export async function run(argv: string[]): Promise<number> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(logDir, { recursive: true });
 
-  const say: Say = (line) => process.stderr.write(`weft up: ${line}\n`);
+  // Recent messages are also shown under the table, which a terminal redraws.
+  const recent: string[] = [];
+  const note = (line: string) => {
+    recent.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
+    if (recent.length > 8) recent.shift();
+    process.stderr.write(`${line}\n`);
+  };
+  const say: Say = (line) => note(`weft up: ${line}`);
 
   // Control first: it creates STATE (trust anchor, bootstrap token) that the
   // sidecars read when they start.
   let control: ControlHandle | undefined;
+  let formatConfigError: (e: ReturnType<ControlHandle['errors']>[number]) => string = (e) => e.message;
   if (!external) {
-    const startControl = await loadStartControl();
+    // Loaded on demand: `weft up --control` never loads control's code.
+    const { startControl, formatConfigError: fmt } = await import('../control/index.js');
+    formatConfigError = fmt;
     control = await startControl({
       configDir: dir,
       stateDir,
       listen: formatHostPort(controlAddr),
       adminListen: formatHostPort(adminAddr),
-      log: (line: string) => process.stderr.write(`control: ${line}\n`),
+      log: note,
     });
   }
 
@@ -465,7 +473,14 @@ export async function run(argv: string[]): Promise<number> {
         prev = cur;
         const text = renderStat(rows, { by: ['service', 'backend'], quantiles: [0.5, 0.99], share: true });
         const stamp = new Date().toISOString().slice(11, 19);
-        if (tty) process.stdout.write(`\x1b[H\x1b[2J${banner}\n\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n`);
+        if (tty) {
+          const errs = control?.errors() ?? [];
+          const extra = [
+            ...(errs.length ? ['', 'config errors (the last good config keeps serving):', ...errs.map((e) => `  ${formatConfigError(e)}`)] : []),
+            ...(recent.length ? ['', ...recent] : []),
+          ];
+          process.stdout.write(`\x1b[H\x1b[2J${banner}\n\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n${extra.join('\n')}\n`);
+        }
         else process.stdout.write(`\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n`);
       });
     }, intervalS * 1000);
