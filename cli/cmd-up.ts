@@ -11,6 +11,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PORTS } from '../api/index.js';
@@ -44,7 +46,8 @@ flags:
   --interval SECONDS       refresh period of the traffic table (default 2)
   --quiet                  no traffic table
   --logs                   copy app and sidecar output to stderr, prefixed by pod
-  --log-dir DIR            where each process's output is written (default STATE/logs)
+  --log-dir DIR            where each process's output is written (default STATE/logs,
+                           or a temp dir when STATE is inside DIR)
 `;
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
@@ -243,7 +246,15 @@ export async function run(argv: string[]): Promise<number> {
   const intervalS = int(p, 'interval', { min: 1, max: 3600 }) ?? 2;
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
-  const logDir = resolve(str(p, 'log-dir') ?? join(stateDir, 'logs'));
+  // Log lines written inside DIR would wake control's file watcher (it
+  // watches DIR recursively) many times a second; keep them outside.
+  const stateInDir = !relative(dir, stateDir).startsWith('..');
+  const logDir = resolve(
+    str(p, 'log-dir') ??
+      (stateInDir
+        ? join(tmpdir(), `weft-up-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`, 'logs')
+        : join(stateDir, 'logs')),
+  );
   const show = (dirPath: string) => {
     const rel = relative(process.cwd(), dirPath);
     return rel === '' ? '.' : rel.startsWith('..') ? dirPath : rel;
