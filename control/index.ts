@@ -143,7 +143,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     fileSource = new FileSource({
       dir,
       log,
-      onUpdate: (resources, errors) => store.replaceSource(`${FILES}:${dir}`, resources, errors),
+      onUpdate: (resources, errors, changedAt) => store.replaceSource(`${FILES}:${dir}`, resources, errors, changedAt),
     });
     await fileSource.start();
   }

@@ -113,7 +113,7 @@ export class PushEngine extends EventEmitter {
   constructor(private readonly opts: PushEngineOptions) {
     super();
     this.debounceMs = opts.debounceMs ?? 15;
-    this.unsubscribeStore = opts.store.onChange(() => this.schedule());
+    this.unsubscribeStore = opts.store.onChange((at) => this.schedule(at));
   }
 
   /** Compiles once now (before the server accepts streams). */
@@ -174,9 +174,9 @@ export class PushEngine extends EventEmitter {
     return String(this.lastVersion);
   }
 
-  private schedule(): void {
+  private schedule(at: number): void {
     if (this.closed) return;
-    this.changeAt ??= performance.now();
+    this.changeAt = this.changeAt === undefined ? at : Math.min(this.changeAt, at);
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;

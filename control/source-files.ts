@@ -12,6 +12,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseAllDocuments } from 'yaml';
 import type { AnyResource } from '../api/index.js';
 import { keyOf } from './store.js';
@@ -20,8 +21,11 @@ import { validateResource } from './validate.js';
 
 export interface FileSourceOptions {
   dir: string;
-  /** Every time the served set changes (and once after the first scan). */
-  onUpdate?: (resources: AnyResource[], errors: ConfigError[]) => void;
+  /**
+   * Every time the served set changes (and once after the first scan).
+   * `changedAt`: performance.now() of the first file event of the burst.
+   */
+  onUpdate?: (resources: AnyResource[], errors: ConfigError[], changedAt: number) => void;
   log?: (line: string) => void;
   /** Quiet time after the last file event before rescanning. */
   debounceMs?: number;
@@ -161,6 +165,8 @@ export class FileSource {
   private intervalTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<boolean> | undefined;
   private again = false;
+  /** First file event of the burst being debounced (performance.now()). */
+  private firstEventAt: number | undefined;
   private closed = false;
   private readonly log: (line: string) => void;
 
@@ -212,6 +218,7 @@ export class FileSource {
 
   private trigger(): void {
     if (this.closed) return;
+    this.firstEventAt ??= performance.now();
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     this.debounceTimer = setTimeout(() => {
       this.debounceTimer = undefined;
@@ -223,8 +230,11 @@ export class FileSource {
   async rescan(force = false): Promise<boolean> {
     if (this.scanning) {
       this.again = true;
+      this.firstEventAt = undefined; // folded into the scan under way, which reports an earlier time
       return this.scanning;
     }
+    const eventAt = this.firstEventAt ?? performance.now();
+    this.firstEventAt = undefined;
     this.scanning = (async () => {
       let changed = force;
       do {
@@ -235,7 +245,7 @@ export class FileSource {
     })();
     try {
       const changed = await this.scanning;
-      if (changed && !this.closed) this.opts.onUpdate?.(this.servedResources, this.servedErrors);
+      if (changed && !this.closed) this.opts.onUpdate?.(this.servedResources, this.servedErrors, eventAt);
       return changed;
     } finally {
       this.scanning = undefined;

@@ -17,6 +17,7 @@ import type {
   Service,
   Workload,
 } from '../api/index.js';
+import { performance } from 'node:perf_hooks';
 import type { ConfigError, RegisteredWorkload, StoreSnapshot } from './types.js';
 
 export function resourceKey(kind: string, namespace: string | undefined, name: string): string {
@@ -38,7 +39,8 @@ export interface StoreOptions {
   sessionKey: string;
 }
 
-export type StoreListener = () => void;
+/** `at`: performance.now() of the underlying change (a file event may precede the store update). */
+export type StoreListener = (at: number) => void;
 
 export class Store {
   private readonly sources = new Map<string, SourceState>();
@@ -66,15 +68,19 @@ export class Store {
     return s;
   }
 
-  /** Replaces everything a source holds (file source: one full scan). Marks it synced. */
-  replaceSource(sourceId: string, resources: AnyResource[], errors: ConfigError[]): void {
+  /**
+   * Replaces everything a source holds (file source: one full scan). Marks it
+   * synced. `changedAt` (performance.now() clock): when the change happened at
+   * the source, so push times count from the edit, not from the rescan.
+   */
+  replaceSource(sourceId: string, resources: AnyResource[], errors: ConfigError[], changedAt?: number): void {
     const s = this.source(sourceId);
     const next = new Map<string, AnyResource>();
     for (const r of resources) next.set(keyOf(r), r);
     s.resources = next;
     s.errors = errors;
     s.synced = true;
-    this.changed();
+    this.changed(changedAt);
   }
 
   upsert(sourceId: string, resource: AnyResource): void {
@@ -194,9 +200,9 @@ export class Store {
     return () => this.listeners.delete(fn);
   }
 
-  private changed(): void {
+  private changed(at: number = performance.now()): void {
     this.cached = undefined;
     this.gen++;
-    for (const fn of [...this.listeners]) fn();
+    for (const fn of [...this.listeners]) fn(at);
   }
 }
