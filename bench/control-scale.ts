@@ -118,7 +118,10 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
   const control: Proc = start(
     'weft-control-scale',
     process.execPath,
-    [CLI, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--listen', `${ADDR.host}:${ADDR.grpc}`, '--admin', `${ADDR.host}:${ADDR.admin}`],
+    [
+      // SCALE_CONTROL_PROF=DIR writes a --cpu-prof of control over the whole run.
+      ...(process.env.SCALE_CONTROL_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_CONTROL_PROF}`] : []),
+      CLI, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--listen', `${ADDR.host}:${ADDR.grpc}`, '--admin', `${ADDR.host}:${ADDR.admin}`],
     join(dir, 'control.log'),
   );
   const streams: SimStream[] = [];

@@ -6,11 +6,11 @@
 // number printed and written to bench/results.md comes from this run.
 //
 // Knobs (env): BENCH_ROUNDS (3) wrk rounds, BENCH_SECONDS (10) per wrk run,
-// BENCH_OPEN_ROUNDS (2), BENCH_OPEN_SECONDS (10), BENCH_RATE (1000),
+// BENCH_OPEN_ROUNDS (3), BENCH_OPEN_SECONDS (10), BENCH_RATE (1000),
 // BENCH_CHAINS (comma list: direct,weft,haproxy,nginx), BENCH_PROFILE (0 = skip),
 // BENCH_OUT (results file, default bench/results.md), BENCH_KEEP (keep temp dir).
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { ensureTools } from './tools.js';
@@ -24,6 +24,7 @@ import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
 import { median, fmt, signed, envNum } from './stats.js';
 import { runControlScale, type ControlScaleResult } from './control-scale.js';
 
+const loadStart = loadavg()[0]!;
 const log = (s: string): void => void process.stderr.write(s + '\n');
 
 interface ChainStats {
@@ -149,7 +150,7 @@ async function profileSidecars(w: WeftChain, seconds: number): Promise<WeftExtra
 async function dataPlane(work: string, versions: Record<string, string>): Promise<string> {
   const rounds = envNum('BENCH_ROUNDS', 3);
   const seconds = envNum('BENCH_SECONDS', 10);
-  const openRounds = envNum('BENCH_OPEN_ROUNDS', 2);
+  const openRounds = envNum('BENCH_OPEN_ROUNDS', 3);
   const openSeconds = envNum('BENCH_OPEN_SECONDS', 10);
   const rate = envNum('BENCH_RATE', 1000);
   const want = new Set((process.env.BENCH_CHAINS ?? 'direct,weft,haproxy,nginx').split(',').map((s) => s.trim()));
@@ -165,7 +166,7 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
       weft = await startWeft(work);
       chains.push(weft);
     } catch (e) {
-      weftReason = (e as Error).message.split('\n')[0];
+      weftReason = brief((e as Error).message);
       log(`bench: weft not available: ${(e as Error).message}`);
     }
   }
@@ -179,7 +180,7 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
       live.push(c);
     } catch (e) {
       log(`bench: ${c.name} fails its check: ${(e as Error).message}`);
-      if (c === weft) weftReason = (e as Error).message.split('\n')[0];
+      if (c === weft) weftReason = brief((e as Error).message);
       else throw e;
     }
   }
@@ -219,6 +220,12 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
   }
   void app;
   return report(stats, { rounds, seconds, openRounds, openSeconds, rate }, weftReason, extras, versions);
+}
+
+/** First line of an error and, when it carries a process's log tail, that log's last line. */
+function brief(msg: string): string {
+  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.length > 1 ? `${lines[0]} ${lines[lines.length - 1]}` : (lines[0] ?? '');
 }
 
 function chainSummary(s: ChainStats): { rps: number; cpuSat: number[]; cpuOpen: number[]; p: { p50: number; p90: number; p99: number; max: number } } {
@@ -346,6 +353,7 @@ function machine(versions: Record<string, string>): string {
     `- date: ${new Date().toISOString()}`,
     `- machine: ${cpus().length} CPUs (nproc), ${model}, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, ${process.platform} ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`,
     `- node ${process.version}; ${Object.values(versions).join('; ')}`,
+    `- load average (1 min) at start ${loadStart.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)}: the machine is shared; anything above ~0 before the run means other work competed with it`,
   ].join('\n');
 }
 
