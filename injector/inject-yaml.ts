@@ -70,7 +70,9 @@ export function injectYaml(text: string, opts: InjectOptions = {}): { yaml: stri
     const before = report.results.filter((r) => r.injected).length;
     if (isRecord(js)) injectObject(js, opts, report);
     const changed = report.results.filter((r) => r.injected).length > before;
-    out.push(changed ? new Document(js).toString({ lineWidth: 0 }) : doc.toString({ lineWidth: 0 }));
+    const textOut = changed ? new Document(js).toString({ lineWidth: 0 }) : doc.toString({ lineWidth: 0 });
+    // A document after the first carries its own "---" marker; the join below adds one.
+    out.push(textOut.replace(/^---[ \t]*\n/, ''));
   }
   return { yaml: out.map((d) => (d.endsWith('\n') ? d : d + '\n')).join('---\n'), report };
 }
