@@ -92,9 +92,20 @@ export class ControlMetrics {
   }
 }
 
-/** The reason label of a NACK: the error's leading phrase up to its first colon, sanitised and short. */
+/**
+ * The reason label of a NACK: bounded, so never a Service name, version or
+ * index. Drops the "service <key> version <v>: " prefix sidecars put first,
+ * keeps the leading phrase up to the next colon, without digits.
+ */
 export function nackReason(error: string): string {
-  const head = (error.split(':')[0] ?? '').trim().toLowerCase();
-  const clean = head.replace(/[^a-z0-9_ .-]/g, '').replace(/\s+/g, '_').slice(0, 48);
+  const rest = error.replace(/^\s*(service\s+\S+\s+)?version\s+\S+:\s*/i, '').replace(/^\s*(service|directory)\s+\S+:\s*/i, '');
+  const head = (rest.split(':')[0] ?? '').trim().toLowerCase();
+  const clean = head
+    .replace(/[0-9]+/g, '')
+    .replace(/[^a-z_ .-]/g, '')
+    .replace(/\s+/g, '_')
+    .replace(/_+/g, '_')
+    .replace(/^[_.]+|[_.]+$/g, '')
+    .slice(0, 48);
   return clean || 'unspecified';
 }
