@@ -46,6 +46,19 @@ interface FileState {
 
 const YAML_FILE = /\.ya?ml$/i;
 
+/**
+ * Whether a watch event can change what we serve: not inside a hidden
+ * directory (STATE often lives in DIR/.weft-state and is written constantly),
+ * and a YAML file or something without an extension (a directory).
+ */
+function relevant(name: string | Buffer | null): boolean {
+  if (name === null) return true;
+  const parts = String(name).split(/[\\/]/);
+  if (parts.some((p) => p.startsWith('.'))) return false;
+  const last = parts[parts.length - 1] ?? '';
+  return YAML_FILE.test(last) || !/\.[A-Za-z0-9~]+$/.test(last);
+}
+
 /** Kind, namespace and name as written, to find a broken document's last good version. */
 function identityOf(doc: unknown): string | undefined {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
@@ -188,7 +201,9 @@ export class FileSource {
     if (this.opts.watch === false || this.closed) return;
     let pollMs = this.opts.safetyScanMs ?? 2000;
     try {
-      this.watcher = watch(this.opts.dir, { recursive: true, persistent: false }, () => this.trigger());
+      this.watcher = watch(this.opts.dir, { recursive: true, persistent: false }, (_event, name) => {
+        if (relevant(name)) this.trigger();
+      });
       this.watcher.on('error', (e) => {
         this.log(`config: watching ${this.opts.dir} failed (${e.message}); polling instead`);
         this.watcher?.close();
