@@ -29,6 +29,8 @@ export interface Prometheus {
   address: string;
   /** Instant query; throws on a query error (Prometheus' message included). */
   query(expr: string, time?: number): Promise<Sample[]>;
+  /** Metric families the targets export (from their # TYPE lines), even those without series yet. */
+  metadata(): Promise<Record<string, Array<{ type: string; help: string }>>>;
   /** Active targets and their health. */
   targets(): Promise<Array<{ labels: Record<string, string>; health: string; lastError: string; scrapeUrl: string }>>;
   /** Resolves when every target has been scraped successfully at least `scrapes` times, or throws after `timeoutMs`. */
@@ -108,6 +110,9 @@ export async function startPrometheus(opts: { jobs: ScrapeJob[]; scrapeIntervalS
       // A scalar result (time(), a number) as one sample without labels.
       if (data.resultType === 'scalar') return [{ metric: {}, value: data.result as [number, string] }];
       return data.result as Sample[];
+    },
+    async metadata() {
+      return api<Record<string, Array<{ type: string; help: string }>>>('/api/v1/metadata');
     },
     async targets() {
       const data = await api<{ activeTargets: Array<{ labels: Record<string, string>; health: string; lastError: string; scrapeUrl: string }> }>('/api/v1/targets?state=active');
