@@ -408,7 +408,15 @@ const control = dashboard(
     timeseries('Config age per sidecar', 's', [['time() - weft_config_last_applied_timestamp_seconds', '{{instance}}']], {
       description: 'Time since each sidecar last applied an update.',
     }),
-    timeseries('Sidecars per config version', 'short', [['count by (version) (weft_config_version_info)', 'sidecars on {{version}}'], ['count by (version) (weft_control_config_version_info)', 'control {{version}}']]),
+    timeseries(
+      'Sidecars per directory version',
+      'short',
+      [
+        ['count by (version) (weft_config_version_info{resource="directory"})', 'sidecars on {{version}}'],
+        ['count by (version) (weft_control_config_version_info)', 'control serves {{version}}'],
+      ],
+      { description: 'The service directory version each sidecar applied, next to the one control serves: after a change, every sidecar should move to it within seconds.' },
+    ),
     timeseries('Protocol detection', 'ops', [[`sum by (protocol) (rate(weft_protocol_detections_total${W}))`, '{{protocol}}']]),
     row('Certificates and sources'),
     timeseries('Certificates signed', 'short', [[`sum(increase(weft_control_certificates_signed_total${W}))`, 'signed']]),
