@@ -1,0 +1,145 @@
+// The sidecar's identity: a key made here (it never leaves the process), a
+// leaf certified by control's Identity service, renewed at 70% of its
+// lifetime. TLS contexts are rebuilt on renewal and on a new trust bundle;
+// connections already open keep the context they were made with, new ones
+// take the new one, so nothing is dropped.
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { STATE_FILES, weftV1, type CertifyRequestMsg, type CertifyResponseMsg } from '../api/index.js';
+import { generateKeyAndCsr, renewAt, spiffeId as makeSpiffeId, certValidity } from '../certs/index.js';
+
+export const CONTROL_SERVER_NAME = 'weft-control.weft-system.svc';
+
+export interface IdentityOptions {
+  control: string;
+  stateDir: string;
+  namespace: string;
+  serviceAccount: string;
+  trustDomain: string;
+  /** Kubernetes: projected service-account token; default STATE/bootstrap-token. */
+  tokenFile?: string;
+  /** Default STATE/trust-bundle.pem. */
+  trustBundleFile?: string;
+  log: (line: string) => void;
+}
+
+export interface Identity {
+  spiffe: string;
+  keyPem: string;
+  /** Leaf then issuer chain. */
+  certChainPem: string;
+  bundlePem: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** Used for both ends of the hop (client and server); verifies against the bundle. */
+  context: SecureContext;
+}
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 10_000;
+
+export function nextBackoff(ms: number): number {
+  const n = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, ms * 2));
+  return n / 2 + Math.random() * (n / 2);
+}
+
+/** Holds the current identity; emits 'changed' after a renewal or a trust bundle change. */
+export class IdentityHolder extends EventEmitter {
+  current: Identity | undefined;
+  readonly spiffe: string;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readyResolve!: () => void;
+  readonly ready: Promise<void>;
+  private bundleOverride: string | undefined;
+
+  constructor(private readonly opts: IdentityOptions) {
+    super();
+    this.spiffe = makeSpiffeId(opts.namespace, opts.serviceAccount, opts.trustDomain);
+    this.ready = new Promise((r) => (this.readyResolve = r));
+  }
+
+  start(): void {
+    void this.obtainLoop(0);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.readyResolve();
+  }
+
+  /** The trust bundle as control last announced it (anchor rotation). */
+  setBundle(pem: string): void {
+    const cur = this.current;
+    this.bundleOverride = pem;
+    if (!cur || cur.bundlePem === pem) return;
+    this.install({ ...cur, bundlePem: pem });
+  }
+
+  async readBundle(): Promise<string> {
+    if (this.bundleOverride) return this.bundleOverride;
+    return readFile(this.opts.trustBundleFile ?? join(this.opts.stateDir, STATE_FILES.trustBundle), 'utf8');
+  }
+
+  private async readToken(): Promise<string> {
+    return (await readFile(this.opts.tokenFile ?? join(this.opts.stateDir, STATE_FILES.bootstrapToken), 'utf8')).trim();
+  }
+
+  private install(id: Omit<Identity, 'context'> & { context?: SecureContext }): void {
+    const context = createSecureContext({ key: id.keyPem, cert: id.certChainPem, ca: id.bundlePem });
+    this.current = { ...id, context };
+    this.emit('changed', this.current);
+  }
+
+  private async obtainLoop(backoff: number): Promise<void> {
+    if (this.closed) return;
+    try {
+      const id = await this.certify();
+      if (this.closed) return;
+      this.install(id);
+      this.opts.log(`certificate for ${this.spiffe} valid until ${id.notAfter.toISOString()}`);
+      this.readyResolve();
+      const at = renewAt(id.notBefore, id.notAfter).getTime();
+      this.timer = setTimeout(() => void this.obtainLoop(0), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
+      this.timer.unref();
+    } catch (e) {
+      const wait = nextBackoff(backoff);
+      this.opts.log(`certify failed (retry in ${Math.round(wait)} ms): ${(e as Error).message}`);
+      this.timer = setTimeout(() => void this.obtainLoop(wait), wait);
+      // Before the first certificate the process must stay up to retry.
+      if (this.current) this.timer.unref();
+    }
+  }
+
+  private async certify(): Promise<Omit<Identity, 'context'>> {
+    const bundle = await this.readBundle();
+    const token = await this.readToken();
+    const { keyPem, csrPem } = generateKeyAndCsr(this.spiffe);
+    const { Identity } = weftV1();
+    const client = new Identity(this.opts.control, grpc.credentials.createSsl(Buffer.from(bundle)), {
+      'grpc.ssl_target_name_override': CONTROL_SERVER_NAME,
+      'grpc.default_authority': CONTROL_SERVER_NAME,
+    });
+    try {
+      const req: CertifyRequestMsg = { csr: csrPem, token, namespace: this.opts.namespace, service_account: this.opts.serviceAccount };
+      const resp = await new Promise<CertifyResponseMsg>((resolve, reject) => {
+        (client as unknown as { Certify: (r: CertifyRequestMsg, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: CertifyResponseMsg) => void) => void }).Certify(
+          req,
+          new grpc.Metadata(),
+          { deadline: Date.now() + 10_000 },
+          (err, r) => (err ? reject(err) : r ? resolve(r) : reject(new Error('empty CertifyResponse'))),
+        );
+      });
+      const v = certValidity(resp.leaf);
+      const certChainPem = [resp.leaf, ...(resp.chain ?? [])].map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');
+      const bundlePem = resp.trust_bundle || bundle;
+      return { spiffe: this.spiffe, keyPem, certChainPem, bundlePem, notBefore: v.notBefore, notAfter: v.notAfter };
+    } finally {
+      client.close();
+    }
+  }
+}

@@ -1,0 +1,147 @@
+// The config stream (weft.v1.Discovery/Stream), with the leaf as client
+// certificate: Hello, then the directory and the updates of subscribed
+// Services, each ACKed or NACKed. While control is away the last good config
+// keeps serving; the stream reconnects with jittered backoff and re-announces
+// every subscription in its Hello.
+import * as grpc from '@grpc/grpc-js';
+import { WEFT_VERSION, weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
+import { CONTROL_SERVER_NAME, nextBackoff, type IdentityHolder } from './bootstrap.js';
+import type { MeshState } from './config-apply.js';
+import type { SidecarMetrics } from './metrics.js';
+
+export interface ConfigStreamOptions {
+  control: string;
+  identity: IdentityHolder;
+  state: MeshState;
+  metrics: SidecarMetrics;
+  hello: Omit<HelloMsg, 'subscribe' | 'sidecar_version'>;
+  subscribe: string[];
+  log: (line: string) => void;
+}
+
+export class ConfigStream {
+  private readonly subscribed = new Set<string>();
+  private client: grpc.Client | undefined;
+  private call: grpc.ClientDuplexStream<SidecarMessage, ControlMessage> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private backoff = 0;
+  connected = false;
+  /** Last error sent in a NACK per resource, for /config. */
+  readonly lastNack = new Map<string, string>();
+
+  constructor(private readonly opts: ConfigStreamOptions) {
+    for (const s of opts.subscribe) this.subscribed.add(s);
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.teardown();
+  }
+
+  isSubscribed(key: string): boolean {
+    return this.subscribed.has(key);
+  }
+
+  /** Subscribes to a Service (first use); a no-op when already subscribed. */
+  subscribe(key: string): void {
+    if (this.subscribed.has(key)) return;
+    this.subscribed.add(key);
+    this.call?.write({ subscribe: { services: [key], unsubscribe: [] } });
+  }
+
+  private teardown(): void {
+    const call = this.call;
+    this.call = undefined;
+    if (call) {
+      call.removeAllListeners();
+      call.on('error', () => {});
+      call.cancel();
+    }
+    this.client?.close();
+    this.client = undefined;
+    this.setConnected(false);
+  }
+
+  private setConnected(v: boolean): void {
+    this.connected = v;
+    this.opts.metrics.controlConnected.set(v ? 1 : 0);
+  }
+
+  private scheduleReconnect(why: string): void {
+    if (this.closed || this.timer) return;
+    this.teardown();
+    const wait = nextBackoff(this.backoff);
+    this.backoff = wait;
+    this.opts.log(`config stream down (${why}); reconnecting in ${Math.round(wait)} ms`);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.connect();
+    }, wait);
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const id = this.opts.identity.current;
+    if (!id) {
+      void this.opts.identity.ready.then(() => this.connect());
+      return;
+    }
+    const { Discovery } = weftV1();
+    const creds = grpc.credentials.createSsl(Buffer.from(id.bundlePem), Buffer.from(id.keyPem), Buffer.from(id.certChainPem));
+    const client = new Discovery(this.opts.control, creds, {
+      'grpc.ssl_target_name_override': CONTROL_SERVER_NAME,
+      'grpc.default_authority': CONTROL_SERVER_NAME,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    this.client = client;
+    const call = (client as unknown as { Stream: () => grpc.ClientDuplexStream<SidecarMessage, ControlMessage> }).Stream();
+    this.call = call;
+    call.on('data', (m: ControlMessage) => {
+      if (!this.connected) {
+        this.setConnected(true);
+        this.backoff = 0;
+        this.opts.log('config stream connected');
+      }
+      this.onMessage(m);
+    });
+    call.on('error', (e: Error) => this.scheduleReconnect(e.message));
+    call.on('end', () => this.scheduleReconnect('control ended the stream'));
+    call.write({
+      hello: {
+        ...this.opts.hello,
+        sidecar_version: WEFT_VERSION,
+        subscribe: [...this.subscribed],
+      },
+    });
+  }
+
+  private ack(resource: string, version: string, error: string | undefined): void {
+    if (error) {
+      this.lastNack.set(resource, error);
+      this.opts.log(`NACK ${resource} ${version}: ${error}`);
+    } else this.lastNack.delete(resource);
+    this.call?.write({ ack: { resource, version, error: error ?? '' } });
+  }
+
+  private onMessage(m: ControlMessage): void {
+    const kind = m.kind ?? ('directory' in m && m.directory ? 'directory' : 'update');
+    if (kind === 'directory' && 'directory' in m && m.directory) {
+      const d = m.directory;
+      const err = this.opts.state.applyDirectory(d);
+      if (!err && d.trust_bundle) this.opts.identity.setBundle(d.trust_bundle);
+      this.ack('directory', d.version, err);
+    } else if (kind === 'update' && 'update' in m && m.update) {
+      const u = m.update;
+      const err = this.opts.state.applyUpdate(u);
+      this.ack(`service:${u.service}`, u.version, err);
+    }
+  }
+}

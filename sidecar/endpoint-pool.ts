@@ -1,0 +1,84 @@
+// Pooled keep-alive connections per endpoint: one undici Pool per (pod IP,
+// hop server name) for meshed endpoints, per ip:port for plain ones, one Agent
+// for traffic leaving the mesh. Pools are shared by every Service that
+// reaches the same endpoint, and closed when no config names them any more.
+import { Agent, Pool, type Dispatcher } from 'undici';
+import { hopServerName, PORTS } from '../api/index.js';
+import type { IdentityHolder } from './bootstrap.js';
+import type { EndpointRt } from './config-apply.js';
+import { meshConnector, plainConnector } from './hop.js';
+
+const POOL_OPTIONS = {
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+  keepAliveMaxTimeout: 600_000,
+  headersTimeout: 0,
+  bodyTimeout: 0,
+};
+
+export class EndpointPools {
+  private readonly pools = new Map<string, Pool>();
+  readonly external: Agent;
+
+  constructor(
+    private readonly identity: IdentityHolder,
+    private readonly inboundPort: number = PORTS.inbound,
+    private readonly connections = 64,
+  ) {
+    this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
+  }
+
+  /** The dispatcher of an endpoint (cached on it). */
+  forEndpoint(ep: EndpointRt): Dispatcher {
+    const d = ep.dispatcher as Dispatcher | undefined;
+    if (d) return d;
+    const pool = ep.identity && ep.spiffe ? this.mesh(ep.ip, ep.port, ep.identity.serviceAccount, ep.identity.namespace, ep.spiffe) : this.plain(ep.ip, ep.port);
+    ep.dispatcher = pool;
+    return pool;
+  }
+
+  mesh(ip: string, appPort: number, sa: string, ns: string, spiffe: string): Pool {
+    const sni = hopServerName(appPort, sa, ns);
+    const key = `${ip}|${sni}|${spiffe}`;
+    let p = this.pools.get(key);
+    if (!p) {
+      p = new Pool(`http://${ip}:${this.inboundPort}`, { ...POOL_OPTIONS, connections: this.connections, connect: meshConnector(this.identity, ip, this.inboundPort, sni, spiffe) });
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  plain(ip: string, port: number): Pool {
+    const key = `${ip}:${port}`;
+    let p = this.pools.get(key);
+    if (!p) {
+      p = new Pool(`http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`, { ...POOL_OPTIONS, connections: this.connections, connect: plainConnector(ip, port) });
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** Closes pools whose endpoint is not in `live` (keys as built by forEndpoint). */
+  retain(liveEndpoints: Iterable<EndpointRt>): void {
+    const keep = new Set<Dispatcher>();
+    for (const ep of liveEndpoints) if (ep.dispatcher) keep.add(ep.dispatcher as Dispatcher);
+    for (const [k, p] of this.pools) {
+      if (!keep.has(p)) {
+        this.pools.delete(k);
+        void p.close().catch(() => {});
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.pools.values()].map((p) => p.close().catch(() => {}));
+    this.pools.clear();
+    await Promise.all([...all, this.external.close().catch(() => {})]);
+  }
+
+  async destroy(): Promise<void> {
+    const all = [...this.pools.values()].map((p) => p.destroy().catch(() => {}));
+    this.pools.clear();
+    await Promise.all([...all, this.external.destroy().catch(() => {})]);
+  }
+}

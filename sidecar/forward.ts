@@ -1,0 +1,195 @@
+// One request forwarded upstream with undici's dispatch() handler callbacks:
+// no per-request streams, Promises or AbortSignals (perf-baseline.md: these
+// are where Node proxies lose). Shared by the outbound hop and the inbound
+// leg to the app.
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
+import { classifyUpstreamError, sendProxyError, TimeoutError, PROXY_ERROR_HEADER } from './proxy-errors.js';
+
+/** Removes what must not cross a hop (RFC 9110 7.6.1) or that undici refuses; returns whether the request has a body. */
+export function prepareRequestHeaders(h: IncomingHttpHeaders): boolean {
+  const hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
+  const conn = h.connection;
+  if (conn !== undefined) {
+    // Headers the client listed in Connection are hop-by-hop too.
+    if (conn.indexOf(',') >= 0 || (conn !== 'keep-alive' && conn !== 'close' && conn !== 'Keep-Alive' && conn !== 'Close')) {
+      for (const t of conn.split(',')) {
+        const n = t.trim().toLowerCase();
+        if (n && n !== 'close' && n !== 'keep-alive' && n !== 'host') delete h[n];
+      }
+    }
+    delete h.connection;
+  }
+  if (h['keep-alive'] !== undefined) delete h['keep-alive'];
+  if (h['transfer-encoding'] !== undefined) delete h['transfer-encoding'];
+  if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
+  if (h.upgrade !== undefined) delete h.upgrade;
+  if (h.expect !== undefined) delete h.expect;
+  if (h.te !== undefined) delete h.te;
+  if (h.trailer !== undefined) delete h.trailer;
+  return hasBody;
+}
+
+function isHopByHop(name: string): boolean {
+  switch (name.length) {
+    case 10: {
+      const n = name.toLowerCase();
+      return n === 'connection' || n === 'keep-alive';
+    }
+    case 17:
+      return name.toLowerCase() === 'transfer-encoding';
+    case 16:
+      return name.toLowerCase() === 'proxy-connection';
+    case 7: {
+      const n = name.toLowerCase();
+      return n === 'upgrade' || n === 'trailer';
+    }
+    default:
+      return false;
+  }
+}
+
+export interface ForwardResult {
+  status: number;
+  /** Set when the mesh produced the response (upstream failure, timeout). */
+  proxyError: string | undefined;
+}
+
+export type ForwardDone = (r: ForwardResult) => void;
+
+/**
+ * The undici handler of one forwarded request. Writes the upstream's
+ * response into `res` as it arrives, with backpressure both ways.
+ */
+export class ForwardHandler implements Dispatcher.DispatchHandler {
+  private abortFn: ((err?: Error) => void) | undefined;
+  private resumeFn: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timedOut: TimeoutError | undefined;
+  private finished = false;
+  private status = 0;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly responseEdits: CompiledHeaderEdits[] | undefined,
+    private readonly done: ForwardDone,
+    timeoutMs: number,
+    timeoutKind: 'request' | 'backendRequest',
+  ) {
+    res.once('close', this.onClientClose);
+    if (timeoutMs > 0) this.timer = setTimeout(this.onTimeout, timeoutMs, timeoutMs, timeoutKind);
+  }
+
+  private readonly onClientClose = (): void => {
+    if (!this.finished) {
+      this.abortFn?.(new Error('client closed the connection'));
+      this.finish({ status: this.status || 499, proxyError: 'client closed' });
+    }
+  };
+
+  private readonly onTimeout = (ms: number, kind: 'request' | 'backendRequest'): void => {
+    this.timer = undefined;
+    if (this.finished) return;
+    this.timedOut = new TimeoutError(kind, ms);
+    // Cancel the upstream request (spec: the backend request is cancelled), answer 504 now.
+    this.abortFn?.(this.timedOut);
+    const status = sendProxyError(this.res, 504, this.timedOut.message);
+    this.finish({ status, proxyError: this.timedOut.message });
+  };
+
+  private readonly onDrain = (): void => {
+    this.resumeFn?.();
+  };
+
+  private finish(r: ForwardResult): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.res.removeListener('close', this.onClientClose);
+    this.done(r);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort;
+    if (this.finished) abort(this.timedOut ?? new Error('request no longer wanted'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.finished) return false;
+    if (statusCode < 200) return true; // 1xx: node answers 100-continue itself
+    this.status = statusCode;
+    this.resumeFn = resume;
+    let flat: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      if (isHopByHop(name)) continue;
+      flat.push(name, rawHeaders[i + 1]!.toString('latin1'));
+    }
+    const edits = this.responseEdits;
+    if (edits) for (let i = 0; i < edits.length; i++) flat = editResponseHeaders(flat, edits[i]!);
+    if (statusText) this.res.writeHead(statusCode, statusText, flat);
+    else this.res.writeHead(statusCode, flat);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.finished) return false;
+    const ok = this.res.write(chunk);
+    if (!ok) this.res.once('drain', this.onDrain);
+    return ok;
+  }
+
+  onComplete(_trailers: string[] | null): void {
+    if (this.finished) return;
+    this.res.end();
+    this.finish({ status: this.status, proxyError: undefined });
+  }
+
+  onError(err: Error): void {
+    if (this.finished) return;
+    const { status, reason } = classifyUpstreamError(err);
+    const written = sendProxyError(this.res, status, reason);
+    this.finish({ status: this.res.headersSent && this.status ? this.status : written, proxyError: reason });
+  }
+}
+
+/** Discards a mirrored request's response (spec: responses from the mirror are ignored). */
+export const DISCARD_HANDLER: Dispatcher.DispatchHandler = {
+  onConnect() {},
+  onHeaders() {
+    return true;
+  },
+  onData() {
+    return true;
+  },
+  onComplete() {},
+  onError() {},
+};
+
+/**
+ * A copy of the request body for a mirror. The mirror must never slow the
+ * original, so when it falls behind by more than `limit` bytes it is cut.
+ */
+export function teeBody(req: IncomingMessage, limit = 1 << 20): PassThrough {
+  const copy = new PassThrough();
+  let dead = false;
+  req.on('data', (c: Buffer) => {
+    if (dead) return;
+    if (copy.writableLength > limit) {
+      dead = true;
+      copy.destroy(new Error('mirror fell behind'));
+      return;
+    }
+    copy.write(c);
+  });
+  req.once('end', () => {
+    if (!dead) copy.end();
+  });
+  req.once('error', () => copy.destroy());
+  copy.on('error', () => {});
+  return copy;
+}
+
+export { PROXY_ERROR_HEADER };

@@ -1,0 +1,83 @@
+// The mesh hop, client side: mutual TLS to the peer sidecar's inbound port.
+// The server name carries the app port and the peer's identity
+// (`<port>.<sa>.<ns>.weft`); the peer must present exactly the SPIFFE ID of
+// the endpoint we chose, or the connection is refused (a pod IP reused by
+// another workload must not receive this traffic).
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { connect as netConnect } from 'node:net';
+import type { buildConnector } from 'undici';
+import { spiffeIdOfCert } from '../certs/index.js';
+import type { IdentityHolder } from './bootstrap.js';
+
+const CONNECT_TIMEOUT_MS = 5_000;
+export const HOP_ALPN = ['http/1.1'];
+
+export class PeerIdentityError extends Error {
+  readonly code = 'WEFT_PEER_IDENTITY';
+}
+
+export function meshConnector(identity: IdentityHolder, ip: string, port: number, serverName: string, expectSpiffe: string): buildConnector.connector {
+  return (_opts, cb) => {
+    const id = identity.current;
+    if (!id) {
+      cb(new Error('no mesh certificate yet'), null);
+      return;
+    }
+    let done = false;
+    const socket = tlsConnect({
+      host: ip,
+      port,
+      servername: serverName,
+      secureContext: id.context,
+      ALPNProtocols: HOP_ALPN,
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+        const got = spiffeIdOfCert(cert);
+        if (got !== expectSpiffe) return new PeerIdentityError(`peer ${ip} presented ${got ?? 'no SPIFFE ID'}, expected ${expectSpiffe}`);
+        return undefined;
+      },
+    });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+    const fail = (e: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      cb(e, null);
+    };
+    socket.once('secureConnect', () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.removeListener('error', fail);
+      cb(null, socket);
+    });
+    socket.once('error', fail);
+  };
+}
+
+/** Plain TCP to an endpoint without a sidecar (or the app behind the inbound). */
+export function plainConnector(ip: string, port: number): buildConnector.connector {
+  return (_opts, cb) => {
+    let done = false;
+    const socket = netConnect({ host: ip, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+    const fail = (e: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      cb(e, null);
+    };
+    socket.once('connect', () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.removeListener('error', fail);
+      cb(null, socket);
+    });
+    socket.once('error', fail);
+  };
+}
