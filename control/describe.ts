@@ -486,7 +486,9 @@ function describeService(inv: Inventory, c: CompileResult, s: Service, now: numb
     out.push(`  ${p.name || '(unnamed)'} ${p.port} → ${p.targetPort} ${p.appProtocol || 'auto-detect'}: ${eps.length === 0 ? 'no endpoints' : eps.map((e) => `${e.ip}:${e.port}${e.pod ? ` (${e.pod})` : ''}${e.ready ? '' : ' not-ready'}${e.identity ? '' : ' no-sidecar'}`).join(', ')}`);
   }
   // Routes attached and policies targeting this Service.
-  const routes = attachedRoutes(inv.resources).get(key) ?? [];
+  const routes = [...(attachedRoutes(inv.resources).get(key) ?? [])].sort(
+    (a, b) => Number(nsOf(a) !== ns) - Number(nsOf(b) !== ns) || cmp(nsOf(a), nsOf(b)) || cmp(a.kind, b.kind) || cmp(a.metadata.name, b.metadata.name),
+  );
   out.push(`Routes:       ${routes.length === 0 ? 'none (all traffic goes to the Service as plain Kubernetes would)' : ''}`);
   for (const r of routes) {
     const st = (statusOf(c, r) ?? statusOf(inv, r))?.status as RouteStatus | undefined;
