@@ -1,0 +1,60 @@
+// The admin listener (POD_IP:7090): /ready, /live, /config, /metrics,
+// POST /shutdown. /ready is 200 only with a certificate and a first
+// directory from control (kubelet and `weft up` wait on it).
+import { createServer, type Server } from 'node:http';
+import type { IdentityHolder } from './bootstrap.js';
+import type { MeshState } from './config-apply.js';
+import type { ConfigStream } from './config-stream.js';
+import type { SidecarMetrics } from './metrics.js';
+
+export interface AdminOptions {
+  identity: IdentityHolder;
+  state: MeshState;
+  stream: ConfigStream;
+  metrics: SidecarMetrics;
+  self: Record<string, unknown>;
+  onShutdown: () => void;
+}
+
+export function isReady(identity: IdentityHolder, state: MeshState): boolean {
+  return !!identity.current && !!state.directory;
+}
+
+export function configSnapshot(o: AdminOptions): unknown {
+  const id = o.identity.current;
+  return {
+    self: o.self,
+    ready: isReady(o.identity, o.state),
+    certificate: id ? { spiffeId: id.spiffe, notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString() } : null,
+    control: { connected: o.stream.connected, nacks: Object.fromEntries(o.stream.lastNack) },
+    directory: o.state.directory ? { version: o.state.directory.version, services: o.state.directory.entries } : null,
+    services: Object.fromEntries([...o.state.services].map(([k, s]) => [k, { version: s.version, config: s.config }])),
+  };
+}
+
+export function createAdmin(o: AdminOptions): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+    if (path === '/live') return send(200, 'live\n');
+    if (path === '/ready') return isReady(o.identity, o.state) ? send(200, 'ready\n') : send(503, `not ready: ${o.identity.current ? 'no config from control yet' : 'no certificate yet'}\n`);
+    if (path === '/config') return send(200, JSON.stringify(configSnapshot(o), null, 2) + '\n', 'application/json');
+    if (path === '/metrics') {
+      o.metrics.render().then(
+        (text) => send(200, text, o.metrics.contentType),
+        (e: Error) => send(500, e.message),
+      );
+      return;
+    }
+    if (path === '/shutdown') {
+      if (req.method !== 'POST') return send(405, 'POST only\n');
+      send(202, 'shutting down\n');
+      setImmediate(o.onShutdown);
+      return;
+    }
+    send(404, 'not found\n');
+  });
+}

@@ -1,0 +1,187 @@
+// The inbound listener (POD_IP:7002). A connection that iptables redirected
+// (it has an original destination) is a caller outside the mesh: the
+// interception code's handlePlainInbound decides (strict: refused;
+// permissive: HTTP comes back here untagged, the rest is spliced). Anything
+// else is a mesh hop: TLS with a client certificate chained to the trust
+// bundle is required; the server name says which app port and must name
+// this workload's identity; the caller's SPIFFE ID is read once per
+// connection and passed to the app as `x-weft-peer-identity` (a value the
+// caller sent is never passed on).
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Dispatcher } from 'undici';
+import { ALPN_OPAQUE, parseHopServerName } from '../api/index.js';
+import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
+import type { IdentityHolder } from './bootstrap.js';
+import type { SelfInfo } from './config-apply.js';
+import type { EndpointPools } from './endpoint-pool.js';
+import { ForwardHandler, prepareRequestHeaders, type ForwardResult } from './forward.js';
+import { handlePlainInbound } from './inbound-plain.js';
+import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
+import { opaqueInbound } from './opaque.js';
+import { sendProxyError } from './proxy-errors.js';
+import { HOP_ALPN } from './hop.js';
+
+export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
+
+export interface InboundOptions {
+  podIP: string;
+  self: SelfInfo;
+  identity: IdentityHolder;
+  pools: EndpointPools;
+  metrics: SidecarMetrics;
+  strict: boolean;
+  detectTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+interface ConnInfo {
+  port: number;
+  peer: PeerLabels;
+  spiffe: string;
+  app: Dispatcher;
+}
+const kInfo = Symbol('weft.inbound');
+type TaggedSocket = Socket & { [kInfo]?: ConnInfo };
+
+export interface Inbound {
+  server: NetServer;
+  tls: TlsServer;
+  http: HttpServer;
+  sockets: Set<Socket>;
+  /** Serve a plaintext HTTP/1 connection for app port `port` (permissive mode). */
+  servePlainHttp(socket: Socket, port: number): void;
+}
+
+export function createInbound(o: InboundOptions): Inbound {
+  const { podIP, self, identity, pools, metrics } = o;
+  const sockets = new Set<Socket>();
+  const seriesByPort = new Map<number, SeriesCache>();
+  const peers = new Map<string, PeerLabels>();
+  const plainPeer = peerLabels({ namespace: '', workload: '', serviceAccount: '', identity: '', tls: false });
+
+  function seriesFor(port: number): SeriesCache {
+    let s = seriesByPort.get(port);
+    if (!s) {
+      s = new SeriesCache(metrics, {
+        direction: 'inbound', src_namespace: '', src_workload: '', src_service_account: '',
+        dst_namespace: self.namespace, dst_workload: self.workload, dst_service_account: self.serviceAccount,
+        dst_service: '', dst_port: String(port), route_kind: '', route_namespace: '', route_name: '', route_rule: '',
+        backend: '', grpc_status: '', tls: 'false', peer_identity: '',
+      }, 'src');
+      seriesByPort.set(port, s);
+    }
+    return s;
+  }
+
+  function peerOf(spiffe: string): PeerLabels {
+    let p = peers.get(spiffe);
+    if (!p) {
+      const id = parseSpiffeId(spiffe);
+      p = peerLabels({ namespace: id?.namespace ?? '', workload: '', serviceAccount: id?.serviceAccount ?? '', identity: spiffe, tls: true });
+      peers.set(spiffe, p);
+    }
+    return p;
+  }
+
+  const http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, onRequest);
+  http.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+
+  const tls = createTlsServer({
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: [...HOP_ALPN, ALPN_OPAQUE],
+    SNICallback: (servername, cb) => {
+      const hop = parseHopServerName(servername);
+      const id = identity.current;
+      if (!id) return cb(new Error('no certificate yet'), undefined);
+      // The caller addressed an identity: it must be ours (a stale endpoint list must not reach the wrong pod).
+      if (!hop || hop.namespace !== self.namespace || hop.serviceAccount !== self.serviceAccount) {
+        return cb(new Error(`server name ${servername} is not for ${self.serviceAccount}.${self.namespace}`), undefined);
+      }
+      cb(null, id.context);
+    },
+  });
+  identity.on('changed', applyContext);
+  if (identity.current) applyContext();
+  function applyContext(): void {
+    const id = identity.current;
+    // The default context verifies client certificates too; keep it current.
+    if (id) tls.setSecureContext({ key: id.keyPem, cert: id.certChainPem, ca: id.bundlePem });
+  }
+
+  tls.on('secureConnection', (s: TLSSocket) => {
+    const hop = parseHopServerName(typeof s.servername === 'string' ? s.servername : '');
+    const spiffe = spiffeIdOfCert(s.getPeerCertificate()) ?? '';
+    if (!hop || !spiffe) {
+      s.destroy();
+      return;
+    }
+    metrics.connection(s, 'inbound', spiffe, true);
+    s.on('error', () => {});
+    if (s.alpnProtocol === ALPN_OPAQUE) {
+      opaqueInbound(s, { podIp: podIP, port: hop.port, peer: spiffe });
+      return;
+    }
+    (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.plain(podIP, hop.port) };
+    http.emit('connection', s);
+  });
+  tls.on('tlsClientError', () => {});
+
+  function servePlainHttp(socket: Socket, port: number): void {
+    (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.plain(podIP, port) };
+    const buffered = socket.read() as Buffer | null;
+    http.emit('connection', socket);
+    if (buffered) socket.emit('data', buffered);
+    socket.resume();
+  }
+
+  const server = createNetServer({ noDelay: true, keepAlive: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    void handlePlainInbound(socket, {
+      podIp: podIP,
+      strict: o.strict,
+      metrics,
+      detectTimeoutMs: o.detectTimeoutMs,
+      onDetect: (p) => metrics.detect.inc({ direction: 'inbound', protocol: p }),
+      onHttp: (s, port, protocol) => {
+        if (protocol !== 'http1') return false;
+        metrics.connection(s, 'inbound', '', false);
+        servePlainHttp(s, port);
+        return true;
+      },
+      onRefused: (_s, dst) => o.log(`inbound: refused plaintext caller for port ${dst.port} (strict mTLS)`),
+    }).then((r) => {
+      if (r.kind === 'not-redirected' && !socket.destroyed) tls.emit('connection', socket);
+    });
+  });
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
+    const info = (req.socket as TaggedSocket)[kInfo];
+    if (!info) {
+      sendProxyError(res, 400, 'connection without a target port');
+      return;
+    }
+    const hasBody = prepareRequestHeaders(req.headers);
+    if (info.spiffe) req.headers[PEER_IDENTITY_HEADER] = info.spiffe;
+    else if (req.headers[PEER_IDENTITY_HEADER] !== undefined) delete req.headers[PEER_IDENTITY_HEADER];
+    const series = seriesFor(info.port);
+    const peer = info.peer;
+    const done = (r: ForwardResult) => series.get(peer, r.status).record((performance.now() - start) / 1000);
+    const handler = new ForwardHandler(res, undefined, done, 0, 'request');
+    try {
+      info.app.dispatch(
+        { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody ? req : null },
+        handler,
+      );
+    } catch (e) {
+      handler.onError(e as Error);
+    }
+  }
+
+  return { server, tls, http, sockets, servePlainHttp };
+}
