@@ -9,10 +9,12 @@ import type { ConfigError, ResourceStatus } from './types.js';
 export function routeStatuses(
   infos: RouteInfo[],
   atts: Attachment[],
-  groups: Map<string, Map<string, Attachment[]>>,
+  grpcHeld: Set<string>,
   errors: ConfigError[],
 ): ResourceStatus[] {
   const out: ResourceStatus[] = [];
+  const byInfo = new Map<RouteInfo, Attachment[]>();
+  for (const a of atts) byInfo.set(a.info, [...(byInfo.get(a.info) ?? []), a]);
   for (const info of infos) {
     const meta = info.route.metadata;
     const gen = meta.generation;
@@ -27,9 +29,7 @@ export function routeStatuses(
       errors.push({ source: 'compile', resource, field: `spec.${field}`, message: `${p.reason}: ${rest.join(': ')}` });
     }
     const allDropped = info.rules.length > 0 && dropped.length === info.rules.length;
-    const parents = atts
-      .filter((a) => a.info === info)
-      .map((a) => {
+    const parents = (byInfo.get(info) ?? []).map((a) => {
         const conds: Condition[] = [];
         if (a.noMatch) {
           errors.push({ source: 'compile', resource, field: `spec.parentRefs[${a.parentIndex}]`, message: `NoMatchingParent: ${a.noMatch}` });
@@ -43,8 +43,7 @@ export function routeStatuses(
           const lost: number[] = [];
           if (info.kind === 'HTTPRoute') {
             for (const port of a.ports) {
-              const list = groups.get(`${a.svcKey}:${port}`)?.get(info.namespace) ?? [];
-              if (list.some((x) => x.info.kind === 'GRPCRoute')) lost.push(port);
+              if (grpcHeld.has(`${a.svcKey}:${port}|${info.namespace}`)) lost.push(port);
             }
           }
           if (lost.length === a.ports.length) {

@@ -37,21 +37,28 @@ export function compile(snap: StoreSnapshot): CompileResult {
   // its rules survived (or it has no rules at all: it then rejects everything).
   const live = (a: Attachment) => !a.noMatch && (a.info.rules.length === 0 || a.info.rules.some((r) => !r.dropped));
   const groups: PortGroups = new Map();
+  const seen = new Set<string>();
+  // "svc:port|route namespace" where a GRPCRoute takes part: HTTPRoutes there lose (GEP-1426).
+  const grpcHeld = new Set<string>();
   for (const a of allAtts) {
     if (!live(a)) continue;
     for (const port of a.ports) {
       const pk = `${a.svcKey}:${port}`;
+      // One entry per route per port, even if two parentRefs select the same port.
+      const once = `${pk}|${a.info.kind}/${a.info.key}`;
+      if (seen.has(once)) continue;
+      seen.add(once);
       let byNs = groups.get(pk);
       if (!byNs) groups.set(pk, (byNs = new Map()));
       const list = byNs.get(a.info.namespace) ?? [];
-      // One entry per route per port, even if two parentRefs select the same port.
-      if (!list.some((x) => x.info === a.info)) list.push(a);
+      list.push(a);
       byNs.set(a.info.namespace, list);
+      if (a.info.kind === 'GRPCRoute') grpcHeld.add(`${pk}|${a.info.namespace}`);
     }
   }
 
   const errors: ConfigError[] = [...policies.errors];
-  const routeStatus = routeStatuses(infos, allAtts, groups, errors);
+  const routeStatus = routeStatuses(infos, allAtts, grpcHeld, errors);
   const statuses: ResourceStatus[] = [...routeStatus, ...policies.statuses].sort((a, b) =>
     a.kind !== b.kind ? (a.kind < b.kind ? -1 : 1) : a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
   );

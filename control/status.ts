@@ -12,6 +12,7 @@ import type { Condition, ParentReference, PolicyStatus, RouteParentStatus, Route
 import { CONTROLLER_NAME } from '../api/index.js';
 
 export const EPOCH = '1970-01-01T00:00:00Z';
+const MAX_MESSAGE = 32768;
 
 export const RouteReason = {
   Accepted: 'Accepted',
@@ -42,7 +43,9 @@ export function condition(
   generation: number | undefined,
   time: string,
 ): Condition {
-  const c: Condition = { type, status: ok ? 'True' : 'False', reason, message, lastTransitionTime: time };
+  // metav1.Condition.message is at most 32768 bytes.
+  const msg = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 20)} ... (truncated)` : message;
+  const c: Condition = { type, status: ok ? 'True' : 'False', reason, message: msg, lastTransitionTime: time };
   if (generation !== undefined) c.observedGeneration = generation;
   return c;
 }

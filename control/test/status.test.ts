@@ -63,3 +63,9 @@ t.test('condition() fills the metav1.Condition fields', async (t) => {
   });
   t.notOk('observedGeneration' in condition('Accepted', true, 'Accepted', '', undefined, OLD));
 });
+
+t.test('condition messages stay within the 32768-byte limit of metav1.Condition', async (t) => {
+  const long = condition('ResolvedRefs', false, 'BackendNotFound', 'x'.repeat(40_000), 1, OLD);
+  t.ok(long.message.length <= 32768);
+  t.match(long.message, /\.\.\. \(truncated\)$/);
+});
