@@ -71,7 +71,8 @@ t.test('outbound and inbound sidecars count the same requests and status codes a
   }
 
   const outSel = { direction: 'outbound', dst_service: 'server', dst_namespace: NS };
-  const inSel = { direction: 'inbound', src_workload: 'client', src_namespace: NS };
+  // The server's sidecar knows the caller by its certificate: namespace and service account.
+  const inSel = { direction: 'inbound', src_service_account: 'client', src_namespace: NS };
   const REQ = 'weft_requests_total';
   const COUNT = 'weft_request_duration_seconds_count';
   const [outBefore, inBefore] = await Promise.all([scrape(client.podIP), scrape(server.podIP)]);
@@ -113,8 +114,9 @@ t.test('outbound and inbound sidecars count the same requests and status codes a
 
   // Both ends name the same hop.
   const outSeries = metricSamples(outText, REQ).filter((s) => s.labels.direction === 'outbound' && s.labels.dst_service === 'server');
-  const inSeries = metricSamples(inText, REQ).filter((s) => s.labels.direction === 'inbound' && s.labels.src_workload === 'client');
-  t.ok(outSeries.length > 0 && inSeries.length > 0);
+  const inSeries = metricSamples(inText, REQ).filter((s) => s.labels.direction === 'inbound' && s.labels.src_service_account === 'client');
+  t.ok(outSeries.length > 0, 'the caller has outbound series for the hop');
+  t.ok(inSeries.length > 0, `the server has inbound series from the caller; it has: ${metricSamples(inText, REQ).filter((s) => s.labels.direction === 'inbound').map((s) => JSON.stringify(s.labels)).join(' ')}`);
   for (const s of outSeries) {
     t.equal(s.labels.src_workload, 'client', 'outbound: source is the caller');
     t.equal(s.labels.dst_workload, 'server', 'outbound: destination workload is the endpoint chosen');

@@ -316,8 +316,12 @@ const workload = dashboard(
     stat('Outbound request rate', 'reqps', reqRate(OUT_WL)),
     stat('Outbound success rate', 'percentunit', success(OUT_WL), { decimals: 2 }),
     row('Inbound'),
-    timeseries('Inbound requests by caller', 'reqps', [[reqRate(IN_WL, 'src_namespace, src_workload'), '{{src_namespace}}/{{src_workload}}']]),
-    timeseries('Inbound success rate by caller', 'percentunit', [[success(IN_WL, 'src_namespace, src_workload'), '{{src_namespace}}/{{src_workload}}']]),
+    // The server's sidecar knows its callers by the identity their client
+    // certificate proves (namespace and service account), not by workload.
+    timeseries('Inbound requests by caller', 'reqps', [[reqRate(IN_WL, 'src_namespace, src_service_account'), '{{src_namespace}}/{{src_service_account}}']], {
+      description: 'Callers by the identity their client certificate proves: namespace/service account.',
+    }),
+    timeseries('Inbound success rate by caller', 'percentunit', [[success(IN_WL, 'src_namespace, src_service_account'), '{{src_namespace}}/{{src_service_account}}']]),
     timeseries(
       'Inbound latency',
       's',
