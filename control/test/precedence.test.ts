@@ -141,3 +141,83 @@ t.test('PathPrefix values reach the sidecar without their ignored trailing slash
   const port = compile(snapshot([target, one('s', [{ path: { value: '/foo/' } }, { path: { value: '/' } }])])).view(`${NS}/echo`, NS)!.ports[0]!;
   t.same(port.matches.map((m) => m.path), [{ type: 'PathPrefix', value: '/foo' }, { type: 'PathPrefix', value: '/' }]);
 });
+
+// The conformance cases of MeshHTTPRouteMatching and MeshHTTPRouteQueryParamMatching
+// (gateway-api conformance/tests/mesh), resolved by "first entry that matches"
+// over the compiled order, as the sidecar does.
+function firstMatch(port: import('../../api/index.js').PortConfig, url: string, headers: Record<string, string> = {}): string | undefined {
+  const [path, query = ''] = url.split('?') as [string, string?];
+  const qs = new URLSearchParams(query);
+  const h = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  const hit = port.matches.find((m) => {
+    const p = m.path;
+    if (p.type === 'Exact' && path !== p.value) return false;
+    if (p.type === 'PathPrefix' && !(p.value === '/' || path === p.value || path.startsWith(`${p.value}/`))) return false;
+    if (p.type === 'RegularExpression' && !new RegExp(`^(?:${p.value})$`).test(path)) return false;
+    if (m.method) return false;
+    if (!m.headers.every((x) => h[x.name] === x.value)) return false;
+    return m.queryParams.every((x) => qs.get(x.name) === x.value);
+  });
+  if (!hit) return undefined;
+  return port.rules[hit.rule]!.backends[0]!.backend.replace(/^mesh\/(echo-v[12]):\d+$/, '$1');
+}
+
+t.test('conformance: MeshHTTPRouteMatching and QueryParamMatching resolve as upstream expects', async (t) => {
+  const echo = svc('mesh', 'echo', [{ name: 'http', port: 80 }]);
+  const v1 = svc('mesh', 'echo-v1', [{ name: 'http', port: 8080 }]);
+  const v2 = svc('mesh', 'echo-v2', [{ name: 'http', port: 8080 }]);
+  const be = (n: string) => [{ name: n, port: 8080 }];
+  const matching = httpRoute('mesh', 'mesh-matching', {
+    parentRefs: [parent('echo', { port: 80 })],
+    rules: [
+      { matches: [{ path: { type: 'PathPrefix', value: '/' } }, { headers: [{ name: 'version', value: 'one' }] }], backendRefs: be('echo-v1') },
+      { matches: [{ path: { type: 'PathPrefix', value: '/v2' } }, { headers: [{ name: 'version', value: 'two' }] }], backendRefs: be('echo-v2') },
+    ],
+  });
+  const port = compile(snapshot([echo, v1, v2, matching])).view('mesh/echo', 'mesh')!.ports[0]!;
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['/', {}, 'echo-v1'],
+    ['/example', {}, 'echo-v1'],
+    ['/', { Version: 'one' }, 'echo-v1'],
+    ['/v2', {}, 'echo-v2'],
+    ['/v2/example', {}, 'echo-v2'],
+    ['/', { Version: 'two' }, 'echo-v2'],
+    ['/v2/', {}, 'echo-v2'],
+    ['/v2example', {}, 'echo-v1'],
+    ['/foo/v2/example', {}, 'echo-v1'],
+  ];
+  for (const [url, h, want] of cases) t.equal(firstMatch(port, url, h), want, `${url} ${JSON.stringify(h)}`);
+
+  const q = (name: string, value: string) => ({ name, value });
+  const qp = httpRoute('mesh', 'mesh-query-param-matching', {
+    parentRefs: [parent('echo', { port: 80 })],
+    rules: [
+      { matches: [{ queryParams: [q('animal', 'whale')] }], backendRefs: be('echo-v1') },
+      { matches: [{ queryParams: [q('animal', 'dolphin')] }], backendRefs: be('echo-v2') },
+      { matches: [{ path: { type: 'PathPrefix', value: '/path1' }, queryParams: [q('animal', 'whale')] }], backendRefs: be('echo-v1') },
+      { matches: [{ headers: [q('version', 'one')], queryParams: [q('animal', 'whale')] }], backendRefs: be('echo-v2') },
+      { matches: [{ path: { type: 'PathPrefix', value: '/path3' }, queryParams: [q('animal', 'shark')] }, { path: { type: 'PathPrefix', value: '/path4' }, headers: [q('version', 'three')], queryParams: [q('animal', 'kraken')] }], backendRefs: be('echo-v1') },
+      { matches: [{ path: { type: 'PathPrefix', value: '/path5' } }], backendRefs: be('echo-v1') },
+      { matches: [{ queryParams: [q('animal', 'hydra')] }], backendRefs: be('echo-v2') },
+    ],
+  });
+  const qport = compile(snapshot([echo, v1, v2, qp])).view('mesh/echo', 'mesh')!.ports[0]!;
+  const qcases: Array<[string, Record<string, string>, string | undefined]> = [
+    ['/?animal=whale', {}, 'echo-v1'],
+    ['/?animal=dolphin', {}, 'echo-v2'],
+    ['/?animal=whale&otherparam=irrelevant', {}, 'echo-v1'],
+    ['/?animal=dolphin&color=yellow', {}, 'echo-v2'],
+    ['/?color=blue', {}, undefined],
+    ['/?animal=dog', {}, undefined],
+    ['/?animal=whaledolphin', {}, undefined],
+    ['/', {}, undefined],
+    ['/path1?animal=whale', {}, 'echo-v1'],
+    ['/?animal=whale', { version: 'one' }, 'echo-v2'],
+    ['/path3?animal=shark', {}, 'echo-v1'],
+    ['/path4?animal=kraken', { version: 'three' }, 'echo-v1'],
+    ['/?animal=shark', {}, undefined],
+    ['/path4?animal=kraken', {}, undefined],
+    ['/path5?animal=hydra', {}, 'echo-v1'],
+  ];
+  for (const [url, h, want] of qcases) t.equal(firstMatch(qport, url, h), want, `${url} ${JSON.stringify(h)}`);
+});
