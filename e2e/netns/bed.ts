@@ -122,6 +122,34 @@ function claimSubnet(): number {
   throw new Error('netns bed: no free 10.213.X.0/24 subnet (250 in use?)');
 }
 
+/**
+ * Removes what beds of test processes that died without cleaning up (SIGKILL)
+ * left: namespaces weft-<pid>-*, links wb<pid>n* / wv<pid>n*, /etc/netns dirs.
+ */
+export function sweepStale(): string[] {
+  const removed: string[] = [];
+  const dead = (pid: string) => Number(pid) !== process.pid && !pidAlive(Number(pid));
+  let netns = '';
+  try {
+    netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  } catch {
+    return removed;
+  }
+  for (const m of netns.matchAll(/^weft-(\d+)-\d+-\d+/gm)) {
+    if (!dead(m[1]!)) continue;
+    shQuiet('ip', ['netns', 'del', m[0]]);
+    rmSync(`/etc/netns/${m[0]}`, { recursive: true, force: true });
+    removed.push(`netns ${m[0]}`);
+  }
+  const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+  for (const m of links.matchAll(/^\d+: (w[bv](\d+)n[0-9p]+)[@:]/gm)) {
+    if (!dead(m[2]!)) continue;
+    shQuiet('ip', ['link', 'del', m[1]!]);
+    removed.push(`link ${m[1]}`);
+  }
+  return removed;
+}
+
 let bedCounter = 0;
 const liveBeds = new Set<Bed>();
 let handlersInstalled = false;
@@ -158,6 +186,7 @@ export class Bed {
     const why = bedUnavailable();
     if (why) throw new Error(why);
     installExitHandlers();
+    if (bedCounter === 0) sweepStale();
     const n = bedCounter++;
     this.id = `${process.pid}-${n}`;
     this.x = claimSubnet();
