@@ -185,7 +185,9 @@ export function analyzeRoute(kind: RouteKind, route: HTTPRoute | GRPCRoute, res:
     const ruleInfo: RuleInfo = { index: ri, name: rule.name, matches: [] };
     const order = { created: info.created, key: info.key, ruleIndex: ri };
     if (kind === 'HTTPRoute') {
-      const matches = (rule as HTTPRouteRule).matches ?? [{ path: { type: 'PathPrefix' as const, value: '/' } }];
+      // No matches (absent or empty) match every request: the CRD default is PathPrefix "/".
+      const given = (rule as HTTPRouteRule).matches;
+      const matches = given && given.length > 0 ? given : [{ path: { type: 'PathPrefix' as const, value: '/' } }];
       matches.forEach((m, mi) => {
         const type = m.path?.type ?? 'PathPrefix';
         let value = m.path?.value ?? '/';

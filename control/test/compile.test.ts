@@ -311,3 +311,26 @@ t.test('compile is deterministic: same snapshot, same statuses and views', async
   t.equal(cond(routeStatus(a.statuses, 'HTTPRoute', NS, 'd'), 'Accepted')!.lastTransitionTime, '2026-01-01T00:00:00Z', 'condition time = creationTimestamp (pure)');
   t.equal(a.view('mesh/echo', 'x'), a.view('mesh/echo', 'x'), 'views are memoized per compile');
 });
+
+t.test('an empty matches list matches every request, as an absent one does', async (t) => {
+  const r = httpRoute(NS, 'empty', { parentRefs: [parent('echo-v1')], rules: [{ matches: [], backendRefs: [backend('echo-v1')] }] });
+  const port = compile(snapshot([v1, r], pods)).view('mesh/echo-v1', NS)!.ports[0]!;
+  t.same(port.matches, [{ rule: 0, path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }]);
+});
+
+t.test('redirect port defaults per scheme', async (t) => {
+  const r = httpRoute(NS, 'redir', {
+    parentRefs: [parent('echo', { port: 8080 })],
+    rules: [
+      { matches: [{ path: { value: '/http' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'http' } }] },
+      { matches: [{ path: { value: '/https-port' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', port: 8443 } }] },
+      { matches: [{ path: { value: '/same' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 308 } }] },
+    ],
+  });
+  const rules = compile(snapshot([echo, r], pods)).view('mesh/echo', NS)!.ports.find((p) => p.port === 8080)!.rules;
+  t.same(rules.map((x) => x.filters[0]), [
+    { type: 'RequestRedirect', statusCode: 302, port: 80, scheme: 'http' },
+    { type: 'RequestRedirect', statusCode: 302, port: 8443, scheme: 'https' },
+    { type: 'RequestRedirect', statusCode: 308, port: 8080 },
+  ]);
+});
