@@ -131,10 +131,29 @@ export class FakeKubeApiServer {
     o.metadata.creationTimestamp = old?.metadata['creationTimestamp'] ?? '2026-11-29T00:00:00Z';
     const specChanged = !old || JSON.stringify(old['spec']) !== JSON.stringify(o['spec']);
     o.metadata.generation = (old?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
-    if (old && o.status === undefined) o.status = old.status;
+    // Like resources with a status subresource: an update never changes status
+    // (setStatus does). A create may carry one, as a test convenience.
+    if (old) {
+      if (old.status === undefined) delete o.status;
+      else o.status = old.status;
+    }
     c.items.set(k, o);
     this.emit(path, old ? 'MODIFIED' : 'ADDED', o);
     return o;
+  }
+
+  /** Writes status as another controller would (via the status subresource). */
+  setStatus(path: string, ns: string | undefined, name: string, st: unknown): Obj {
+    const c = this.coll(path);
+    const k = this.key(ns, name);
+    const cur = c.items.get(k);
+    if (!cur) throw new Error(`setStatus: ${name} not found`);
+    const next = structuredClone(cur);
+    next.status = structuredClone(st);
+    next.metadata.resourceVersion = String(++this.rv);
+    c.items.set(k, next);
+    this.emit(path, 'MODIFIED', next);
+    return next;
   }
 
   remove(path: string, ns: string | undefined, name: string): void {
