@@ -303,7 +303,7 @@ export function attachments(info: RouteInfo, services: Map<string, Service>): At
         .map((sp) => sp.port);
       if (a.ports.length === 0) {
         const want = [p.port !== undefined ? `port ${p.port}` : '', p.sectionName ? `port name ${p.sectionName}` : ''].filter(Boolean).join(' and ');
-        a.noMatch = `Service ${svcKey} has no ${want}`;
+        a.noMatch = want ? `Service ${svcKey} has no ${want}` : `Service ${svcKey} has no ports`;
       }
     }
     out.push(a);

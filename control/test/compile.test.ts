@@ -334,3 +334,27 @@ t.test('redirect port defaults per scheme', async (t) => {
     { type: 'RequestRedirect', statusCode: 308, port: 8080 },
   ]);
 });
+
+t.test('odd but valid input compiles without throwing', async (t) => {
+  const bare = v<import('../../api/index.js').Service>({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'bare', namespace: NS }, spec: {} });
+  const ext = v<import('../../api/index.js').Service>({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: NS }, spec: { type: 'ExternalName', externalName: 'example.com' } });
+  const slice = v<EndpointSlice>({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: NS, labels: { 'kubernetes.io/service-name': 'bare' } }, addressType: 'FQDN', endpoints: [{ addresses: ['x.example.com'] }] });
+  const routes = [
+    httpRoute(NS, 'to-bare', { parentRefs: [parent('bare')], rules: [{ backendRefs: [backend('bare')] }] }),
+    httpRoute(NS, 'to-ext', { parentRefs: [parent('ext')], rules: [{ backendRefs: [backend('ext')] }] }),
+    httpRoute(NS, 'no-rules-parentless', { rules: [] }),
+    grpcRoute(NS, 'grpc-empty', { parentRefs: [parent('echo', { port: 7070 })] }),
+    httpRoute(NS, 'via-ext-backend', { parentRefs: [parent('echo', { port: 80 })], rules: [{ backendRefs: [backend('ext')] }] }),
+  ];
+  const lbBad = v<import('../../api/index.js').AnyResource>({ apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'BackendLBPolicy', metadata: { name: 'x', namespace: NS }, spec: { targetRefs: [{ group: 'apps', kind: 'Deployment', name: 'd' }] } });
+  const c = compile(snapshot([echo, bare, ext, slice, ...routes, lbBad], pods));
+  t.equal(cond(routeStatus(c.statuses, 'HTTPRoute', NS, 'to-bare'), 'Accepted')!.message, 'Service mesh/bare has no ports');
+  t.match(cond(routeStatus(c.statuses, 'HTTPRoute', NS, 'to-ext'), 'Accepted'), { status: 'False', reason: 'NoMatchingParent', message: /ExternalName/ });
+  const view = c.view('mesh/echo', NS)!;
+  t.same(view.ports.find((p) => p.port === 7070)!.matches, [], 'a GRPCRoute without rules takes the port and matches nothing');
+  t.equal(view.ports.find((p) => p.port === 7070)!.routeKind, 'GRPCRoute');
+  t.match(view.ports.find((p) => p.port === 80)!.rules[0]!.fixed, { status: 500 });
+  t.match(cond(routeStatus(c.statuses, 'HTTPRoute', NS, 'via-ext-backend'), 'ResolvedRefs'), { status: 'False', reason: 'UnsupportedValue' });
+  t.same(c.view('mesh/bare', NS)!.ports, []);
+  t.match((c.statuses.find((s) => s.name === 'x')!.status as import('../../api/index.js').PolicyStatus).ancestors[0]!.conditions[0], { reason: 'Invalid' });
+});
