@@ -53,6 +53,7 @@ export function routeStatuses(
           } else {
             const won = a.ports.filter((p) => !lost.includes(p));
             let msg = `attached to Service ${a.svcKey} port(s) ${won.join(', ')} (${role})`;
+            if (info.route.spec.hostnames?.length) msg += '; spec.hostnames is ignored for Service parents (GEP-1426)';
             if (lost.length > 0) msg += `; not port(s) ${lost.join(', ')}, where a GRPCRoute wins (GEP-1426)`;
             conds.push(condition('Accepted', true, RouteReason.Accepted, msg, gen, time));
           }

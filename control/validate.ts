@@ -168,6 +168,13 @@ function checkService(c: Checker, o: Obj): void {
     } else if (tp !== undefined) c.err(`${f}.targetPort`, 'Invalid value: must be an integer or a port name');
   });
   c.uniqueKeys(ports, 'spec.ports', 'name');
+  const seen = new Set<string>();
+  ports.forEach((it, i) => {
+    if (!isObj(it) || typeof it.port !== 'number') return;
+    const k = `${it.port}/${String(it.protocol ?? 'TCP')}`;
+    if (seen.has(k)) c.err(`spec.ports[${i}]`, `Duplicate value: ${JSON.stringify({ port: it.port, protocol: it.protocol ?? 'TCP' })}`);
+    seen.add(k);
+  });
 }
 
 function checkEndpointSlice(c: Checker, o: Obj): void {
