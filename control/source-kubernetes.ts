@@ -385,6 +385,11 @@ export class KubernetesSource {
     return this.reflectors.get(kind)?.rawObject(namespace, name);
   }
 
+  /** Every valid object of a kind as last seen (ConfigMaps included, unfiltered). */
+  objects(kind: string): AnyResource[] {
+    return this.reflectors.get(kind)?.goodObjects() ?? [];
+  }
+
   rawObjects(kind: string): RawObject[] {
     return this.reflectors.get(kind)?.rawObjects() ?? [];
   }
