@@ -1,10 +1,12 @@
 // The dashboards work on real data: a real Prometheus (Debian's) scrapes the
 // sidecars and control of a real local mesh (`weft up`) every second while a
-// client sends traffic through a 70/30 split route. Then every query of
-// every panel of every dashboard, with its template variables set to real
-// values, returns data through Prometheus' HTTP API; the per-backend panel
-// shows both backends in the configured ratio; and `weft stat`, from
-// Prometheus and from the sidecars' admin endpoints, shows the same split.
+// client sends traffic through a split route, which the test shifts from
+// 50/50 to 70/30 by editing the HTTPRoute. Then every query of every panel
+// of every dashboard, with its template variables set to real values,
+// returns data through Prometheus' HTTP API; the per-backend panel shows both
+// backends in the configured ratio, before and after the shift; and
+// `weft stat`, from Prometheus and from the sidecars' admin endpoints, shows
+// the same split.
 import t from 'tap';
 import { HISTOGRAM_METRICS, METRIC_LABELS } from '../api/index.js';
 import {
@@ -17,6 +19,7 @@ import {
 import {
   configDir,
   docs,
+  writeConfig,
   echoWorkload,
   meshGet,
   service,
@@ -31,7 +34,7 @@ const W1 = 70;
 const W2 = 30;
 const TOLERANCE = 0.08;
 
-const ROUTE = `apiVersion: gateway.networking.k8s.io/v1
+const route = (w1: number, w2: number) => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
   name: web-split
@@ -41,13 +44,14 @@ spec:
     - { group: "", kind: Service, name: web, port: 80 }
   rules:
     - backendRefs:
-        - { name: web-v1, port: 80, weight: ${W1} }
-        - { name: web-v2, port: 80, weight: ${W2} }
+        - { name: web-v1, port: 80, weight: ${w1} }
+        - { name: web-v2, port: 80, weight: ${w2} }
 `;
 
 /** Sends requests through the client's sidecar until stopped: mostly 200s, some 404s and 500s. */
 function traffic(mesh: Mesh): { stop(): Promise<void>; sent(): number; failures(): string[] } {
   const client = mesh.pod('client');
+  const web1 = mesh.pod('web-v1');
   let stopped = false;
   let sent = 0;
   const failures: string[] = [];
@@ -55,7 +59,10 @@ function traffic(mesh: Mesh): { stop(): Promise<void>; sent(): number; failures(
     for (let i = 0; !stopped; i++) {
       const path = i % 20 === 7 ? '/status/404' : i % 20 === 13 ? '/status/500' : `/ok`;
       try {
-        await meshGet(client.podIP, `http://web.${NS}${path}`, { timeoutMs: 5000 });
+        // Worker 2 also makes web-v1 call client now and then, so one
+        // workload has traffic in both directions for the Workload dashboard.
+        if (w === 2 && i % 4 === 0) await meshGet(web1.podIP, `http://client.${NS}${path}`, { timeoutMs: 5000 });
+        else await meshGet(client.podIP, `http://web.${NS}${path}`, { timeoutMs: 5000 });
         sent++;
       } catch (e) {
         if (failures.length < 10) failures.push(`worker ${w}: ${(e as Error).message}`);
@@ -98,10 +105,11 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
       service({ name: 'web', namespace: NS, selector: { app: 'web' } }),
       service({ name: 'web-v1', namespace: NS, selector: { app: 'web', version: 'v1' } }),
       service({ name: 'web-v2', namespace: NS, selector: { app: 'web', version: 'v2' } }),
+      service({ name: 'client', namespace: NS, selector: { app: 'client' } }),
     ),
-    'route.yaml': ROUTE,
+    'route.yaml': route(50, 50),
     'workloads.yaml': docs(
-      echoWorkload({ name: 'web-v1', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v1' } }),
+      echoWorkload({ name: 'web-v1', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v1' }, calls: ['client'] }),
       echoWorkload({ name: 'web-v2', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v2' } }),
       echoWorkload({ name: 'client', namespace: NS, labels: { app: 'client' }, calls: ['web'] }),
     ),
@@ -124,14 +132,19 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
   const load = traffic(mesh);
   t.teardown(() => load.stop());
   await waitForData(prom, `weft_requests_total{direction="outbound",dst_service="web"}`, 20_000);
-  // Let rates over a 10 s window fill up.
-  await new Promise((r) => setTimeout(r, 12_000));
+  // 50/50 for a while, then shift to 70/30 as a canary rollout would, and
+  // let a 10 s window after the shift fill up.
+  await new Promise((r) => setTimeout(r, 11_000));
+  const shiftedAt = Date.now() / 1000;
+  writeConfig(dir, 'route.yaml', route(W1, W2));
+  await new Promise((r) => setTimeout(r, 13_000));
 
   // Grafana's $__rate_interval grows with the time range; a minute covers
   // this mesh's whole life, so events of its start (pushes, certificates)
   // are in range as they would be on a real dashboard.
   const window = '1m';
   const vars = { namespace: NS, service: 'web', workload: 'web-v1' };
+  const ratio = (w1: number, w2: number) => w1 / (w1 + w2);
   const dashboards = loadDashboards();
 
   await t.test('template variables list the values the mesh has', async (t) => {
@@ -175,21 +188,28 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
     const routes = dashboards.find((d) => d.json.uid === 'weft-service-routes')!;
     const panel = targets(routes).find((x) => x.panelTitle === 'Requests by backend')!;
     t.ok(panel, 'the Service dashboard has the per-backend panel');
-    // The panel's own query, over the whole time traffic has flowed.
-    const res = await prom.query(substitute(panel.expr, vars, '20s'));
-    const got = shares(res.map((s) => ({ backend: s.metric.backend ?? '', value: Number(s.value[1]) })));
-    t.same([...got.keys()].sort(), ['web-v1', 'web-v2'], 'both backends of the split');
-    t.ok(Math.abs((got.get('web-v1') ?? 0) - W1 / (W1 + W2)) < TOLERANCE, `web-v1 share ${got.get('web-v1')?.toFixed(3)} ≈ ${W1}%`);
-    t.ok(Math.abs((got.get('web-v2') ?? 0) - W2 / (W1 + W2)) < TOLERANCE, `web-v2 share ${got.get('web-v2')?.toFixed(3)} ≈ ${W2}%`);
+    // The panel's own query over the last 10 s (all after the shift), and
+    // over the 10 s before the shift.
+    const at = async (time: number) => {
+      const res = await prom.query(substitute(panel.expr, vars, '10s'), time);
+      return shares(res.map((s) => ({ backend: s.metric.backend ?? '', value: Number(s.value[1]) })));
+    };
+    const before = await at(shiftedAt - 0.5);
+    const after = await at(Date.now() / 1000);
+    for (const [when, got, w1, w2] of [['before the shift', before, 50, 50], ['after the shift', after, W1, W2]] as const) {
+      t.same([...got.keys()].sort(), ['web-v1', 'web-v2'], `${when}: both backends of the split`);
+      t.ok(Math.abs((got.get('web-v1') ?? 0) - ratio(w1, w2)) < TOLERANCE, `${when}: web-v1 share ${got.get('web-v1')?.toFixed(3)} ≈ ${w1}%`);
+      t.ok(Math.abs((got.get('web-v2') ?? 0) - ratio(w2, w1)) < TOLERANCE, `${when}: web-v2 share ${got.get('web-v2')?.toFixed(3)} ≈ ${w2}%`);
+    }
 
     const sharePanel = targets(routes).find((x) => x.panelTitle === 'Share of requests by backend')!;
-    const shareRes = await prom.query(substitute(sharePanel.expr, vars, '20s'));
+    const shareRes = await prom.query(substitute(sharePanel.expr, vars, '10s'));
     const sum = shareRes.reduce((a, s) => a + Number(s.value[1]), 0);
     t.ok(Math.abs(sum - 1) < 1e-6, `the share panel's shares add up to 1 (${sum})`);
   });
 
   await t.test('weft stat from Prometheus shows the split', async (t) => {
-    const p = weft(t, ['stat', 'backends', 'web', '-n', NS, '--prometheus', prom.url, '--window', '20s', '-o', 'json']);
+    const p = weft(t, ['stat', 'backends', 'web', '-n', NS, '--prometheus', prom.url, '--window', '10s', '-o', 'json']);
     const { code } = await p.exited;
     t.equal(code, 0, p.stderr());
     const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; rps: number; share: number; successRate: number; latency: Record<string, number | null> }> };
@@ -203,7 +223,7 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
       t.ok(r.successRate > 0.85 && r.successRate < 1, `${r.backend} success ${r.successRate}`);
       t.ok((r.latency.p50 ?? 0) > 0, `${r.backend} p50 ${r.latency.p50}`);
     }
-    const table = weft(t, ['stat', '-n', NS, '--prometheus', prom.url, '--window', '20s']);
+    const table = weft(t, ['stat', '-n', NS, '--prometheus', prom.url, '--window', '10s']);
     await table.exited;
     t.match(table.stdout(), /SERVICE\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99/, 'a table with the linkerd-style columns');
     t.match(table.stdout(), new RegExp(`${NS}/web\\s+\\d`), 'a row for the Service');

@@ -402,7 +402,7 @@ const control = dashboard(
         // No NACK is the normal state: show 0, not "No data" (the counter has
         // no series until a first reason is seen).
         [`sum by (reason) (increase(weft_control_nacks_total${W})) or vector(0)`, 'control: {{reason}}'],
-        [`sum by (instance) (increase(weft_config_updates_nacked_total${W}))`, 'sidecar {{instance}}'],
+        [`sum by (instance) (increase(weft_config_updates_nacked_total${W})) or vector(0)`, 'sidecar {{instance}}'],
       ],
       { description: 'Updates a sidecar refused (it keeps its previous config), by reason as control heard it, and per sidecar.' },
     ),
