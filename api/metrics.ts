@@ -50,11 +50,11 @@ export const REQUEST_LABELS = [
 ] as const;
 
 /**
- * Labels of the tcp_* metrics. `namespace` and `workload` name the sidecar's
- * own workload (the local end), so a Workload dashboard can select its
- * connections; `peer` is the other end.
+ * Labels of the tcp_* metrics; `peer` is the other end (its SPIFFE ID on
+ * inbound mTLS). Dashboards select one workload's connections by joining on
+ * `instance` with that workload's request series.
  */
-export const TCP_LABELS = ['direction', 'peer', 'tls', 'namespace', 'workload'] as const;
+export const TCP_LABELS = ['direction', 'peer', 'tls'] as const;
 
 /** Buckets from 0.25 ms to 30 s: sub-millisecond resolution for mesh hops. */
 export const LATENCY_BUCKETS = [

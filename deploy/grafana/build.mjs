@@ -304,7 +304,10 @@ const routes = dashboard(
 // ---- Workload ----
 const IN_WL = 'direction="inbound",dst_namespace=~"$namespace",dst_workload=~"$workload"';
 const OUT_WL = 'direction="outbound",src_namespace=~"$namespace",src_workload=~"$workload"';
-const TCP_WL = 'namespace=~"$namespace",workload=~"$workload"';
+// tcp_* series carry no workload label: keep those of the sidecars (targets,
+// by `instance`) that record requests for this workload, either way.
+const OF_WL = `and on (instance) (weft_requests_total{${IN_WL}} or weft_requests_total{${OUT_WL}})`;
+const tcp = (expr) => `sum by (direction, peer) (${expr} ${OF_WL})`;
 const workload = dashboard(
   'weft-workload',
   'weft / Workload',
@@ -348,17 +351,17 @@ const workload = dashboard(
     ),
     timeseries('Outbound requests by destination workload', 'reqps', [[reqRate(OUT_WL, 'dst_namespace, dst_workload'), '{{dst_namespace}}/{{dst_workload}}']]),
     row('TCP'),
-    timeseries('TCP connections open', 'short', [[`sum by (direction, peer) (weft_tcp_connections_open{${TCP_WL}})`, '{{direction}} {{peer}}']]),
+    timeseries('TCP connections open', 'short', [[tcp('weft_tcp_connections_open'), '{{direction}} {{peer}}']]),
     timeseries(
       'TCP connections opened and closed',
       'cps',
       [
-        [`sum by (direction, peer) (rate(weft_tcp_connections_opened_total{${TCP_WL}}${W}))`, 'opened {{direction}} {{peer}}'],
-        [`sum by (direction, peer) (rate(weft_tcp_connections_closed_total{${TCP_WL}}${W}))`, 'closed {{direction}} {{peer}}'],
+        [tcp(`rate(weft_tcp_connections_opened_total${W})`), 'opened {{direction}} {{peer}}'],
+        [tcp(`rate(weft_tcp_connections_closed_total${W})`), 'closed {{direction}} {{peer}}'],
       ],
     ),
-    timeseries('TCP bytes read', 'Bps', [[`sum by (direction, peer) (rate(weft_tcp_read_bytes_total{${TCP_WL}}${W}))`, '{{direction}} {{peer}}']]),
-    timeseries('TCP bytes written', 'Bps', [[`sum by (direction, peer) (rate(weft_tcp_write_bytes_total{${TCP_WL}}${W}))`, '{{direction}} {{peer}}']]),
+    timeseries('TCP bytes read', 'Bps', [[tcp(`rate(weft_tcp_read_bytes_total${W})`), '{{direction}} {{peer}}']]),
+    timeseries('TCP bytes written', 'Bps', [[tcp(`rate(weft_tcp_write_bytes_total${W})`), '{{direction}} {{peer}}']]),
   ],
 );
 
