@@ -4,7 +4,7 @@
 // workload is registered (an endpoint of the selector Services it matches) and
 // the push engine serves it the directory and its subscribed views.
 import * as grpc from '@grpc/grpc-js';
-import type { ControlMessage, HelloMsg, SidecarMessage } from '../api/index.js';
+import { weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
 import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
 import type { PushEngine, StreamHandle } from './push.js';
 import type { Registry } from './registry.js';
@@ -18,7 +18,11 @@ export interface DiscoveryServerOptions {
 }
 
 export interface DiscoveryServer {
+  /** weft.v1.Discovery, whose responses may also be written pre-encoded (a Buffer from encode()). */
+  definition: grpc.ServiceDefinition;
   handlers: grpc.UntypedServiceImplementation;
+  /** Encodes a ControlMessage once for many streams. */
+  encode: (msg: ControlMessage) => Buffer;
   /** Ends every open stream (control shutting down): sidecars reconnect with backoff. */
   closeAll(): void;
   streams(): number;
@@ -39,8 +43,25 @@ function kindOf(msg: SidecarMessage): 'hello' | 'subscribe' | 'ack' | undefined 
   return undefined;
 }
 
+/**
+ * weft.v1.Discovery with a response serializer that passes Buffers through:
+ * the push engine encodes each directory and update once and writes the same
+ * bytes to every subscriber.
+ */
+export function discoveryDefinition(): { definition: grpc.ServiceDefinition; encode: (msg: ControlMessage) => Buffer } {
+  const base = weftV1().Discovery.service;
+  const stream = base.Stream!;
+  const encode = (msg: ControlMessage): Buffer => stream.responseSerialize(msg);
+  const definition: grpc.ServiceDefinition = {
+    ...base,
+    Stream: { ...stream, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : stream.responseSerialize(v)) },
+  };
+  return { definition, encode };
+}
+
 export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
   const open = new Set<Call>();
+  const { definition, encode } = discoveryDefinition();
 
   const stream = (call: Call): void => {
     open.add(call);
@@ -92,8 +113,9 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
           handle = opts.engine.attach({
             name: `${name} (${h.pod_ip || peer})`,
             namespace: h.namespace,
+            // A pre-encoded Buffer passes the serializer of discoveryDefinition() untouched.
             write: (m) => {
-              if (!done) call.write(m);
+              if (!done) call.write(m as ControlMessage);
             },
           });
           if (opts.registry && h.pod_ip) {
@@ -147,6 +169,8 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
   };
 
   return {
+    definition,
+    encode,
     handlers: { Stream: stream as grpc.handleBidiStreamingCall<unknown, unknown> },
     closeAll: () => {
       for (const call of [...open]) {

@@ -9,7 +9,7 @@ import { PORTS, weftV1 } from '../api/index.js';
 import { certValidity, renewAt, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
 import { compile } from './compile.js';
-import { discoveryServer } from './discovery-server.js';
+import { discoveryDefinition, discoveryServer } from './discovery-server.js';
 import { bootstrapTokenAuthenticator, identityHandlers, type Authenticator } from './identity-server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushEngine, type PushReport } from './push.js';
@@ -155,7 +155,14 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     await fileSource.start();
   }
 
-  const engine = new PushEngine({ store, compile, trustBundle: () => state.trustBundlePem, metrics, log });
+  const engine = new PushEngine({
+    store,
+    compile,
+    trustBundle: () => state.trustBundlePem,
+    metrics,
+    log,
+    encode: discoveryDefinition().encode,
+  });
   engine.start();
 
   const errors = (): ConfigError[] => [...store.errors(), ...engine.compileErrors()];
@@ -186,9 +193,9 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
-  const { Discovery, Identity } = weftV1();
+  const { Identity } = weftV1();
   const discovery = discoveryServer({ engine, registry, trustDomain: state.trustDomain, log });
-  server.addService(Discovery.service, discovery.handlers);
+  server.addService(discovery.definition, discovery.handlers);
   server.addService(
     Identity.service,
     identityHandlers({

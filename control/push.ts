@@ -23,7 +23,8 @@ export interface PushTarget {
   readonly name: string;
   /** The sidecar's namespace: views are compiled as seen from it. */
   readonly namespace: string;
-  write(msg: ControlMessage): void;
+  /** A message, or the same message already encoded (see PushEngineOptions.encode). */
+  write(msg: ControlMessage | Buffer): void;
 }
 
 export interface PushEngineOptions {
@@ -35,6 +36,12 @@ export interface PushEngineOptions {
   log: (line: string) => void;
   /** Coalesces bursts of store changes into one compile. */
   debounceMs?: number;
+  /**
+   * Encodes a ControlMessage once, so every subscriber is written the same
+   * bytes (a big directory is not re-encoded per stream). Without it,
+   * targets are written message objects.
+   */
+  encode?: (msg: ControlMessage) => Buffer;
 }
 
 export interface PushReport {
@@ -70,6 +77,8 @@ interface ViewEntry {
   bytes: Buffer | null;
   version: string;
   subscribers: Set<StreamState>;
+  /** The update message, encoded once per version. */
+  encoded: Buffer | undefined;
 }
 
 class StreamState {
@@ -90,6 +99,9 @@ export interface StreamHandle {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Directory fan-out budget: streams × directory size per second (pacing under churn). */
+const DIRECTORY_EGRESS_BYTES_PER_S = 50e6;
+
 function viewKey(service: string, consumerNamespace: string): string {
   return `${service}\u0000${consumerNamespace}`;
 }
@@ -99,6 +111,14 @@ export class PushEngine extends EventEmitter {
   private readonly views = new Map<string, ViewEntry>();
   private compiled: CompileResult | undefined;
   private directory: DirectoryMsg | undefined;
+  private directoryEncoded: Buffer | undefined;
+  /** Time the last recompile took (compile + fan-out writes), and when it ended: paces recompiles under churn. */
+  private lastWorkMs = 0;
+  /** Directory pacing: no new directory before this (performance.now()). */
+  private directoryNotBefore = 0;
+  private directoryTimer: NodeJS.Timeout | undefined;
+  private deferredChangeAt: number | undefined;
+  private lastEnd = 0;
   private directoryKey = '';
   private lastVersion = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -152,7 +172,7 @@ export class PushEngine extends EventEmitter {
     const st = new StreamState(target);
     this.streams.add(st);
     this.opts.metrics.connectedSidecars.set(this.streams.size);
-    if (this.directory) this.send(st, DIRECTORY_RESOURCE, this.directory.version, { directory: this.directory }, undefined);
+    if (this.directory) this.send(st, DIRECTORY_RESOURCE, this.directory.version, () => this.directoryPayload(), undefined);
     return {
       subscribe: (services) => this.subscribe(st, services),
       unsubscribe: (services) => this.unsubscribe(st, services),
@@ -164,6 +184,7 @@ export class PushEngine extends EventEmitter {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.directoryTimer) clearTimeout(this.directoryTimer);
     this.timer = undefined;
     this.unsubscribeStore();
     for (const st of [...this.streams]) this.detach(st);
@@ -178,12 +199,49 @@ export class PushEngine extends EventEmitter {
     if (this.closed) return;
     this.changeAt = this.changeAt === undefined ? at : Math.min(this.changeAt, at);
     if (this.timer) return;
+    // Under churn (a storm of sidecars connecting to a big mesh) leave at
+    // least twice the last recompile's cost between recompiles, so pushing
+    // never takes more than a third of control's time.
+    const now = performance.now();
+    const delay = Math.max(this.debounceMs, Math.min(1000, this.lastEnd + 2 * this.lastWorkMs - now));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const at = this.changeAt;
       this.changeAt = undefined;
       this.recompile(at);
-    }, this.debounceMs);
+    }, delay);
+  }
+
+  private deferDirectory(changeAt: number, ms: number): void {
+    this.deferredChangeAt = this.deferredChangeAt === undefined ? changeAt : Math.min(this.deferredChangeAt, changeAt);
+    if (this.directoryTimer) return;
+    this.directoryTimer = setTimeout(() => {
+      this.directoryTimer = undefined;
+      const at = this.deferredChangeAt!;
+      this.deferredChangeAt = undefined;
+      this.schedule(at);
+    }, Math.ceil(ms));
+  }
+
+  private directoryPayload(): ControlMessage | Buffer {
+    const msg: ControlMessage = { directory: this.directory! };
+    if (!this.opts.encode) return msg;
+    this.directoryEncoded ??= this.opts.encode(msg);
+    return this.directoryEncoded;
+  }
+
+  private viewPayload(entry: ViewEntry): ControlMessage | Buffer {
+    const msg: ControlMessage = {
+      update: {
+        service: entry.service,
+        version: entry.version,
+        config_json: entry.bytes ?? EMPTY,
+        removed: entry.bytes === null,
+      },
+    };
+    if (!this.opts.encode) return msg;
+    entry.encoded ??= this.opts.encode(msg);
+    return entry.encoded;
   }
 
   private render(service: string, consumerNamespace: string): Buffer | null {
@@ -227,15 +285,26 @@ export class PushEngine extends EventEmitter {
     }));
     const trust = this.opts.trustBundle();
     const key = JSON.stringify([services, trust]);
+    const now = performance.now();
     if (key !== this.directoryKey || !this.directory) {
-      this.directoryKey = key;
-      this.directory = { version: this.nextVersion(), services, trust_bundle: trust };
-      this.opts.metrics.setConfigVersion(this.directory.version);
-      for (const st of this.streams) {
-        this.send(st, DIRECTORY_RESOURCE, this.directory.version, { directory: this.directory }, tracked);
+      if (this.directory && now < this.directoryNotBefore) {
+        // Every stream gets the whole directory: under churn (sidecars
+        // connecting by the hundred) pace it, views still go out at once.
+        this.deferDirectory(changeAt ?? now, this.directoryNotBefore - now);
+      } else {
+        this.directoryKey = key;
+        this.directory = { version: this.nextVersion(), services, trust_bundle: trust };
+        this.directoryEncoded = undefined;
+        this.opts.metrics.setConfigVersion(this.directory.version);
+        for (const st of this.streams) {
+          this.send(st, DIRECTORY_RESOURCE, this.directory.version, () => this.directoryPayload(), tracked);
+        }
+        const payload = this.streams.size > 0 ? this.directoryPayload() : undefined;
+        const bytes = Buffer.isBuffer(payload) ? payload.length : key.length;
+        this.directoryNotBefore = now + Math.min(1000, ((this.streams.size * bytes) / DIRECTORY_EGRESS_BYTES_PER_S) * 1000);
       }
     }
-    round.version = this.directory.version;
+    round.version = this.directory!.version;
 
     for (const entry of this.views.values()) {
       const bytes = this.render(entry.service, entry.consumerNamespace);
@@ -243,9 +312,12 @@ export class PushEngine extends EventEmitter {
       if (same) continue;
       entry.bytes = bytes;
       entry.version = this.nextVersion();
+      entry.encoded = undefined;
       for (const st of entry.subscribers) this.sendView(st, entry, tracked);
     }
     round.compiled = true;
+    this.lastEnd = performance.now();
+    this.lastWorkMs = this.lastEnd - t0;
     if (tracked) this.maybeFinish(tracked);
   }
 
@@ -273,6 +345,7 @@ export class PushEngine extends EventEmitter {
           bytes: this.render(service, st.target.namespace),
           version: this.nextVersion(),
           subscribers: new Set(),
+          encoded: undefined,
         };
         this.views.set(k, entry);
       }
@@ -303,19 +376,16 @@ export class PushEngine extends EventEmitter {
   }
 
   private sendView(st: StreamState, entry: ViewEntry, round: Round | undefined): void {
-    const resource = serviceResource(entry.service);
-    const msg: ControlMessage = {
-      update: {
-        service: entry.service,
-        version: entry.version,
-        config_json: entry.bytes ?? EMPTY,
-        removed: entry.bytes === null,
-      },
-    };
-    this.send(st, resource, entry.version, msg, round);
+    this.send(st, serviceResource(entry.service), entry.version, () => this.viewPayload(entry), round);
   }
 
-  private send(st: StreamState, resource: string, version: string, msg: ControlMessage, round: Round | undefined): void {
+  private send(
+    st: StreamState,
+    resource: string,
+    version: string,
+    payload: () => ControlMessage | Buffer,
+    round: Round | undefined,
+  ): void {
     if (st.closed || st.sent.get(resource) === version) return;
     st.sent.set(resource, version);
     const prev = st.pending.get(resource);
@@ -327,7 +397,7 @@ export class PushEngine extends EventEmitter {
       round.streams.add(st);
     }
     try {
-      st.target.write(msg);
+      st.target.write(payload());
     } catch (e) {
       this.opts.log(`push to ${st.target.name} failed: ${(e as Error).message}`);
     }
