@@ -19,7 +19,7 @@ import { runWrk } from './wrk.js';
 import { type OpenLoopOptions, type OpenLoopResult } from './openloop.js';
 import { makeCerts, startApp, startHaproxyPair, startNginxPair, directChain, checkChain, type Chain } from './chains.js';
 import { startWeft, startSidecar, waitReady, shutdownSidecar, newestProfile, WEFT, CLIENT, SERVER, type WeftChain } from './weft-chain.js';
-import { topSelfTime, type SelfTime } from './profile.js';
+import { topSelfTime, type ProfileSummary } from './profile.js';
 import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
 import { median, fmt, signed, envNum } from './stats.js';
 import { runControlScale, type ControlScaleResult } from './control-scale.js';
@@ -106,19 +106,22 @@ async function openRound(s: ChainStats, rate: number, seconds: number): Promise<
 
 interface WeftExtras {
   startupMs: number[];
-  profile?: { outbound?: { totalMs: number; top: SelfTime[] }; inbound?: { totalMs: number; top: SelfTime[] }; rps?: number };
+  startupCpuMs: number[];
+  profile?: { outbound?: ProfileSummary; inbound?: ProfileSummary; rps?: number };
   controlRssMb?: number;
   error?: string;
 }
 
 /** Process start to /ready 200 for fresh sidecars on new pod IPs, with control up. */
-async function measureStartup(w: WeftChain, n: number): Promise<number[]> {
-  const out: number[] = [];
+async function measureStartup(w: WeftChain, n: number): Promise<{ wallMs: number[]; cpuMs: number[] }> {
+  const out = { wallMs: [] as number[], cpuMs: [] as number[] };
   for (let i = 0; i < n; i++) {
     const spec = { podIP: `127.0.94.${20 + i}`, workload: `startup${i}`, serviceAccount: 'startup', labels: 'app=startup' };
     const p = startSidecar(w.dir, w.stateDir, spec);
     try {
-      out.push(await waitReady(p, spec.podIP, 15_000, 2));
+      out.wallMs.push(await waitReady(p, spec.podIP, 15_000, 2));
+      // CPU the process used to get ready: unlike wall time, not inflated by other load on a shared machine.
+      out.cpuMs.push(cpuMs(p.pid));
     } finally {
       await shutdownSidecar(p, spec.podIP);
     }
@@ -139,12 +142,14 @@ async function profileSidecars(w: WeftChain, seconds: number): Promise<WeftExtra
   await waitReady(server, WEFT.server);
   await waitReady(client, WEFT.client);
   await runWrk(`http://${WEFT.client}:${WEFT.outbound}/`, w.hostHeader, { seconds: 2 });
+  const fromUs = Number(process.hrtime.bigint() / 1000n);
   const r = await runWrk(`http://${WEFT.client}:${WEFT.outbound}/`, w.hostHeader, { seconds });
+  const window = { fromUs: fromUs + 200_000, toUs: Number(process.hrtime.bigint() / 1000n) - 200_000 };
   await shutdownSidecar(client, WEFT.client);
   await shutdownSidecar(server, WEFT.server);
   const po = newestProfile(join(profDir, 'outbound'));
   const pi = newestProfile(join(profDir, 'inbound'));
-  return { outbound: po ? topSelfTime(po, 12) : undefined, inbound: pi ? topSelfTime(pi, 12) : undefined, rps: r.rps };
+  return { outbound: po ? topSelfTime(po, 12, window) : undefined, inbound: pi ? topSelfTime(pi, 12, window) : undefined, rps: r.rps };
 }
 
 async function dataPlane(work: string, versions: Record<string, string>): Promise<string> {
@@ -202,13 +207,15 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
     for (let i = 0; i < stats.length; i++) await openRound(stats[(i + r) % stats.length]!, rate, openSeconds);
   }
 
-  const extras: WeftExtras = { startupMs: [] };
+  const extras: WeftExtras = { startupMs: [], startupCpuMs: [] };
   if (weft) {
     extras.controlRssMb = rssMb(weft.control.pid);
     try {
       log('bench: weft sidecar start-up (process start → /ready 200), 5 fresh sidecars');
-      extras.startupMs = await measureStartup(weft, 5);
-      log(`  ${extras.startupMs.map((x) => x.toFixed(0)).join(', ')} ms`);
+      const su = await measureStartup(weft, 5);
+      extras.startupMs = su.wallMs;
+      extras.startupCpuMs = su.cpuMs;
+      log(`  ${su.wallMs.map((x) => x.toFixed(0)).join(', ')} ms (CPU ${su.cpuMs.map((x) => x.toFixed(0)).join(', ')} ms)`);
       if (process.env.BENCH_PROFILE !== '0') {
         log('bench: --cpu-prof of both sidecars under wrk (5 s)');
         extras.profile = await profileSidecars(weft, 5);
@@ -302,7 +309,7 @@ function report(
   if (!weft) L.push(`not available: ${weftReason ?? 'not run'}`);
   else {
     const st = extras.startupMs;
-    L.push(`- start-up, process start → \`/ready\` 200 (control up, ${st.length} fresh sidecars): median ${fmt(median(st), 0)} ms (${st.map((x) => x.toFixed(0)).join(', ')})`);
+    L.push(`- start-up, process start → \`/ready\` 200 (control up, ${st.length} fresh sidecars): median ${fmt(median(st), 0)} ms (${st.map((x) => x.toFixed(0)).join(', ')}); CPU used by then (utime+stime, 10 ms ticks): median ${fmt(median(extras.startupCpuMs), 0)} ms`);
     L.push(`- RSS: outbound ${fmt(weft.s.rssIdle[0]!, 1)} MB idle → ${fmt(weft.s.rssLoad[0]!, 1)} MB under load; inbound ${fmt(weft.s.rssIdle[1]!, 1)} → ${fmt(weft.s.rssLoad[1]!, 1)} MB; control ${fmt(extras.controlRssMb ?? NaN, 1)} MB`);
     if (extras.error) L.push(`- extras failed: ${extras.error.split('\n')[0]}`);
     const prof = extras.profile;
@@ -313,7 +320,8 @@ function report(
           L.push(`  - ${side}: no profile written (the sidecar must exit through process.exit on /shutdown)`);
           continue;
         }
-        L.push(`  - ${side} (${fmt(p.totalMs)} ms busy): ` + p.top.map((t) => `${t.fn} ${t.pct.toFixed(1)}%${t.where ? ` (${t.where})` : ''}`).join('; '));
+        L.push(`  - ${side}: ${fmt(p.totalMs)} ms busy in ${fmt(p.windowMs)} ms of load; by origin: ` + p.byOrigin.map((o) => `${o.origin} ${o.pct.toFixed(1)}%`).join(', '));
+        L.push(`    top self time: ` + p.top.map((t) => `${t.fn} ${t.pct.toFixed(1)}%${t.where ? ` (${t.where})` : ''}`).join('; '));
       }
     }
   }
