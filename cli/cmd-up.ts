@@ -419,6 +419,10 @@ export async function run(argv: string[]): Promise<number> {
 
   let stopping = false;
   const started = Date.now();
+  // Pure clients (no ports, like a load generator) start their apps once
+  // every server accepts, so their first requests do not meet half a mesh.
+  let serversUp: () => void = () => undefined;
+  const serversReady = new Promise<void>((r) => (serversUp = r));
   const bringUp = async (r: PodRun): Promise<void> => {
     const t0 = Date.now();
     r.sidecar.start();
@@ -438,6 +442,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (stopping) return;
     r.sidecarReadyMs = Date.now() - t0;
+    if (r.pod.workload.ports.length === 0) await serversReady;
+    if (stopping) return;
     r.app.start();
     for (const port of r.pod.workload.ports) {
       const t1 = Date.now();
@@ -452,7 +458,10 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const signal = waitForSignal();
-  const allUp = Promise.all(runs.map(bringUp)).then(() => {
+  const servers = runs.filter((r) => r.pod.workload.ports.length > 0);
+  const clients = runs.filter((r) => r.pod.workload.ports.length === 0);
+  const serversDone = Promise.all(servers.map(bringUp)).then(() => serversUp());
+  const allUp = Promise.all([serversDone, ...clients.map(bringUp)]).then(() => {
     if (stopping) return;
     const cold = runs.map((r) => r.sidecarReadyMs ?? 0).sort((a, b) => a - b);
     const median = cold.length ? cold[Math.floor(cold.length / 2)]! : 0;
