@@ -20,7 +20,8 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const WEFT = join(REPO, 'dist', 'cli', 'weft.js');
+/** The CLI the bed runs (WEFT_E2E_CLI overrides it, e.g. to try a patched build). */
+export const WEFT = process.env.WEFT_E2E_CLI ?? join(REPO, 'dist', 'cli', 'weft.js');
 export const APP_UID = 1000;
 export const PROXY_UID = 2102;
 const LOCK_DIR = '/run/weft-e2e';
