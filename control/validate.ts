@@ -179,6 +179,8 @@ function checkService(c: Checker, o: Obj): void {
 
 function checkEndpointSlice(c: Checker, o: Obj): void {
   c.str(o.addressType, 'addressType', { required: true, enum: ['IPv4', 'IPv6', 'FQDN'] });
+  // The API serves an empty slice as `endpoints: null` (a nil Go slice).
+  if (o.endpoints === null) o.endpoints = [];
   const eps = c.arr(o.endpoints, 'endpoints', { required: true, max: 1000 });
   eps?.forEach((it, i) => {
     const f = `endpoints[${i}]`;

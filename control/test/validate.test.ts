@@ -58,6 +58,9 @@ t.test('valid resources pass and come back with the CRD defaults applied', async
 
   t.same(validateResource({ apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: {} }, 'f').errors, [], 'HTTPRoute v1beta1 is served');
   t.same(validateResource({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }, 'f').errors, []);
+  const emptySlice = validateResource({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'a' }, addressType: 'IPv4', endpoints: null, ports: null }, 'kubernetes');
+  t.same(emptySlice.errors, [], 'an empty EndpointSlice as the API serves it');
+  t.same((emptySlice.resource as { endpoints: unknown[] }).endpoints, []);
   t.equal((validateResource({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }, 'f').resource!.metadata.namespace), undefined, 'Namespace is cluster-scoped');
   const btls = validateResource({ apiVersion: 'gateway.networking.k8s.io/v1alpha3', kind: 'BackendTLSPolicy', metadata: { name: 'p', namespace: 'a' }, spec: { targetRefs: [{ group: '', kind: 'Service', name: 'db' }], validation: { hostname: 'db.example.com', wellKnownCACertificates: 'System' } } }, 'f');
   t.same(btls.errors, []);
