@@ -21,6 +21,7 @@ import {
   docs,
   writeConfig,
   echoWorkload,
+  httpRequest,
   meshGet,
   service,
   startMesh,
@@ -61,7 +62,11 @@ function traffic(mesh: Mesh): { stop(): Promise<void>; sent(): number; failures(
       try {
         // Worker 2 also makes web-v1 call client now and then, so one
         // workload has traffic in both directions for the Workload dashboard.
-        if (w === 2 && i % 4 === 0) await meshGet(web1.podIP, `http://client.${NS}${path}`, { timeoutMs: 5000 });
+        // Those calls use a new connection each (no keep-alive), so its
+        // sidecar also has closed connections and their bytes to show.
+        if (w === 2 && i % 4 === 0) {
+          await httpRequest(`http://client.${NS}${path}`, { proxy: `${web1.podIP}:7001`, keepAlive: false, timeoutMs: 5000 });
+        }
         else await meshGet(client.podIP, `http://web.${NS}${path}`, { timeoutMs: 5000 });
         sent++;
       } catch (e) {
