@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { PORTS, weftV1 } from '../api/index.js';
-import { certValidity, renewAt, type Pem } from '../certs/index.js';
+import { certValidity, renewAt, splitPemBundle, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
 import { compile } from './compile.js';
 import { discoveryDefinition, discoveryServer } from './discovery-server.js';
@@ -17,7 +17,7 @@ import { Registry } from './registry.js';
 import { FileSource } from './source-files.js';
 import { issueServingCert, loadOrCreateState, REGISTRY_FILE, writeControlAddress, type ServingCert } from './state.js';
 import { Store } from './store.js';
-import type { ConfigError } from './types.js';
+import type { CompileResult, ConfigError } from './types.js';
 
 export * from './types.js';
 export { compile } from './compile.js';
@@ -54,6 +54,28 @@ export interface ControlOptions {
   registrationGraceMs?: number;
   /** How long registrations reloaded from STATE wait for their sidecar (ms, default 30 s). */
   provisionalMs?: number;
+  /**
+   * Local mode registers connected sidecars as endpoints of selector Services
+   * (default true). Kubernetes mode takes endpoints from EndpointSlices instead.
+   */
+  registerWorkloads?: boolean;
+  /** Kubernetes: a mounted issuer directory (certs loadIssuerDir) instead of STATE/ca. */
+  issuerDir?: string;
+  /** Kubernetes: the session key every replica shares (base64), instead of STATE/session-key. */
+  sessionKey?: string;
+  /**
+   * More sources and hooks (Kubernetes mode): called once the store exists and
+   * awaited before the first compile, so its initial list is in it.
+   */
+  extend?: (ctx: { store: Store; trustBundle: () => string; log: (line: string) => void }) => Promise<ControlExtension>;
+}
+
+export interface ControlExtension {
+  /** Replaces the bootstrap-token check of Identity/Certify (e.g. TokenReview). */
+  authenticate?: Authenticator;
+  /** After every compile (route status writers). */
+  onCompiled?: (result: CompileResult) => void;
+  stop?: () => Promise<void>;
 }
 
 export interface ControlHandle {
@@ -124,12 +146,18 @@ function identityOf(c: ServingCert, issuer: Pem): { certificate: Buffer; private
 
 export async function startControl(opts: ControlOptions): Promise<ControlHandle> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const state = loadOrCreateState(opts.stateDir, opts.trustDomain !== undefined ? { trustDomain: opts.trustDomain } : {});
+  const state = loadOrCreateState(opts.stateDir, {
+    ...(opts.trustDomain !== undefined ? { trustDomain: opts.trustDomain } : {}),
+    ...(opts.issuerDir !== undefined ? { issuerDir: opts.issuerDir } : {}),
+    ...(opts.sessionKey !== undefined ? { sessionKey: opts.sessionKey } : {}),
+  });
   const listen = splitHostPort(opts.listen ?? `127.0.0.1:${PORTS.controlGrpc}`, PORTS.controlGrpc);
   const adminListen = splitHostPort(opts.adminListen ?? `127.0.0.1:${PORTS.controlAdmin}`, PORTS.controlAdmin);
 
   const metrics = new ControlMetrics();
-  metrics.anchorExpiry.set(certValidity(state.anchor.certPem).notAfter.getTime() / 1000);
+  // The anchor that expires first is the one that matters.
+  const anchorExpiry = Math.min(...splitPemBundle(state.trustBundlePem).map((c) => certValidity(c).notAfter.getTime()));
+  if (Number.isFinite(anchorExpiry)) metrics.anchorExpiry.set(anchorExpiry / 1000);
   metrics.issuerExpiry.set(certValidity(state.issuer.certPem).notAfter.getTime() / 1000);
 
   const store = new Store({ sessionKey: state.sessionKey });
@@ -140,7 +168,8 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     onChange: (list) => store.setRegistered(list),
     log,
   });
-  const reloaded = registry.load();
+  const registerWorkloads = opts.registerWorkloads ?? true;
+  const reloaded = registerWorkloads ? registry.load() : 0;
   if (reloaded > 0) log(`registry: ${reloaded} workload(s) from the previous run kept while their sidecars reconnect`);
 
   let fileSource: FileSource | undefined;
@@ -155,6 +184,9 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     await fileSource.start();
   }
 
+  let extension: ControlExtension = {};
+  if (opts.extend) extension = await opts.extend({ store, trustBundle: () => state.trustBundlePem, log });
+
   const engine = new PushEngine({
     store,
     compile,
@@ -163,6 +195,16 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     log,
     encode: discoveryDefinition().encode,
   });
+  if (extension.onCompiled) {
+    const hook = extension.onCompiled;
+    engine.on('compiled', (r: CompileResult) => {
+      try {
+        hook(r);
+      } catch (e) {
+        log(`control: onCompiled hook failed: ${(e as Error).message}`);
+      }
+    });
+  }
   engine.start();
 
   const errors = (): ConfigError[] => [...store.errors(), ...engine.compileErrors()];
@@ -194,7 +236,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
   const { Identity } = weftV1();
-  const discovery = discoveryServer({ engine, registry, trustDomain: state.trustDomain, log });
+  const discovery = discoveryServer({
+    engine,
+    ...(registerWorkloads ? { registry } : {}),
+    trustDomain: state.trustDomain,
+    log,
+  });
   server.addService(discovery.definition, discovery.handlers);
   server.addService(
     Identity.service,
@@ -202,7 +249,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
       issuer: () => state.issuer,
       trustBundle: () => state.trustBundlePem,
       trustDomain: state.trustDomain,
-      authenticate: opts.authenticate ?? bootstrapTokenAuthenticator(state.bootstrapToken),
+      authenticate: opts.authenticate ?? extension.authenticate ?? bootstrapTokenAuthenticator(state.bootstrapToken),
       metrics,
       log,
     }),
@@ -214,6 +261,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     fileSource?.close();
     engine.close();
     registry.close();
+    void extension.stop?.();
     throw new Error(`control: cannot listen on ${joinHostPort(listen.host, listen.port)}: ${(e as Error).message}`);
   });
   const grpcAddress = joinHostPort(listen.host, grpcPort);
@@ -246,6 +294,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     fileSource?.close();
     engine.close();
     registry.close();
+    void extension.stop?.();
     throw new Error(`control: cannot listen on admin ${joinHostPort(adminListen.host, adminListen.port)}: ${(e as Error).message}`);
   });
   const a = admin.address() as AddressInfo;
@@ -262,6 +311,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
       registry.close(); // persist first: streams ending below must not empty the registry
       discovery.closeAll();
       engine.close();
+      await extension.stop?.();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

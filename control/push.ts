@@ -263,6 +263,7 @@ export class PushEngine extends EventEmitter {
     this.opts.metrics.compileDuration.observe((performance.now() - t0) / 1000);
     this.compiled = result;
     this.noteCompileErrors(result.errors);
+    this.emit('compiled', result);
 
     const round: Round = {
       changeAt: changeAt ?? performance.now(),

@@ -6,8 +6,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { LEAF_LIFETIME_MS, STATE_FILES } from '../api/index.js';
-import { issueCert, loadOrCreateAuthority, spiffeId, writeSecretFile, type Pem } from '../certs/index.js';
+import { DEFAULT_TRUST_DOMAIN, LEAF_LIFETIME_MS, STATE_FILES } from '../api/index.js';
+import { issueCert, loadIssuerDir, loadOrCreateAuthority, spiffeId, writeSecretFile, type Pem } from '../certs/index.js';
 
 /** DNS name on control's serving certificate; sidecars override the target name to it. */
 export const CONTROL_SERVER_NAME = 'weft-control.weft-system.svc';
@@ -18,7 +18,8 @@ export const REGISTRY_FILE = 'registry.json';
 export interface ControlState {
   stateDir: string;
   trustDomain: string;
-  anchor: Pem;
+  /** Local mode: the anchor we created. Kubernetes: absent (its key lives elsewhere). */
+  anchor?: Pem;
   issuer: Pem;
   trustBundlePem: string;
   bootstrapToken: string;
@@ -41,17 +42,29 @@ function loadOrCreateSecret(path: string, make: () => string): string {
   return v;
 }
 
-export function loadOrCreateState(stateDir: string, opts: { trustDomain?: string } = {}): ControlState {
+export interface StateOptions {
+  trustDomain?: string;
+  /** Kubernetes: a mounted issuer (Secret + anchor ConfigMap) instead of STATE/ca. */
+  issuerDir?: string;
+  /** Kubernetes: the mesh's session key from a Secret, shared by every replica. */
+  sessionKey?: string;
+}
+
+export function loadOrCreateState(stateDir: string, opts: StateOptions = {}): ControlState {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const auth = loadOrCreateAuthority(stateDir, opts.trustDomain !== undefined ? { trustDomain: opts.trustDomain } : {});
+  const auth = opts.issuerDir
+    ? { ...loadIssuerDir(opts.issuerDir), trustDomain: opts.trustDomain ?? DEFAULT_TRUST_DOMAIN }
+    : loadOrCreateAuthority(stateDir, opts.trustDomain !== undefined ? { trustDomain: opts.trustDomain } : {});
+  if (opts.issuerDir) writeFileSync(join(stateDir, STATE_FILES.trustBundle), auth.trustBundlePem, { mode: 0o644 });
   const bootstrapToken = loadOrCreateSecret(join(stateDir, STATE_FILES.bootstrapToken), () =>
     randomBytes(32).toString('base64url'),
   );
-  const sessionKey = loadOrCreateSecret(join(stateDir, STATE_FILES.sessionKey), () => randomBytes(32).toString('base64'));
+  const sessionKey =
+    opts.sessionKey ?? loadOrCreateSecret(join(stateDir, STATE_FILES.sessionKey), () => randomBytes(32).toString('base64'));
   return {
     stateDir,
     trustDomain: auth.trustDomain,
-    anchor: auth.anchor,
+    ...(auth.anchor ? { anchor: auth.anchor } : {}),
     issuer: auth.issuer,
     trustBundlePem: auth.trustBundlePem,
     bootstrapToken,

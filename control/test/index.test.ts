@@ -1,0 +1,83 @@
+// startControl's extension points, as Kubernetes mode uses them: another
+// source feeding the store, a different authenticator, a compile hook, and no
+// local workload registration.
+import t from 'tap';
+import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Service } from '../../api/index.js';
+import { startControl, splitHostPort, type CompileResult } from '../index.js';
+import { certify, FakeSidecar, readState, updateOf } from './helpers/fake-sidecar.js';
+
+const ip = `127.${20 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+
+t.test('host:port parsing', async (t) => {
+  t.same(splitHostPort('127.0.0.1:7443', 1), { host: '127.0.0.1', port: 7443 });
+  t.same(splitHostPort('[::1]:80', 1), { host: '::1', port: 80 });
+  t.same(splitHostPort(':9', 1), { host: '127.0.0.1', port: 9 });
+  t.same(splitHostPort('0', 1), { host: '127.0.0.1', port: 0 });
+  t.same(splitHostPort('example', 7), { host: 'example', port: 7 });
+});
+
+t.test('extensions: another source, another authenticator, a compile hook, no local registration', async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'weft-state-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const compiled: CompileResult[] = [];
+  let stopped = false;
+  const svc: Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: 'shop' },
+    spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+  };
+  const control = await startControl({
+    stateDir,
+    listen: `${ip}:0`,
+    adminListen: `${ip}:0`,
+    log: () => {},
+    registerWorkloads: false,
+    sessionKey: Buffer.alloc(32, 7).toString('base64'),
+    extend: async ({ store }) => {
+      store.upsert('kubernetes', svc);
+      store.markSynced('kubernetes');
+      return {
+        authenticate: (req) =>
+          req.token === 'projected-sa-token' ? { namespace: 'shop', serviceAccount: 'web' } : { error: 'token review: not authenticated' },
+        onCompiled: (r) => compiled.push(r),
+        stop: async () => {
+          stopped = true;
+        },
+      };
+    },
+  });
+  t.teardown(() => control.close());
+  t.ok(compiled.length >= 1, 'the hook saw the first compile');
+  t.same(compiled.at(-1)!.directory.map((d) => d.name), ['web'], 'the extension source is compiled');
+  t.equal(control.store.snapshot().sessionKey, Buffer.alloc(32, 7).toString('base64'));
+
+  const { token, bundle } = readState(stateDir);
+  await t.rejects(certify(control.grpcAddress, bundle, { token, namespace: 'shop', serviceAccount: 'web' }), {
+    code: grpc.status.UNAUTHENTICATED,
+  });
+  // The identity comes from the authenticator, not from what the request claims.
+  const cert = await certify(control.grpcAddress, bundle, { token: 'projected-sa-token', namespace: 'shop', serviceAccount: 'web' });
+  const s = new FakeSidecar(control.grpcAddress, bundle, cert, {
+    namespace: 'shop',
+    service_account: 'web',
+    pod_ip: '10.0.0.5',
+    labels: { app: 'web' },
+    app_ports: [8080],
+    subscribe: ['web'],
+  });
+  t.teardown(() => s.close());
+  const u = updateOf(await s.next((m) => updateOf(m)?.service === 'shop/web'))!;
+  t.equal(u.removed, false);
+  await sleep(100);
+  t.same(control.registry.list(), [], 'no local registration');
+  t.same(control.store.snapshot().registered, []);
+  s.close();
+  await control.close();
+  t.ok(stopped, 'extension stopped with control');
+});
