@@ -111,6 +111,11 @@ export async function startPod(bed: Bed, control: Control, name: string, o: Mesh
       if (Date.now() - t0 > 60_000) throw new Error(`sidecar of ${name} not ready in 60 s:\n${sidecar.output()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // iptables REDIRECT in OUTPUT lands on 127.0.0.1:<outbound port>, not on the pod IP.
+    const probe = await bed.run(pod, ['node', '-e', "require('net').connect(7001,'127.0.0.1').on('connect',()=>process.exit(0)).on('error',e=>{console.error(e.message);process.exit(1)})"], { uid: PROXY_UID });
+    if (probe.code !== 0) {
+      throw new Error(`sidecar of ${name} does not accept on 127.0.0.1:7001 (${probe.stderr.trim()}): redirected app connections land there, so it must listen on it (or 0.0.0.0) outside local mode`);
+    }
   }
   return mp;
 }
