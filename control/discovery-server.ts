@@ -3,6 +3,7 @@
 // SPIFFE ID names the namespace and service account its Hello claims; then the
 // workload is registered (an endpoint of the selector Services it matches) and
 // the push engine serves it the directory and its subscribed views.
+import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
 import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
@@ -59,6 +60,18 @@ export function discoveryDefinition(): { definition: grpc.ServiceDefinition; enc
   return { definition, encode };
 }
 
+/** What is wrong with a Hello that would otherwise become a broken endpoint; undefined when fine. */
+export function helloProblem(h: HelloMsg): string | undefined {
+  if (h.pod_ip && isIP(h.pod_ip) === 0) return `pod_ip: ${JSON.stringify(h.pod_ip)} is not an IP address`;
+  for (const p of h.app_ports ?? []) {
+    if (!Number.isInteger(Number(p)) || Number(p) < 1 || Number(p) > 65535) return `app_ports: ${p} is not a port`;
+  }
+  for (const [k, v] of Object.entries(h.labels ?? {})) {
+    if (!k || k.length > 317 || typeof v !== 'string' || v.length > 63) return `labels: ${JSON.stringify(k)} is not a valid label`;
+  }
+  return undefined;
+}
+
 export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
   const open = new Set<Call>();
   const { definition, encode } = discoveryDefinition();
@@ -106,6 +119,11 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
               grpc.status.PERMISSION_DENIED,
               `certificate identity ${id} does not match hello namespace "${h.namespace}" service account "${h.service_account}"`,
             );
+            return;
+          }
+          const bad = helloProblem(h);
+          if (bad) {
+            fail(grpc.status.INVALID_ARGUMENT, `hello: ${bad}`);
             return;
           }
           hello = h;

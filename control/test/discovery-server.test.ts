@@ -275,6 +275,12 @@ t.test('streams without a mesh certificate, or whose certificate names someone e
   t.equal(st.code, grpc.status.PERMISSION_DENIED);
   t.match(st.details, /does not match/);
   t.notOk(control.registry.list().some((w) => w.podIP === podIP(9)), 'not registered');
+  const c2 = await certify(control.grpcAddress, bundle, { token, namespace: 'faces', serviceAccount: 'smiley' });
+  const badIP = new FakeSidecar(control.grpcAddress, bundle, c2, { namespace: 'faces', service_account: 'smiley', pod_ip: 'not-an-ip' });
+  sidecars.push(badIP);
+  const st2 = await badIP.ended;
+  t.equal(st2.code, grpc.status.INVALID_ARGUMENT);
+  t.match(st2.details, /pod_ip/);
   const anon = new FakeSidecar(control.grpcAddress, bundle, undefined, { namespace: 'faces', service_account: 'smiley' });
   sidecars.push(anon);
   t.equal((await anon.ended).code, grpc.status.UNAUTHENTICATED);
