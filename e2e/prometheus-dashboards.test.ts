@@ -228,6 +228,14 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
       t.ok(r.successRate > 0.85 && r.successRate < 1, `${r.backend} success ${r.successRate}`);
       t.ok((r.latency.p50 ?? 0) > 0, `${r.backend} p50 ${r.latency.p50}`);
     }
+    const routes = weft(t, ['stat', 'routes', 'web', '-n', NS, '--prometheus', prom.url, '--window', '10s', '-o', 'json']);
+    t.equal((await routes.exited).code, 0, routes.stderr());
+    const routeRows = (JSON.parse(routes.stdout()) as { rows: Array<{ service: string; route: string; share: number }> }).rows;
+    t.same(routeRows.map((r) => [r.service, r.route, r.share]), [[`${NS}/web`, `HTTPRoute ${NS}/web-split`, 1]], 'one route carries all of web');
+    const wl = weft(t, ['stat', 'workloads', '-n', NS, '--prometheus', prom.url, '--window', '10s', '-o', 'json']);
+    t.equal((await wl.exited).code, 0, wl.stderr());
+    const wlRows = (JSON.parse(wl.stdout()) as { rows: Array<{ workload: string; rps: number }> }).rows;
+    t.same(wlRows.map((r) => r.workload).sort(), [`${NS}/client`, `${NS}/web-v1`, `${NS}/web-v2`], 'inbound traffic per workload');
     const table = weft(t, ['stat', '-n', NS, '--prometheus', prom.url, '--window', '10s']);
     await table.exited;
     t.match(table.stdout(), /SERVICE\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99/, 'a table with the linkerd-style columns');
