@@ -43,7 +43,9 @@ const METHODS = new Set([
   'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
   'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'SEARCH', 'REPORT',
 ]);
-const TOKEN_CHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
+/** tchar of RFC 9110 §5.6.2, as a lookup table (the hot path runs once per connection). */
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN[c.charCodeAt(0)] = 1;
 
 /** The protocol a Service port's appProtocol declares, or undefined when it must be detected. */
 export function declaredProtocol(appProtocol: AppProtocol | undefined): DetectedProtocol | undefined {
@@ -84,7 +86,7 @@ export function classify(b: Buffer): DetectedProtocol | undefined {
 function classifyHttp1(b: Buffer): DetectedProtocol | undefined {
   // method SP request-target SP HTTP/1.x CRLF (RFC 9112 §3).
   let i = 0;
-  while (i < b.length && i <= 20 && TOKEN_CHAR.test(String.fromCharCode(b[i]!))) i++;
+  while (i < b.length && i <= 20 && b[i]! < 128 && TOKEN[b[i]!] === 1) i++;
   if (i === b.length) return i <= 20 ? undefined : 'opaque';
   if (i === 0 || b[i] !== 0x20) return 'opaque';
   const method = b.toString('latin1', 0, i);
