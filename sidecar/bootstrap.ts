@@ -103,7 +103,9 @@ export class IdentityHolder extends EventEmitter {
       this.install(id);
       this.opts.log(`certificate for ${this.spiffe} valid until ${id.notAfter.toISOString()}`);
       this.readyResolve();
-      const at = renewAt(id.notBefore, id.notAfter).getTime();
+      // notBefore is backdated for clock skew; count the lifetime from now so a
+      // short-lived leaf is not renewed the moment it arrives.
+      const at = renewAt(new Date(Math.max(id.notBefore.getTime(), Date.now())), id.notAfter).getTime();
       this.timer = setTimeout(() => void this.obtainLoop(0), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
       this.timer.unref();
     } catch (e) {

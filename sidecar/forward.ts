@@ -93,10 +93,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.timer = undefined;
     if (this.finished) return;
     this.timedOut = new TimeoutError(kind, ms);
-    // Cancel the upstream request (spec: the backend request is cancelled), answer 504 now.
-    this.abortFn?.(this.timedOut);
+    // Answer 504 now, then cancel the upstream request (spec: the backend
+    // request is cancelled); its onError finds the request finished.
     const status = sendProxyError(this.res, 504, this.timedOut.message);
     this.finish({ status, proxyError: this.timedOut.message });
+    this.abortFn?.(this.timedOut);
   };
 
   private readonly onDrain = (): void => {

@@ -24,6 +24,8 @@ import { parseAuthority, resolveTarget, type Target } from './service-lookup.js'
 
 /** How long a request for a Service waits for its first config after subscribing. */
 export const SUBSCRIBE_WAIT_MS = 2_000;
+/** How long a connection that was not redirected may stay silent before it is closed. */
+const CLIENT_FIRST_WAIT_MS = 60_000;
 
 export interface OutboundOptions {
   state: MeshState;
@@ -78,7 +80,10 @@ export function createOutbound(o: OutboundOptions): Outbound {
     // A Service port's declared appProtocol skips detection (server-first protocols never wait).
     const entry = dst ? state.directory?.byAddr.get(`${dst.address}:${dst.port}`) : undefined;
     const appProtocol = entry?.ports.find((p) => p.port === dst!.port)?.appProtocol;
-    void detect(socket, { timeoutMs: o.detectTimeoutMs, appProtocol, onResult: (p) => metrics.detect.inc({ direction: 'outbound', protocol: p }) }).then((proto) => {
+    // Without a redirect the app dialled us as its HTTP proxy: no server-first
+    // protocol can be waiting, so a slow first byte is no reason to give up.
+    const timeoutMs = dst ? o.detectTimeoutMs : CLIENT_FIRST_WAIT_MS;
+    void detect(socket, { timeoutMs, appProtocol, onResult: (p) => metrics.detect.inc({ direction: 'outbound', protocol: p }) }).then((proto) => {
       if (socket.destroyed) return;
       if (proto === 'http1') handToHttpServer(socket);
       else toOpaque(socket, proto, dst);
