@@ -5,7 +5,10 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { dimensionsOf, keepSeries, parseWindow, promQueries } from '../cmd-stat.js';
 
@@ -108,4 +111,14 @@ t.test('weft stat finds the sidecars in control\'s registry', async (t) => {
   const out = JSON.parse(stdout) as { source: string; rows: Array<{ service: string; requests: number }> };
   t.match(out.source, /^1 sidecars registered/);
   t.same(out.rows.map((r) => [r.service, r.requests]), [['shop/web', 10]]);
+
+  // The same discovery, as a Prometheus config that promtool accepts.
+  const cfg = await run(process.execPath, [WEFT, 'stat', '--control-admin', controlAddr, '--scrape-config']);
+  t.match(cfg.stdout, new RegExp(`targets: \\["${ip.replace(/\./g, '\\.')}:7090"\\]`));
+  t.match(cfg.stdout, new RegExp(`targets: \\["${controlAddr.replace(/\./g, '\\.')}"\\]`));
+  const dir = mkdtempSync(join(tmpdir(), 'weft-stat-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'prometheus.yml'), cfg.stdout);
+  const check = await run('promtool', ['check', 'config', join(dir, 'prometheus.yml')]);
+  t.match(check.stdout, /SUCCESS/);
 });
