@@ -318,7 +318,7 @@ class Reflector {
       this.later(() => void this.watch(), sawEvent ? 0 : Math.min(this.backoff(), 1000));
     };
     try {
-      this.abort = await w.watch(
+      const ctl = await w.watch(
         this.spec.path,
         {
           resourceVersion: this.stats.resourceVersion,
@@ -328,6 +328,9 @@ class Reflector {
         onEvent,
         onDone,
       );
+      // stop() may have run while the request was in flight.
+      if (this.stopped) ctl.abort();
+      else this.abort = ctl;
     } catch (e) {
       onDone(e);
     }

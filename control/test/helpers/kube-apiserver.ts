@@ -315,6 +315,7 @@ export class FakeKubeApiServer {
   private watch(cpath: string, ns: string | undefined, q: URLSearchParams, res: ServerResponse): void {
     const c = this.coll(cpath);
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders(); // as the real API server does: the client sees the watch open before any event
     const w: Watcher = { coll: cpath, res, bookmarks: q.get('allowWatchBookmarks') === 'true' };
     const from = q.get('resourceVersion');
     if (from && from !== '0' && Number(from) < this.compactedBelow) {
