@@ -229,7 +229,29 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
+/**
+ * Load errors (not compile's: those are in status) of resources of this kind in
+ * scope: a file-mode user sees why a resource is missing or stuck at its last
+ * good version.
+ */
+export function loadErrors(inv: Inventory, kind: GetKind, o: GetOptions): string {
+  if (o.selector && o.selector.length > 0) return ''; // an invalid resource's labels are unknown
+  const ns = o.allNamespaces ? undefined : (o.namespace ?? 'default');
+  const errs = inv.errors.filter((e) => {
+    if (e.source === 'compile') return false;
+    const m = /^(\S+) (?:([^/\s]+)\/)?(\S+)$/.exec(e.resource);
+    if (!m || !KINDS_OF[kind].includes(m[1]!)) return false;
+    return ns === undefined || m[2] === ns;
+  });
+  if (errs.length === 0) return '';
+  return `\nErrors (invalid input; a resource that was valid before keeps its last good version):\n${errs.map((e) => `  ${formatConfigError(e)}`).join('\n')}\n`;
+}
+
 export function getTable(inv: Inventory, kind: GetKind, o: GetOptions, c?: CompileResult): string {
+  return getRows(inv, kind, o, c) + loadErrors(inv, kind, o);
+}
+
+function getRows(inv: Inventory, kind: GetKind, o: GetOptions, c?: CompileResult): string {
   const now = o.now ?? Date.now();
   const items = selectResources(inv, kind, o);
   const showNs = !!o.allNamespaces;

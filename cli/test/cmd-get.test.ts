@@ -61,6 +61,8 @@ t.test('weft get / describe read a config directory offline', async (t) => {
   t.equal(routes.code, 0, routes.stderr);
   t.match(routes.stdout, /^NAME\s+KIND\s+PARENTS\s+RULES\s+ACCEPTED\s+RESOLVED\s+AGE\nsplit\s+HTTPRoute\s+echo:80\s+1\s+True\s+False\(BackendNotFound\)/);
 
+  t.match(routes.stdout, /\nErrors \(invalid input; a resource that was valid before keeps its last good version\):\n {2}\S*mesh\.yaml: HTTPRoute mesh\/broken: spec\.rules\[0\]\.backendRefs\[0\]: Must have port for Service reference\n$/);
+
   const none = await weft(['get', 'routes', '--config-dir', dir]);
   t.equal(none.stdout, 'No routes found in namespace default.\n');
 
