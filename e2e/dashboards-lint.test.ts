@@ -11,45 +11,21 @@ import { promisify } from 'node:util';
 import { HISTOGRAM_METRICS, METRIC_LABELS } from '../api/index.js';
 import {
   allPanels,
-  legendLabels,
+  lintDashboards,
   loadDashboards,
   parseLabelValues,
+  queryableSeries,
   scanPromQL,
   substitute,
   targets,
   variableQuery,
+  type Dashboard,
 } from './helpers/dashboards.js';
 
 const run = promisify(execFile);
 
-// Labels Prometheus adds to every scraped series, whatever the scrape config.
-const TARGET_LABELS = ['instance', 'job'];
-
-// PromQL functions and aggregations the dashboards may use.
-const FUNCTIONS = new Set([
-  'sum', 'min', 'max', 'avg', 'count', 'topk', 'bottomk', 'quantile', 'stddev', 'count_values', 'group',
-  'rate', 'irate', 'increase', 'delta', 'deriv', 'histogram_quantile', 'time', 'vector', 'scalar',
-  'clamp_min', 'clamp_max', 'abs', 'label_replace', 'label_join', 'max_over_time', 'min_over_time',
-  'avg_over_time', 'absent', 'sort', 'sort_desc', 'changes', 'resets', 'timestamp', 'round',
-]);
-
-/** metric name as queried → the metric it belongs to and the labels it carries. */
-function knownSeries(): Map<string, string[]> {
-  const m = new Map<string, string[]>();
-  for (const [name, labels] of Object.entries(METRIC_LABELS)) {
-    if (HISTOGRAM_METRICS.includes(name)) {
-      m.set(`${name}_bucket`, [...labels, 'le']);
-      m.set(`${name}_sum`, [...labels]);
-      m.set(`${name}_count`, [...labels]);
-    } else {
-      m.set(name, [...labels]);
-    }
-  }
-  return m;
-}
-
 const dashboards = loadDashboards();
-const series = knownSeries();
+const series = queryableSeries(METRIC_LABELS, HISTOGRAM_METRICS);
 
 t.test('there are the four dashboards, each valid JSON', async (t) => {
   t.same(
@@ -64,79 +40,44 @@ t.test('there are the four dashboards, each valid JSON', async (t) => {
   }
 });
 
-t.test('uids are unique across dashboards and panel ids unique within each', async (t) => {
-  const uids = dashboards.map((d) => d.json.uid);
-  t.equal(new Set(uids).size, uids.length, 'uids unique');
-  for (const uid of uids) t.match(uid, /^weft-[a-z0-9-]{1,35}$/, 'uid is stable, short and weft-prefixed');
-  for (const d of dashboards) {
-    const ids = allPanels(d).map((p) => p.id);
-    t.ok(ids.every((id) => Number.isInteger(id)), `${d.file}: every panel has an id`);
-    t.equal(new Set(ids).size, ids.length, `${d.file}: panel ids unique`);
-  }
+t.test('uids, panel ids, the datasource variable and every query pass the lint', async (t) => {
+  const { problems, queries } = lintDashboards(dashboards, series);
+  t.same(problems, [], 'no problems');
+  t.ok(queries >= 60, `checked ${queries} queries`);
+  const panels = dashboards.reduce((n, d) => n + allPanels(d).length, 0);
+  t.ok(panels >= 50, `${panels} panels`);
 });
 
-t.test('every dashboard has the datasource variable and every panel and query uses it', async (t) => {
-  for (const d of dashboards) {
-    const vars = d.json.templating.list;
-    const ds = vars.find((v) => v.name === 'datasource');
-    t.ok(ds, `${d.file}: has $datasource`);
-    t.equal(ds?.type, 'datasource', `${d.file}: $datasource is a datasource variable`);
-    t.equal(ds?.query, 'prometheus', `${d.file}: $datasource picks Prometheus data sources`);
-    const usesVar = (x: unknown) =>
-      x === '${datasource}' || (typeof x === 'object' && x !== null && (x as { uid?: string }).uid === '${datasource}');
-    for (const p of allPanels(d)) {
-      if (p.type === 'row') continue;
-      t.ok(usesVar(p.datasource), `${d.file}: panel ${p.id} "${p.title}" uses \${datasource}`);
-      t.ok((p.targets ?? []).length > 0, `${d.file}: panel ${p.id} "${p.title}" has queries`);
-      for (const q of p.targets ?? []) {
-        t.ok(q.datasource === undefined || usesVar(q.datasource), `${d.file}: panel ${p.id} query ${q.refId} uses \${datasource}`);
-      }
-    }
-    for (const v of vars) {
-      if (v.type === 'query') t.ok(usesVar(v.datasource), `${d.file}: variable ${v.name} uses \${datasource}`);
-    }
-  }
-});
-
-t.test('every query names only exported metrics and their labels', async (t) => {
-  let checked = 0;
-  for (const d of dashboards) {
-    const varNames = new Set(d.json.templating.list.map((v) => v.name));
-    for (const q of targets(d)) {
-      const where = `${d.file} panel ${q.panelId} "${q.panelTitle}" ${q.refId}`;
-      const scan = scanPromQL(q.expr);
-      t.ok(scan.metrics.length > 0, `${where}: names a metric`);
-      const allowed = new Set<string>(TARGET_LABELS);
-      for (const m of scan.metrics) {
-        const labels = series.get(m);
-        t.ok(labels, `${where}: ${m} is a metric weft exports`);
-        for (const l of labels ?? []) allowed.add(l);
-      }
-      for (const s of scan.selectors) {
-        const own = new Set([...(series.get(s.metric) ?? []), ...TARGET_LABELS]);
-        for (const l of s.labels) t.ok(own.has(l), `${where}: ${s.metric} has label ${l}`);
-      }
-      for (const l of scan.grouping) t.ok(allowed.has(l), `${where}: grouping label ${l} exists`);
-      for (const l of legendLabels(q.legendFormat)) t.ok(allowed.has(l), `${where}: legend label ${l} exists`);
-      for (const f of scan.functions) t.ok(FUNCTIONS.has(f), `${where}: ${f}() is a PromQL function`);
-      for (const m of q.expr.matchAll(/\$\{?(\w+)/g)) {
-        t.ok(m[1].startsWith('__') || varNames.has(m[1]), `${where}: variable $${m[1]} is defined`);
-      }
-      checked++;
-    }
-    for (const v of d.json.templating.list) {
-      if (v.type !== 'query') continue;
-      const lv = parseLabelValues(variableQuery(v));
-      t.ok(lv, `${d.file}: variable ${v.name} is a label_values() query`);
-      if (!lv) continue;
-      const scan = scanPromQL(lv.selector);
-      t.equal(scan.metrics.length, 1, `${d.file}: variable ${v.name} names one metric`);
-      const labels = new Set(series.get(scan.metrics[0]) ?? []);
-      t.ok(labels.has(lv.label), `${d.file}: variable ${v.name}: ${scan.metrics[0]} has label ${lv.label}`);
-      for (const s of scan.selectors) for (const l of s.labels) t.ok(labels.has(l), `${d.file}: variable ${v.name} filters on ${l}`);
-    }
-  }
-  t.ok(checked >= 40, `checked ${checked} queries`);
+t.test('the lint catches each kind of mistake (it is not vacuous)', async (t) => {
+  const good = dashboards.find((d) => d.json.uid === 'weft-service-routes')!;
+  const bad = JSON.parse(JSON.stringify(good)) as Dashboard;
+  const panels = bad.json.panels.filter((p) => p.type !== 'row');
+  panels[0]!.targets![0]!.expr = 'sum(rate(weft_requests{direction="outbound"}[5m]))';
+  panels[1]!.targets![0]!.expr = 'sum(rate(weft_requests_total{path="/x"}[5m]))';
+  panels[2]!.targets![0]!.expr = 'sum by (pod) (rate(weft_requests_total[5m]))';
+  panels[3]!.targets![0]!.expr = 'histogram_quantile(0.5, sum by (le) (rate(weft_request_duration_seconds[5m])))';
+  panels[4]!.targets![0]!.expr = 'sum(rate(weft_requests_total{dst_service="$svc"}[5m]))';
+  panels[5]!.targets![0]!.legendFormat = '{{route}}';
+  panels[6]!.targets![0]!.expr = 'summ(rate(weft_requests_total[5m]))';
+  panels[7]!.datasource = { type: 'prometheus', uid: 'P1809F7CD0C75ACF3' };
+  panels[8]!.id = panels[9]!.id;
+  bad.json.templating.list = bad.json.templating.list.filter((v) => v.name !== 'datasource');
+  const twin = { ...good, file: 'twin.json' };
+  const { problems } = lintDashboards([bad, twin], series);
+  const expect = [
+    /weft_requests is not a metric weft exports/,
+    /weft_requests_total has no label path/,
+    /grouping by unknown label pod/,
+    /weft_request_duration_seconds is not a metric weft exports/,
+    /variable \$svc is not defined/,
+    /legend names unknown label route/,
+    /summ\(\) is not a PromQL function/,
+    /does not use \$\{datasource\}/,
+    /panel id \d+ is used twice/,
+    /no datasource variable/,
+    /uid weft-service-routes also used by/,
+  ];
+  for (const re of expect) t.ok(problems.some((p) => re.test(p)), `caught ${re}`);
 });
 
 t.test('the scanner itself finds names (so the checks above are not vacuous)', async (t) => {

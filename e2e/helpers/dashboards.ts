@@ -217,3 +217,115 @@ export function parseLabelValues(q: string): { selector: string; label: string }
   const m = /^\s*label_values\(\s*(.*?)\s*,\s*(\w+)\s*\)\s*$/s.exec(q);
   return m ? { selector: m[1], label: m[2] } : undefined;
 }
+
+// ---- lint ------------------------------------------------------------------------
+
+/** Labels Prometheus adds to every scraped series, whatever the scrape config. */
+export const TARGET_LABELS = ['instance', 'job'];
+
+/** PromQL functions and aggregations dashboards may use. */
+export const PROMQL_FUNCTIONS = new Set([
+  'sum', 'min', 'max', 'avg', 'count', 'topk', 'bottomk', 'quantile', 'stddev', 'count_values', 'group',
+  'rate', 'irate', 'increase', 'delta', 'deriv', 'histogram_quantile', 'time', 'vector', 'scalar',
+  'clamp_min', 'clamp_max', 'abs', 'label_replace', 'label_join', 'max_over_time', 'min_over_time',
+  'avg_over_time', 'absent', 'sort', 'sort_desc', 'changes', 'resets', 'timestamp', 'round',
+]);
+
+/** Series names as queried (histograms by their _bucket/_sum/_count) → their labels. */
+export function queryableSeries(metricLabels: Readonly<Record<string, readonly string[]>>, histograms: readonly string[]): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const [name, labels] of Object.entries(metricLabels)) {
+    if (histograms.includes(name)) {
+      m.set(`${name}_bucket`, [...labels, 'le']);
+      m.set(`${name}_sum`, [...labels]);
+      m.set(`${name}_count`, [...labels]);
+    } else {
+      m.set(name, [...labels]);
+    }
+  }
+  return m;
+}
+
+const usesDatasourceVar = (x: unknown): boolean =>
+  x === '${datasource}' || (typeof x === 'object' && x !== null && (x as { uid?: string }).uid === '${datasource}');
+
+/**
+ * Every problem with a set of dashboards, one line each (empty: clean):
+ * uids, panel ids, the datasource variable, and every query's metrics,
+ * labels, functions and variables against what weft exports.
+ */
+export function lintDashboards(dashboards: readonly Dashboard[], series: ReadonlyMap<string, readonly string[]>): { problems: string[]; queries: number } {
+  const problems: string[] = [];
+  let queries = 0;
+  const seenUids = new Map<string, string>();
+  for (const d of dashboards) {
+    const f = d.file;
+    const uid = d.json.uid;
+    if (typeof uid !== 'string' || !/^weft-[a-z0-9-]{1,35}$/.test(uid)) problems.push(`${f}: uid "${uid}" is not weft-<name>`);
+    if (seenUids.has(uid)) problems.push(`${f}: uid ${uid} also used by ${seenUids.get(uid)}`);
+    seenUids.set(uid, f);
+    const ids = new Set<number>();
+    for (const p of allPanels(d)) {
+      if (!Number.isInteger(p.id)) problems.push(`${f}: panel "${p.title}" has no id`);
+      else if (ids.has(p.id)) problems.push(`${f}: panel id ${p.id} is used twice`);
+      ids.add(p.id);
+      if (p.type === 'row') continue;
+      if (!usesDatasourceVar(p.datasource)) problems.push(`${f}: panel ${p.id} "${p.title}" does not use \${datasource}`);
+      if (!(p.targets ?? []).length) problems.push(`${f}: panel ${p.id} "${p.title}" has no query`);
+      for (const q of p.targets ?? []) {
+        if (q.datasource !== undefined && !usesDatasourceVar(q.datasource)) problems.push(`${f}: panel ${p.id} query ${q.refId} does not use \${datasource}`);
+      }
+    }
+    const vars = d.json.templating?.list ?? [];
+    const ds = vars.find((v) => v.name === 'datasource');
+    if (!ds || ds.type !== 'datasource' || ds.query !== 'prometheus') problems.push(`${f}: no datasource variable of type datasource, query prometheus`);
+    const varNames = new Set(vars.map((v) => v.name));
+    for (const q of targets(d)) {
+      queries++;
+      const where = `${f}: panel ${q.panelId} "${q.panelTitle}" ${q.refId}`;
+      let scan: Scan;
+      try {
+        scan = scanPromQL(q.expr);
+      } catch (e) {
+        problems.push(`${where}: ${(e as Error).message}`);
+        continue;
+      }
+      if (scan.metrics.length === 0) problems.push(`${where}: names no metric`);
+      const allowed = new Set<string>(TARGET_LABELS);
+      for (const m of scan.metrics) {
+        const labels = series.get(m);
+        if (!labels) problems.push(`${where}: ${m} is not a metric weft exports`);
+        for (const l of labels ?? []) allowed.add(l);
+      }
+      for (const s of scan.selectors) {
+        const own = new Set([...(series.get(s.metric) ?? []), ...TARGET_LABELS]);
+        for (const l of s.labels) if (!own.has(l)) problems.push(`${where}: ${s.metric || '{}'} has no label ${l}`);
+      }
+      for (const l of scan.grouping) if (!allowed.has(l)) problems.push(`${where}: grouping by unknown label ${l}`);
+      for (const l of legendLabels(q.legendFormat)) if (!allowed.has(l)) problems.push(`${where}: legend names unknown label ${l}`);
+      for (const fn of scan.functions) if (!PROMQL_FUNCTIONS.has(fn)) problems.push(`${where}: ${fn}() is not a PromQL function`);
+      for (const m of q.expr.matchAll(/\$\{?(\w+)/g)) {
+        if (!m[1]!.startsWith('__') && !varNames.has(m[1]!)) problems.push(`${where}: variable $${m[1]} is not defined`);
+      }
+    }
+    for (const v of vars) {
+      if (v.type !== 'query') continue;
+      if (!usesDatasourceVar(v.datasource)) problems.push(`${f}: variable ${v.name} does not use \${datasource}`);
+      const lv = parseLabelValues(variableQuery(v));
+      if (!lv) {
+        problems.push(`${f}: variable ${v.name} is not a label_values() query`);
+        continue;
+      }
+      const scan = scanPromQL(lv.selector);
+      if (scan.metrics.length !== 1) {
+        problems.push(`${f}: variable ${v.name} must name one metric`);
+        continue;
+      }
+      const labels = new Set(series.get(scan.metrics[0]!) ?? []);
+      if (!series.has(scan.metrics[0]!)) problems.push(`${f}: variable ${v.name}: ${scan.metrics[0]} is not a metric weft exports`);
+      if (!labels.has(lv.label)) problems.push(`${f}: variable ${v.name}: ${scan.metrics[0]} has no label ${lv.label}`);
+      for (const s of scan.selectors) for (const l of s.labels) if (!labels.has(l)) problems.push(`${f}: variable ${v.name} filters on unknown label ${l}`);
+    }
+  }
+  return { problems, queries };
+}
