@@ -12,6 +12,7 @@ import { Bed, APP_UID } from './netns/bed.js';
 import { startControl, startPod } from './netns/mesh.js';
 
 const NS = 'gateway-conformance-mesh';
+t.setTimeout(240_000);
 const bed = Bed.create();
 t.teardown(() => bed.destroy());
 

@@ -7,6 +7,8 @@ import { Bed, APP_UID, PROXY_UID } from './netns/bed.js';
 import { samples, startControl, startPod, type MeshPod } from './netns/mesh.js';
 
 const suiteStart = performance.now();
+// Seven pods, six sidecars and control start on a shared 2-core machine.
+t.setTimeout(300_000);
 const NS = 'demo';
 const bed = Bed.create();
 let destroyed = false;
@@ -138,6 +140,13 @@ t.test('a server-first protocol does not hang: first byte after the detection ti
   t.ok(s < 1000, `sniffed port: first byte after ${s.toFixed(1)} ms (median of 5)`);
   t.ok(d < s, `appProtocol: tcp: first byte after ${d.toFixed(1)} ms (median of 5)`);
   t.comment(`detection adds ${(s - d).toFixed(1)} ms to the first byte of a server-first protocol`);
+});
+
+t.test('opaque TCP keeps half-close across the hop: the client\'s FIN arrives after its bytes, the answers still come back', async (t) => {
+  const code = `const s=require('net').connect(25,'${ip.greeter}');let d='';s.setEncoding('utf8');s.on('data',x=>d+=x);s.end('HELO a\\r\\nHELO b\\r\\n');s.on('close',()=>console.log(JSON.stringify(d)));setTimeout(()=>{console.log(JSON.stringify('timeout:'+d));process.exit(1)},5000).unref()`;
+  const r = await bed.run(client, ['node', '-e', code], { uid: APP_UID });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout), '220 greeter-0 ready\r\n250 HELO a\r\n250 HELO b\r\n');
 });
 
 t.test('permissive inbound serves callers outside the mesh; strict refuses them', async (t) => {
