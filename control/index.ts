@@ -15,7 +15,7 @@ import { ControlMetrics } from './metrics.js';
 import { PushEngine, type PushReport } from './push.js';
 import { Registry } from './registry.js';
 import { FileSource } from './source-files.js';
-import { issueServingCert, loadOrCreateState, REGISTRY_FILE, writeControlAddress, type ServingCert } from './state.js';
+import { loadOrCreateState, loadOrIssueServingCert, REGISTRY_FILE, writeControlAddress, type ServingCert } from './state.js';
 import { Store } from './store.js';
 import type { CompileResult, ConfigError } from './types.js';
 
@@ -214,12 +214,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   };
 
   // gRPC: Discovery and Identity on one TLS port.
-  let serving = issueServingCert(state, listen.host);
+  let serving = loadOrIssueServingCert(state, listen.host);
   const provider = new StaticCertificateProvider(Buffer.from(state.trustBundlePem), identityOf(serving, state.issuer));
   const renewServing = (): NodeJS.Timeout => {
     const v = certValidity(serving.certPem);
     const t = setTimeout(() => {
-      serving = issueServingCert(state, listen.host);
+      serving = loadOrIssueServingCert(state, listen.host);
       provider.update(Buffer.from(state.trustBundlePem), identityOf(serving, state.issuer));
       log('control: serving certificate renewed');
       renewTimer = renewServing();

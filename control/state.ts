@@ -5,9 +5,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { DEFAULT_TRUST_DOMAIN, LEAF_LIFETIME_MS, STATE_FILES } from '../api/index.js';
-import { issueCert, loadIssuerDir, loadOrCreateAuthority, spiffeId, writeSecretFile, type Pem } from '../certs/index.js';
+import { issueCert, loadIssuerDir, loadOrCreateAuthority, renewAt, spiffeId, writeSecretFile, type Pem } from '../certs/index.js';
 
 /** DNS name on control's serving certificate; sidecars override the target name to it. */
 export const CONTROL_SERVER_NAME = 'weft-control.weft-system.svc';
@@ -75,7 +75,6 @@ export function loadOrCreateState(stateDir: string, opts: StateOptions = {}): Co
 /**
  * Control's gRPC serving certificate: DNS weft-control.weft-system.svc and
  * localhost, IP 127.0.0.1 and the listen IP, SPIFFE ID of weft-control.
- * Issued fresh at every start (the key never touches disk).
  */
 export function issueServingCert(state: ControlState, listenHost: string): ServingCert {
   const ips = new Set<string>(['127.0.0.1']);
@@ -90,6 +89,51 @@ export function issueServingCert(state: ControlState, listenHost: string): Servi
     commonName: CONTROL_SERVER_NAME,
   });
   return { certPem: c.certPem, keyPem: c.keyPem, notAfter: c.notAfter };
+}
+
+/** Control's own serving certificate and key, kept so a restart skips the RSA key generation. */
+export const SERVING_CERT_FILE = 'control-serving.pem';
+export const SERVING_KEY_FILE = 'control-serving.key'; // mode 0600
+
+/**
+ * The serving certificate from STATE when it is still good for this start
+ * (signed by the current issuer, before its renewal time, naming the listen
+ * IP), else a new one, saved for the next start.
+ */
+export function loadOrIssueServingCert(state: ControlState, listenHost: string, now = new Date()): ServingCert {
+  const certPath = join(state.stateDir, SERVING_CERT_FILE);
+  const keyPath = join(state.stateDir, SERVING_KEY_FILE);
+  if (existsSync(certPath) && existsSync(keyPath)) {
+    try {
+      const certPem = readFileSync(certPath, 'utf8');
+      const keyPem = readFileSync(keyPath, 'utf8');
+      const x = new X509Certificate(certPem);
+      const issuer = new X509Certificate(state.issuer.certPem);
+      const notBefore = new Date(x.validFrom);
+      const notAfter = new Date(x.validTo);
+      const ipOk = !isIP(listenHost) || listenHost === '0.0.0.0' || listenHost === '::' || x.checkIP(listenHost) !== undefined;
+      if (
+        x.checkIssued(issuer) &&
+        x.verify(issuer.publicKey) &&
+        now >= notBefore &&
+        now < renewAt(notBefore, notAfter) &&
+        ipOk &&
+        x.checkPrivateKey(createPrivateKey(keyPem))
+      ) {
+        return { certPem, keyPem, notAfter };
+      }
+    } catch {
+      // unreadable or mismatched: issue a new one below
+    }
+  }
+  const c = issueServingCert(state, listenHost);
+  try {
+    writeSecretFile(keyPath, c.keyPem);
+    writeFileSync(certPath, c.certPem, { mode: 0o644 });
+  } catch {
+    // STATE read-only: serve the fresh certificate anyway
+  }
+  return c;
 }
 
 /** STATE/control-address: where local sidecars dial ("127.0.0.1:7443"). */
