@@ -511,7 +511,7 @@ function describeService(inv: Inventory, c: CompileResult, s: Service, now: numb
   const routes = [...(attachedRoutes(inv.resources).get(key) ?? [])].sort(
     (a, b) => Number(nsOf(a) !== ns) - Number(nsOf(b) !== ns) || cmp(nsOf(a), nsOf(b)) || cmp(a.kind, b.kind) || cmp(a.metadata.name, b.metadata.name),
   );
-  out.push(`Routes:       ${routes.length === 0 ? 'none (all traffic goes to the Service as plain Kubernetes would)' : ''}`);
+  out.push(routes.length === 0 ? 'Routes:       none (all traffic goes to the Service as plain Kubernetes would)' : 'Routes:');
   for (const r of routes) {
     const st = (statusOf(c, r) ?? statusOf(inv, r))?.status as RouteStatus | undefined;
     const entries = st?.parents.filter((p) => `${p.parentRef.namespace ?? nsOf(r)}/${p.parentRef.name}` === key) ?? [];
