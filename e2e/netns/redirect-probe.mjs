@@ -21,8 +21,9 @@ const outbound = net.createServer({ allowHalfOpen: true }, async (s) => {
   s.on('error', () => {});
   const dst = originalDst(s);
   const t0 = performance.now();
-  const protocol = await detect(s, { timeoutMs: Number(process.env.DETECT_MS ?? 150) });
-  const body = JSON.stringify({ listener: 'outbound', dst, protocol, detectMs: performance.now() - t0, uid: process.getuid() });
+  let reason = '';
+  const protocol = await detect(s, { timeoutMs: Number(process.env.DETECT_MS ?? 150), onResult: (_p, r) => (reason = r) });
+  const body = JSON.stringify({ listener: 'outbound', dst, protocol, reason, detectMs: performance.now() - t0, uid: process.getuid() });
   s.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 });
 
