@@ -336,7 +336,12 @@ export async function run(argv: string[]): Promise<number> {
     }
   };
 
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
+  // Node 22+ caches compiled modules here, which cuts a sidecar's start;
+  // Node 20 ignores the variable.
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'weft-node-compile-cache'),
+  };
   for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']) {
     delete baseEnv[k];
   }
