@@ -30,8 +30,8 @@ export class EndpointPools {
 
   /** The dispatcher of an endpoint (cached on it). */
   forEndpoint(ep: EndpointRt): Dispatcher {
-    const d = ep.dispatcher as Dispatcher | undefined;
-    if (d) return d;
+    const d = ep.dispatcher as Pool | undefined;
+    if (d && !d.closed && !d.destroyed) return d;
     const pool = ep.identity && ep.spiffe ? this.mesh(ep.ip, ep.port, ep.identity.serviceAccount, ep.identity.namespace, ep.spiffe) : this.plain(ep.ip, ep.port);
     ep.dispatcher = pool;
     return pool;
@@ -58,16 +58,36 @@ export class EndpointPools {
     return p;
   }
 
-  /** Closes pools whose endpoint is not in `live` (keys as built by forEndpoint). */
-  retain(liveEndpoints: Iterable<EndpointRt>): void {
+  /** Pools of the app behind the inbound: never swept. */
+  private readonly pinned = new Set<Pool>();
+
+  pin(p: Pool): Pool {
+    this.pinned.add(p);
+    return p;
+  }
+
+  /**
+   * Closes pools that no current endpoint uses and that have nothing in
+   * flight (endpoints that left the config, pod IPs no longer called).
+   * An endpoint object still holding a closed pool gets a new one on next use.
+   */
+  sweep(live: Iterable<EndpointRt>): number {
     const keep = new Set<Dispatcher>();
-    for (const ep of liveEndpoints) if (ep.dispatcher) keep.add(ep.dispatcher as Dispatcher);
+    for (const ep of live) if (ep.dispatcher) keep.add(ep.dispatcher as Dispatcher);
+    let closed = 0;
     for (const [k, p] of this.pools) {
-      if (!keep.has(p)) {
-        this.pools.delete(k);
-        void p.close().catch(() => {});
-      }
+      if (keep.has(p) || this.pinned.has(p)) continue;
+      const st = p.stats;
+      if (st.running > 0 || st.pending > 0 || st.queued > 0) continue;
+      this.pools.delete(k);
+      closed++;
+      void p.close().catch(() => {});
     }
+    return closed;
+  }
+
+  get size(): number {
+    return this.pools.size;
   }
 
   async close(): Promise<void> {

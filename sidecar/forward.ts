@@ -70,6 +70,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private timedOut: TimeoutError | undefined;
   private finished = false;
   private status = 0;
+  /** Sees (and may extend) the response header list before it is written: session persistence. */
+  responseHook: ((headers: string[]) => void) | undefined = undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -130,6 +132,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     const edits = this.responseEdits;
     if (edits) for (let i = 0; i < edits.length; i++) flat = editResponseHeaders(flat, edits[i]!);
+    if (this.responseHook) this.responseHook(flat);
     if (statusText) this.res.writeHead(statusCode, statusText, flat);
     else this.res.writeHead(statusCode, flat);
     return true;

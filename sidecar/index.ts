@@ -8,7 +8,7 @@
 import type { Server } from 'node:net';
 import { DEFAULT_TRUST_DOMAIN, PORTS } from '../api/index.js';
 import { IdentityHolder } from './bootstrap.js';
-import { MeshState } from './config-apply.js';
+import { MeshState, type EndpointRt } from './config-apply.js';
 import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
@@ -49,6 +49,8 @@ export interface SidecarOptions {
   /** Port of the peers' inbound listeners (default 7002; tests only). */
   peerInboundPort?: number;
   detectTimeoutMs?: number;
+  /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
+  maxHeaderSize?: number;
   log?: (line: string) => void;
 }
 
@@ -125,8 +127,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     log,
   });
   const pools = new EndpointPools(identity, opts.peerInboundPort ?? PORTS.inbound);
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, log });
-  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, log });
+  let outPort = 0;
+  const maxHeaderSize = opts.maxHeaderSize;
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: opts.podIP, port: outPort }), log });
+  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log });
   let closing: Promise<void> | undefined;
   const admin = createAdmin({
     identity,
@@ -138,7 +142,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   });
 
   const ports = opts.ports ?? {};
-  let outPort: number, inPort: number, adminPort: number;
+  let inPort: number, adminPort: number;
   try {
     outPort = await listen(outbound.server, opts.podIP, ports.outbound ?? PORTS.outbound);
     inPort = await listen(inbound.server, opts.podIP, ports.inbound ?? PORTS.inbound);
@@ -153,6 +157,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
 
   identity.start();
   stream.start();
+  // Pools of endpoints that left every config close once idle.
+  const sweeper = setInterval(() => {
+    const live: EndpointRt[] = [];
+    for (const svc of state.services.values()) for (const ep of svc.endpoints.values()) live.push(ep);
+    pools.sweep(live);
+  }, 30_000);
+  sweeper.unref();
   const ready = identity.ready.then(async () => {
     while (!state.directory && !closing) await state.waitForDirectory(1000);
   });
@@ -172,6 +183,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     for (const s of inbound.sockets) s.destroy();
     outbound.http.closeAllConnections();
     inbound.http.closeAllConnections();
+    clearInterval(sweeper);
     stream.close();
     identity.close();
     await pools.close();

@@ -20,7 +20,7 @@ import { ForwardHandler, prepareRequestHeaders, type ForwardResult } from './for
 import { handlePlainInbound } from './inbound-plain.js';
 import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
 import { opaqueInbound } from './opaque.js';
-import { sendProxyError } from './proxy-errors.js';
+import { answerClientError, sendProxyError } from './proxy-errors.js';
 import { HOP_ALPN } from './hop.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
@@ -33,6 +33,7 @@ export interface InboundOptions {
   metrics: SidecarMetrics;
   strict: boolean;
   detectTimeoutMs: number;
+  maxHeaderSize: number | undefined;
   log: (line: string) => void;
 }
 
@@ -85,8 +86,8 @@ export function createInbound(o: InboundOptions): Inbound {
     return p;
   }
 
-  const http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, onRequest);
-  http.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+  const http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
+  http.on('clientError', answerClientError);
 
   const tls = createTlsServer({
     requestCert: true,
@@ -124,13 +125,13 @@ export function createInbound(o: InboundOptions): Inbound {
       opaqueInbound(s, { podIp: podIP, port: hop.port, peer: spiffe });
       return;
     }
-    (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.plain(podIP, hop.port) };
+    (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port)) };
     http.emit('connection', s);
   });
   tls.on('tlsClientError', () => {});
 
   function servePlainHttp(socket: Socket, port: number): void {
-    (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.plain(podIP, port) };
+    (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port)) };
     const buffered = socket.read() as Buffer | null;
     http.emit('connection', socket);
     if (buffered) socket.emit('data', buffered);

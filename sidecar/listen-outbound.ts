@@ -12,14 +12,14 @@ import { opaqueDirect, opaqueToMesh } from './opaque.js';
 import type { IdentityHolder } from './bootstrap.js';
 import { originalDst, type OriginalDst } from './original-dst.js';
 import { observe } from './balancer-p2c-ewma.js';
-import { chooseBackend, chooseEndpoint } from './backend.js';
+import { chooseBackend, chooseEndpoint, sessionAffinity } from './backend.js';
 import { buildEndpoint, type BuiltPort, type BuiltRouteBackend, type BuiltRule, type BuiltService, type EndpointRt, type MeshState, type SelfInfo } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
 import type { EndpointPools } from './endpoint-pool.js';
 import { editRequestHeaders, isRewrite, redirectLocation, rewritePath, type CompiledFilters } from './filters.js';
 import { DISCARD_HANDLER, ForwardHandler, prepareRequestHeaders, teeBody, type ForwardResult } from './forward.js';
 import { NO_PEER, SeriesCache, type RequestSeries, type SidecarMetrics } from './metrics.js';
-import { sendProxyError, sendRedirect } from './proxy-errors.js';
+import { answerClientError, sendProxyError, sendRedirect } from './proxy-errors.js';
 import { parseAuthority, resolveTarget, type Target } from './service-lookup.js';
 
 /** How long a request for a Service waits for its first config after subscribing. */
@@ -35,6 +35,9 @@ export interface OutboundOptions {
   self: SelfInfo;
   identity: IdentityHolder;
   detectTimeoutMs: number;
+  maxHeaderSize: number | undefined;
+  /** This listener's own address, so a request addressed to it is refused instead of looping. */
+  selfAddress: () => { ip: string; port: number };
   log: (line: string) => void;
 }
 
@@ -62,13 +65,8 @@ export function createOutbound(o: OutboundOptions): Outbound {
   const podSeries = new Map<number, SeriesCache>();
   const podEndpoints = new Map<string, EndpointRt>();
 
-  const http = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, onRequest);
-  http.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    if (socket.writable && !socket.destroyed) {
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    } else socket.destroy();
-  });
+  const http = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
+  http.on('clientError', answerClientError);
 
   const server = createNetServer({ noDelay: true, keepAlive: true }, (socket: DstSocket) => {
     metrics.connection(socket, 'outbound', '', false);
@@ -286,12 +284,16 @@ export function createOutbound(o: OutboundOptions): Outbound {
     const series = rb.series;
     const timeoutMs = minTimeout(rule.requestMs, rule.backendRequestMs);
     const kind = rule.backendRequestMs && (!rule.requestMs || rule.backendRequestMs <= rule.requestMs) ? 'backendRequest' : 'request';
-    dispatchTo(pools.forEndpoint(ep), ep, req, res, upstreamPath, hasBody, rb.responseEdits, timeoutMs, kind, series, start);
+    let hook: ((headers: string[]) => void) | undefined;
+    const affinity = (rule.session || backend.session) && sessionAffinity();
+    if (affinity) hook = (headers) => affinity.onResponse(rule, backend, ep, req, headers);
+    dispatchTo(pools.forEndpoint(ep), ep, req, res, upstreamPath, hasBody, rb.responseEdits, timeoutMs, kind, series, start, hook);
   }
 
   function dispatchTo(
     d: Dispatcher, ep: EndpointRt, req: IncomingMessage, res: ServerResponse, upstreamPath: string, hasBody: boolean,
     edits: BuiltRouteBackend['responseEdits'], timeoutMs: number, kind: 'request' | 'backendRequest', series: SeriesCache, start: number,
+    responseHook?: (headers: string[]) => void,
   ): void {
     ep.inflight++;
     const sent = performance.now();
@@ -302,6 +304,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
       series.get(ep.peer, r.status).record((now - start) / 1000);
     };
     const handler = new ForwardHandler(res, edits, done, timeoutMs, kind);
+    if (responseHook) handler.responseHook = responseHook;
     try {
       d.dispatch({ path: upstreamPath, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody ? bodyOf(req) : null }, handler);
     } catch (e) {
@@ -354,6 +357,12 @@ export function createOutbound(o: OutboundOptions): Outbound {
   }
 
   function toExternal(req: IncomingMessage, res: ServerResponse, t: Extract<Target, { kind: 'external' }>, url: string, start: number): void {
+    const me = o.selfAddress();
+    if (t.port === me.port && (t.host === me.ip || t.host === 'localhost' || t.host === '127.0.0.1')) {
+      record(badRequestSeries.get(NO_PEER, 508), start);
+      sendProxyError(res, 508, 'request addressed to the sidecar itself (proxy loop)');
+      return;
+    }
     const hasBody = prepareRequestHeaders(req.headers);
     const host = t.host.includes(':') ? `[${t.host}]` : t.host;
     const done = (r: ForwardResult) => externalSeries.get(NO_PEER, r.status).record((performance.now() - start) / 1000);

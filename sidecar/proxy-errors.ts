@@ -2,6 +2,7 @@
 // `weft-proxy-error` saying why, so a caller can tell a proxy's 503 from an
 // app's (linkerd's l5d-proxy-error idea).
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export const PROXY_ERROR_HEADER = 'weft-proxy-error';
 
@@ -66,4 +67,17 @@ export function classifyUpstreamError(err: Error & { code?: string }): { status:
     return { status: 502, reason: `upstream TLS failure: ${err.message}` };
   }
   return { status: 502, reason: `upstream error: ${code || err.message}` };
+}
+
+/**
+ * A request node's parser refused before it became a request: headers over
+ * the limit get a clear 431 (not a reset), anything else 400.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'request headers exceed the sidecar limit'] : ['400 Bad Request', `malformed request (${err.code ?? 'parse error'})`];
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n${PROXY_ERROR_HEADER}: ${reason}\r\n\r\n`);
 }

@@ -247,6 +247,13 @@ t.test('the data path', async (t) => {
     t.notMatch(m, new RegExp(PLAIN.replace(/\./g, '\\.') + '[^}]*dst_service="external"'), 'no hostnames in labels');
   });
 
+  await t.test('oversized headers get 431, a request to the sidecar itself 508', async (t) => {
+    const big = await fetch(`http://${client.outboundAddress}/meshed/x`, { headers: { host: 'echo', 'x-big': 'a'.repeat(20_000) } });
+    t.equal(big.status, 431);
+    const loop = await req('/x', { host: client.outboundAddress });
+    t.equal(loop.status, 508);
+  });
+
   await t.test('graceful close lets an in-flight request finish', async (t) => {
     const slow = req('/meshed/drain?delay=300');
     await new Promise((res) => setTimeout(res, 50));
