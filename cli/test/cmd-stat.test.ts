@@ -122,3 +122,21 @@ t.test('weft stat finds the sidecars in control\'s registry', async (t) => {
   const check = await run('promtool', ['check', 'config', join(dir, 'prometheus.yml')]);
   t.match(check.stdout, /SUCCESS/);
 });
+
+t.test('weft stat --watch prints a table every window until interrupted', async (t) => {
+  const side = fakeSidecar({ 'web-v1': 5 }, 1000);
+  const addr = await listen(side);
+  t.teardown(() => side.close());
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [WEFT, 'stat', '--admin', addr, '--window', '1s', '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  const end = Date.now() + 15_000;
+  while ((out.match(/^SERVICE/gm) ?? []).length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  t.ok((out.match(/^SERVICE/gm) ?? []).length >= 2, 'two tables, one per window');
+  t.match(out, /shop\/web\s+[45]\.\d\s+100\.00%/, "about five requests a second (5 per scrape, scrapes ~1 s apart), all successful");
+  child.kill('SIGINT');
+  t.equal(await exited, 0, 'Ctrl-C ends it cleanly');
+});
