@@ -290,6 +290,10 @@ const routes = dashboard(
     }),
     timeseries('Success rate by backend', 'percentunit', [[success(SVC, 'backend'), '{{backend}}']]),
     timeseries('p95 latency by backend', 's', [[quantile(0.95, SVC, 'backend'), '{{backend}}']]),
+    timeseries('Requests by route and backend', 'reqps', [[reqRate(SVC, 'route_name, route_rule, backend'), '{{route_name}} {{route_rule}} → {{backend}}']], {
+      w: 24,
+      description: 'Which rule sent traffic where: each route rule with the backends its weights chose.',
+    }),
     row('Responses and endpoints'),
     timeseries('Responses by status', 'reqps', [[reqRate(SVC, 'status_code, grpc_status'), '{{status_code}} {{grpc_status}}']], {
       stack: 'normal',
