@@ -273,10 +273,15 @@ export async function run(argv: string[]): Promise<number> {
 
   // Recent messages are also shown under the table, which a terminal redraws.
   const recent: string[] = [];
+  // On a terminal the table is redrawn in place: messages then live in the
+  // redraw (and go to stderr only once shutdown begins).
+  const redraw = !quiet && process.stdout.isTTY === true && process.stderr.isTTY === true;
+  let stopping = false;
+  let status = 'starting';
   const note = (line: string) => {
     recent.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
     if (recent.length > 8) recent.shift();
-    process.stderr.write(`${line}\n`);
+    if (!redraw || stopping) process.stderr.write(`${line}\n`);
   };
   const say: Say = (line) => note(`weft up: ${line}`);
 
@@ -422,7 +427,6 @@ export async function run(argv: string[]): Promise<number> {
   };
   process.on('exit', killAll);
 
-  let stopping = false;
   const started = Date.now();
   // Pure clients (no ports, like a load generator) start their apps once
   // every server accepts, so their first requests do not meet half a mesh.
@@ -470,15 +474,13 @@ export async function run(argv: string[]): Promise<number> {
     if (stopping) return;
     const cold = runs.map((r) => r.sidecarReadyMs ?? 0).sort((a, b) => a - b);
     const median = cold.length ? cold[Math.floor(cold.length / 2)]! : 0;
-    process.stdout.write(
-      `weft up: ready: ${runs.length} pods in ${Date.now() - started} ms (sidecar start → ready: median ${median} ms, max ${cold[cold.length - 1] ?? 0} ms)\n`,
-    );
+    status = `ready: ${runs.length} pods in ${Date.now() - started} ms (sidecar start → ready: median ${median} ms, max ${cold[cold.length - 1] ?? 0} ms)`;
+    process.stdout.write(`weft up: ${status}\n`);
   });
 
   // The live table.
   let table: NodeJS.Timeout | undefined;
   if (!quiet) {
-    const tty = process.stdout.isTTY === true;
     let prev: TargetScrape[] = [];
     table = setInterval(() => {
       void Promise.all(
@@ -498,13 +500,15 @@ export async function run(argv: string[]): Promise<number> {
         prev = cur;
         const text = renderStat(rows, { by: ['service', 'backend'], quantiles: [0.5, 0.99], share: true });
         const stamp = new Date().toISOString().slice(11, 19);
-        if (tty) {
+        if (redraw) {
           const errs = control?.errors() ?? [];
           const extra = [
             ...(errs.length ? ['', 'config errors (the last good config keeps serving):', ...errs.map((e) => `  ${formatConfigError(e)}`)] : []),
             ...(recent.length ? ['', ...recent] : []),
           ];
-          process.stdout.write(`\x1b[H\x1b[2J${banner}\n\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n${extra.join('\n')}\n`);
+          process.stdout.write(
+            `\x1b[H\x1b[2J${banner}\n  ${status}\n\n${stamp}  outbound traffic, last ${intervalS} s (Ctrl-C stops)\n${text}\n${extra.join('\n')}\n`,
+          );
         }
         else process.stdout.write(`\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n`);
       });
