@@ -135,8 +135,9 @@ export function parseFile(
   return { resources: [...out.values()], errors };
 }
 
-async function listYamlFiles(dir: string, errors: ConfigError[]): Promise<string[]> {
+async function listYamlFiles(dir: string, errors: ConfigError[]): Promise<{ files: string[]; dirs: string[] }> {
   const out: string[] = [];
+  const dirs: string[] = [];
   const walk = async (d: string, depth: number): Promise<void> => {
     if (depth > 32) return;
     let entries;
@@ -146,6 +147,7 @@ async function listYamlFiles(dir: string, errors: ConfigError[]): Promise<string
       if (d === dir) errors.push({ source: dir, resource: '', field: '', message: `cannot read directory: ${(e as Error).message}` });
       return;
     }
+    dirs.push(d);
     for (const ent of entries) {
       if (ent.name.startsWith('.')) continue;
       const p = join(d, ent.name);
@@ -165,7 +167,7 @@ async function listYamlFiles(dir: string, errors: ConfigError[]): Promise<string
     }
   };
   await walk(dir, 0);
-  return out.sort();
+  return { files: out.sort(), dirs };
 }
 
 export class FileSource {
@@ -173,7 +175,15 @@ export class FileSource {
   private dirErrors: ConfigError[] = [];
   private servedResources: AnyResource[] = [];
   private servedErrors: ConfigError[] = [];
-  private watcher: FSWatcher | undefined;
+  /**
+   * One non-recursive watcher per directory. Node 20's recursive fs.watch on
+   * Linux watches files, and loses a file once an editor (or an atomic
+   * write) renames a new version over it; a directory watch sees every
+   * rename into it.
+   */
+  private readonly watchers = new Map<string, FSWatcher>();
+  private watching = false;
+  private polling = false;
   private debounceTimer: NodeJS.Timeout | undefined;
   private intervalTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<boolean> | undefined;
@@ -197,32 +207,53 @@ export class FileSource {
 
   /** First scan (always reported through onUpdate), then watching. */
   async start(): Promise<void> {
+    this.watching = this.opts.watch !== false;
     await this.rescan(true);
-    if (this.opts.watch === false || this.closed) return;
-    let pollMs = this.opts.safetyScanMs ?? 2000;
-    try {
-      this.watcher = watch(this.opts.dir, { recursive: true, persistent: false }, (_event, name) => {
-        if (relevant(name)) this.trigger();
-      });
-      this.watcher.on('error', (e) => {
-        this.log(`config: watching ${this.opts.dir} failed (${e.message}); polling instead`);
-        this.watcher?.close();
-        this.watcher = undefined;
-        this.startInterval(this.opts.pollMs ?? 250);
-      });
-    } catch (e) {
-      this.log(`config: cannot watch ${this.opts.dir} (${(e as Error).message}); polling`);
-      pollMs = this.opts.pollMs ?? 250;
-    }
-    this.startInterval(pollMs);
+    if (!this.watching || this.closed) return;
+    this.startInterval(this.polling ? (this.opts.pollMs ?? 250) : (this.opts.safetyScanMs ?? 2000));
   }
 
   close(): void {
     this.closed = true;
-    this.watcher?.close();
-    this.watcher = undefined;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     if (this.intervalTimer) clearInterval(this.intervalTimer);
+  }
+
+  /** Watches exactly the directories of the last scan. */
+  private syncWatchers(dirs: string[]): void {
+    if (!this.watching || this.polling || this.closed) return;
+    const want = new Set(dirs);
+    for (const [d, w] of this.watchers) {
+      if (!want.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of want) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, { persistent: false }, (_event, name) => {
+          if (relevant(name)) this.trigger();
+        });
+        w.on('error', () => {
+          // The directory went away (or was replaced): the next scan re-syncs.
+          w.close();
+          if (this.watchers.get(d) === w) this.watchers.delete(d);
+          this.trigger();
+        });
+        this.watchers.set(d, w);
+      } catch (e) {
+        if (d !== this.opts.dir && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        this.log(`config: cannot watch ${d} (${(e as Error).message}); polling every ${this.opts.pollMs ?? 250} ms instead`);
+        this.polling = true;
+        for (const w of this.watchers.values()) w.close();
+        this.watchers.clear();
+        if (this.intervalTimer) this.startInterval(this.opts.pollMs ?? 250);
+        return;
+      }
+    }
   }
 
   private startInterval(ms: number): void {
@@ -270,7 +301,8 @@ export class FileSource {
   private async scanOnce(): Promise<boolean> {
     const dir = this.opts.dir;
     const dirErrors: ConfigError[] = [];
-    const paths = await listYamlFiles(dir, dirErrors);
+    const { files: paths, dirs } = await listYamlFiles(dir, dirErrors);
+    this.syncWatchers(dirs);
     let changed = JSON.stringify(dirErrors) !== JSON.stringify(this.dirErrors);
     this.dirErrors = dirErrors;
     const present = new Set(paths);

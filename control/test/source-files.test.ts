@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, renameSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnyResource, HTTPRoute } from '../../api/index.js';
@@ -143,4 +143,48 @@ t.test('watching: edits, bad edits, new and removed files are applied within a s
   u = await p;
   t.same(names(u.resources), ['Service/default/color', 'Service/default/smiley']);
   t.same(u.errors, [], 'errors of a removed file go with it');
+});
+
+t.test('atomic replacements (write a temp file, rename it over) are seen every time, also in new subdirectories', async (t) => {
+  const d = tmp(t);
+  writeFileSync(join(d, 'svc.yaml'), svc('smiley'));
+  let waiter: (() => void) | undefined;
+  let last: AnyResource[] = [];
+  // safetyScanMs high: only the watchers can deliver within the deadline.
+  const src = new FileSource({
+    dir: d,
+    safetyScanMs: 60_000,
+    onUpdate: (resources) => {
+      last = resources;
+      waiter?.();
+    },
+  });
+  t.teardown(() => src.close());
+  await src.start();
+  const replace = async (rel: string, text: string): Promise<number> => {
+    const p = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no update for ${rel} within 1 s`)), 1000);
+      waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    const t0 = Date.now();
+    const tmpPath = join(d, `.${Math.random().toString(36).slice(2)}.tmp`);
+    writeFileSync(tmpPath, text);
+    renameSync(tmpPath, join(d, rel));
+    await p;
+    return Date.now() - t0;
+  };
+  for (let i = 0; i < 4; i++) {
+    const ms = await replace('svc.yaml', svc(`smiley${i}`));
+    t.same(names(last), [`Service/default/smiley${i}`], `replacement ${i} applied in ${ms} ms`);
+  }
+  mkdirSync(join(d, 'routes'));
+  await new Promise((r) => setTimeout(r, 300)); // the new directory's event triggers a scan that starts watching it
+  const ms = await replace('routes/r.yaml', route('r1', 'PathPrefix'));
+  t.ok(names(last).includes('HTTPRoute/default/r1'), `file in a new subdirectory applied in ${ms} ms`);
+  await replace('routes/r.yaml', route('r1', 'Exact'));
+  const r1 = last.find((r) => r.kind === 'HTTPRoute') as HTTPRoute;
+  t.equal(r1.spec.rules![0]!.matches![0]!.path!.type, 'Exact');
 });
