@@ -316,7 +316,7 @@ export async function run(argv: string[]): Promise<number> {
       `  ${`${w.namespace}/${pod.name}`.padEnd(podW)}  pod ${pod.ip.padEnd(13)} app ${app}  sidecar out :${PORTS.outbound} in :${PORTS.inbound} admin http://${pod.ip}:${PORTS.admin}`,
     );
   }
-  lines.push(`  logs       ${show(logDir)}/<pod>.{app,sidecar}.log`);
+  lines.push(`  logs       ${show(logDir)}/<namespace>.<pod>.{app,sidecar}.log`);
   const banner = lines.join('\n');
   process.stdout.write(`${banner}\n`);
 
@@ -501,9 +501,9 @@ export async function run(argv: string[]): Promise<number> {
         const text = renderStat(rows, { by: ['service', 'backend'], quantiles: [0.5, 0.99], share: true });
         const stamp = new Date().toISOString().slice(11, 19);
         if (redraw) {
-          const errs = control?.errors() ?? [];
+          const errs = [...errors.map((e) => `  ${e}`), ...(control?.errors() ?? []).map((e) => `  ${formatConfigError(e)}`)];
           const extra = [
-            ...(errs.length ? ['', 'config errors (the last good config keeps serving):', ...errs.map((e) => `  ${formatConfigError(e)}`)] : []),
+            ...(errs.length ? ['', 'config errors (the last good config keeps serving):', ...errs] : []),
             ...(recent.length ? ['', ...recent] : []),
           ];
           process.stdout.write(
