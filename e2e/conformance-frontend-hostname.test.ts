@@ -7,7 +7,7 @@
 // responses as upstream, run in the network-namespace test bed: the client is
 // the echo-v1 pod's app calling plain http://echo-v2 with no proxy setting.
 // Each case must pass 3 times in a row within 10 s (like AwaitConvergence).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Bed, APP_UID } from './netns/bed.js';
 import { startControl, startPod } from './netns/mesh.js';
 
@@ -103,7 +103,7 @@ async function once(url: string, host: string | undefined, want: Expect): Promis
 }
 
 /** Passes once the case has succeeded 3 times in a row; fails after 10 s. */
-async function converge(t: Parameters<Parameters<typeof t.test>[1]>[0], name: string, url: string, host: string | undefined, want: Expect) {
+async function converge(t: Test, name: string, url: string, host: string | undefined, want: Expect) {
   const t0 = Date.now();
   let streak = 0;
   let last: string | undefined;

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
@@ -39,7 +39,7 @@ function sink(): TcpMetricsSink & { seen: Counted[] } {
   };
 }
 
-async function listen(t: Parameters<Parameters<typeof t.test>[1]>[0], server: net.Server): Promise<number> {
+async function listen(t: Test, server: net.Server): Promise<number> {
   // A client that fails the TLS handshake can leave the server's raw socket
   // open (Node keeps it until the peer's FIN): destroy what is left at the end.
   const conns = new Set<net.Socket>();
