@@ -355,7 +355,8 @@ export function installCerts(dir: string | undefined, now = new Date()): { certs
 }
 
 export function toYamlStream(objs: Obj[]): string {
-  return objs.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
+  // YAML 1.1 rules, as kubectl reads them: strings like "on", "yes" or "y" get quoted.
+  return objs.map((o) => stringify(o, { lineWidth: 0, version: '1.1' })).join('---\n');
 }
 
 const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs]

@@ -60,7 +60,8 @@ function injectObject(obj: Record<string, unknown>, opts: InjectOptions, report:
 /** Injects every workload of a multi-document YAML stream; non-workload documents come back as they were. */
 export function injectYaml(text: string, opts: InjectOptions = {}): { yaml: string; report: InjectReport } {
   const report: InjectReport = { results: [] };
-  const docs = parseAllDocuments(text);
+  // Kubernetes reads YAML with 1.1 rules (yes/on/y are booleans): read and write the same way.
+  const docs = parseAllDocuments(text, { version: '1.1' });
   if (!Array.isArray(docs)) return { yaml: text, report }; // empty stream
   const out: string[] = [];
   for (const [i, doc] of docs.entries()) {
@@ -70,7 +71,7 @@ export function injectYaml(text: string, opts: InjectOptions = {}): { yaml: stri
     const before = report.results.filter((r) => r.injected).length;
     if (isRecord(js)) injectObject(js, opts, report);
     const changed = report.results.filter((r) => r.injected).length > before;
-    const textOut = changed ? new Document(js).toString({ lineWidth: 0 }) : doc.toString({ lineWidth: 0 });
+    const textOut = changed ? new Document(js, { version: '1.1' }).toString({ lineWidth: 0 }) : doc.toString({ lineWidth: 0 });
     // A document after the first carries its own "---" marker; the join below adds one.
     out.push(textOut.replace(/^---[ \t]*\n/, ''));
   }

@@ -125,3 +125,20 @@ t.test('weft inject -f - (CLI) over stdin', async (t) => {
   t.equal(bad.status, 2);
   t.match(bad.stderr, /-f FILE/);
 });
+
+t.test('kubectl accepts weft inject output (YAML 1.1 strings stay strings)', async (t) => {
+  const { FakeKubeApiServer } = await import('../../control/test/helpers/kube-apiserver.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-inject-k-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const api = new FakeKubeApiServer(`127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`);
+  await api.start();
+  t.teardown(() => api.close());
+  // "on" and "y" are booleans to kubectl's YAML 1.1 reader unless quoted.
+  const { yaml } = injectYaml(STREAM.replace("kind: Deployment\nmetadata:\n  name: web\n  namespace: shop", "kind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n  labels: { feature: \"on\", short: \"y\" }"));
+  t.match(yaml, /feature: "on"/);
+  const k = await api.kubectl(join(dir, 'kubeconfig'), ['apply', '--dry-run=client', '--validate=false', '-f', '-'], yaml);
+  t.equal(k.code, 0, k.stderr);
+  t.equal(k.stdout.trim().split('\n').length, 8, 'every document accepted');
+});

@@ -87,6 +87,27 @@ export class FakeKubeApiServer {
     return kc;
   }
 
+  /**
+   * Runs kubectl against this server (async: the server lives in this process).
+   * With legacy discovery served, `kubectl apply --dry-run=client` decodes every
+   * object into its Go type and maps it to a resource, without changing anything.
+   */
+  async kubectl(kubeconfigPath: string, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(kubeconfigPath, this.kubeConfigYaml());
+    return new Promise((resolve) => {
+      const p = spawn('kubectl', ['--kubeconfig', kubeconfigPath, ...args]);
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.on('error', (e) => resolve({ code: -1, stdout, stderr: stderr + e.message }));
+      p.on('close', (code) => resolve({ code, stdout, stderr }));
+      p.stdin.end(input ?? '');
+    });
+  }
+
   /** A kubeconfig file's YAML for CLIs. */
   kubeConfigYaml(token = this.bearer): string {
     return this.kubeConfig(token).exportConfig();
@@ -248,8 +269,55 @@ export class FakeKubeApiServer {
     });
   }
 
+  /** Legacy discovery documents (enough for kubectl's REST mapping). */
+  private discovery(p: string): unknown {
+    const groups = new Map<string, { kind: string; plural: string; namespaced: boolean }[]>();
+    const add = (gv: string, kind: string, plural: string, namespaced = true) => {
+      const l = groups.get(gv) ?? [];
+      l.push({ kind, plural, namespaced });
+      groups.set(gv, l);
+    };
+    for (const [path, c] of Object.entries(COLLECTIONS)) add(c.apiVersion, c.kind, path.split('/').pop() ?? '', c.namespaced !== false);
+    add('v1', 'ServiceAccount', 'serviceaccounts');
+    add('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', false);
+    add('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', false);
+    add('rbac.authorization.k8s.io/v1', 'Role', 'roles');
+    add('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings');
+    add('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets');
+    add('v1', 'Pod', 'pods');
+    add('apps/v1', 'StatefulSet', 'statefulsets');
+    add('apps/v1', 'DaemonSet', 'daemonsets');
+    add('apps/v1', 'ReplicaSet', 'replicasets');
+    add('batch/v1', 'Job', 'jobs');
+    add('batch/v1', 'CronJob', 'cronjobs');
+    if (p === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `${this.host}:${this.port}` }] };
+    if (p === '/apis') {
+      const gs = [...groups.keys()].filter((gv) => gv.includes('/')).map((gv) => gv.split('/') as [string, string]);
+      const byGroup = new Map<string, string[]>();
+      for (const [g, v] of gs) byGroup.set(g, [...(byGroup.get(g) ?? []), v]);
+      return {
+        kind: 'APIGroupList',
+        apiVersion: 'v1',
+        groups: [...byGroup].map(([name, vs]) => ({ name, versions: vs.map((v) => ({ groupVersion: `${name}/${v}`, version: v })), preferredVersion: { groupVersion: `${name}/${vs[0]}`, version: vs[0] } })),
+      };
+    }
+    const gv = p === '/api/v1' ? 'v1' : p.replace(/^\/apis\//, '');
+    const rs = groups.get(gv);
+    if (!rs) return undefined;
+    return {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: gv,
+      resources: rs.map((r) => ({ name: r.plural, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] })),
+    };
+  }
+
   private route(method: string, url: URL, body: unknown, res: ServerResponse): void {
     const p = url.pathname;
+    if (method === 'GET' && (p === '/api' || p === '/apis' || p === '/api/v1' || /^\/apis\/[^/]+\/[^/]+$/.test(p))) {
+      const d = this.discovery(p);
+      return d ? this.reply(res, 200, d) : this.reply(res, 404, status(404, 'NotFound', p));
+    }
     if (method === 'POST' && p === '/apis/authentication.k8s.io/v1/tokenreviews') return this.tokenReview(body, res);
     const proxy = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy\/(.*)$/.exec(p);
     if (proxy) return this.reply(res, 200, this.serviceProxyReply);
