@@ -373,5 +373,5 @@ t.test('compile stays fast at 10,000 rules on one Service (625 routes × 16 rule
   t.equal(port.matches.length, 10_000);
   t.equal(port.rules.length, 10_000);
   t.equal(port.rules[port.matches[0]!.rule]!.route.name.startsWith('r'), true);
-  t.ok(ms < 5000, `compile + view took ${Math.round(ms)} ms`);
+  t.ok(ms < 10_000, `compile + view took ${Math.round(ms)} ms`);
 });
