@@ -23,11 +23,16 @@ const ip = {
   redis: bed.clusterIp(),
   greeter: bed.clusterIp(),
   locked: bed.clusterIp(),
+  secure: bed.clusterIp(),
 };
 bed.addServiceHosts(ip.echo, 'echo', NS);
 bed.addServiceHosts(ip.redis, 'redis', NS);
 bed.addServiceHosts(ip.greeter, 'greeter', NS);
 bed.addServiceHosts(ip.locked, 'locked', NS);
+bed.addServiceHosts(ip.secure, 'secure', NS);
+// The app's own TLS server (openssl s_server): the mesh must carry its TLS untouched.
+execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=secure.${NS}`, '-keyout', `${bed.dir}/secure.key`, '-out', `${bed.dir}/secure.crt`], { stdio: 'ignore' });
+execFileSync('chmod', ['a+r', `${bed.dir}/secure.key`, `${bed.dir}/secure.crt`]);
 
 const svc = (name: string, clusterIP: string, selector: Record<string, string>, ports: Array<{ port: number; targetPort: number; appProtocol?: string; name?: string }>) => `apiVersion: v1
 kind: Service
@@ -51,6 +56,7 @@ const control = await startControl(bed, {
       { port: 26, targetPort: 2525, name: 'smtp-declared', appProtocol: 'tcp' },
     ]),
     svc('locked', ip.locked, { app: 'locked' }, [{ port: 80, targetPort: 8080 }]),
+    svc('secure', ip.secure, { app: 'secure' }, [{ port: 443, targetPort: 8443 }]),
   ].join('---\n'),
   'route.yaml': `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -77,10 +83,14 @@ const started = await Promise.all([
   }),
   startPod(bed, control, 'greeter', { namespace: NS, serviceAccount: 'greeter', labels: { app: 'greeter' }, appPorts: [2525], app: ['node', 'e2e/netns/greeter.mjs'], appReady: /ready/ }),
   startPod(bed, control, 'locked', { namespace: NS, serviceAccount: 'locked', labels: { app: 'locked' }, appPorts: [8080], app: echoApp, appReady: /listening/, strict: true }),
+  startPod(bed, control, 'secure', {
+    namespace: NS, serviceAccount: 'secure', labels: { app: 'secure' }, appPorts: [8443], appReady: /ACCEPT/,
+    app: ['openssl', 's_server', '-accept', '8443', '-www', '-cert', `${bed.dir}/secure.crt`, '-key', `${bed.dir}/secure.key`],
+  }),
   startPod(bed, control, 'outside', { namespace: NS, serviceAccount: 'none', labels: {}, appPorts: [8080], app: echoApp, appReady: /listening/, unmeshed: true }),
 ]);
 for (const p of started) pods[p.pod.name] = p;
-t.comment(`bed with ${bed.pods.size} pods, control and 6 sidecars ready in ${(performance.now() - setupStart).toFixed(0)} ms`);
+t.comment(`bed with ${bed.pods.size} pods, control and 7 sidecars ready in ${(performance.now() - setupStart).toFixed(0)} ms`);
 
 const client = pods.client!.pod;
 const curl = (pod = client, url: string, extra: string[] = []) =>
@@ -119,6 +129,17 @@ t.test('Redis through the mesh: SET and GET over an mTLS hop', async (t) => {
   t.ok(opened.length > 0 && opened[0]!.value >= 3, `redis inbound counted mTLS connections from the client: ${JSON.stringify(opened)}`);
   const plain = samples(m, 'weft_tcp_connections_opened_total').filter((s) => s.labels.direction === 'inbound' && s.labels.tls === 'false');
   t.equal(plain.reduce((a, s) => a + s.value, 0), 0, 'no plaintext connection reached redis: nothing leaked around the mesh');
+});
+
+t.test('TLS from the app is carried as opaque bytes inside the mesh\'s mTLS', async (t) => {
+  const r = await curl(client, `https://secure.${NS}/`, ['--cacert', `${bed.dir}/secure.crt`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /s_server/, 'the app\'s own TLS server answered, its certificate verified end to end');
+  const m = await pods.secure!.admin('/metrics');
+  const hop = samples(m, 'weft_tcp_connections_opened_total').filter((s) => s.labels.direction === 'inbound' && s.labels.tls === 'true' && s.labels.peer === clientId);
+  t.ok(hop.length > 0 && hop[0]!.value >= 1, 'the inbound saw it arrive over mTLS from the client');
+  const det = samples(await pods.client!.admin('/metrics'), 'weft_protocol_detections_total').filter((s) => s.labels.protocol === 'tls');
+  t.ok(det.length > 0 && det[0]!.value >= 1, 'the outbound detected TLS');
 });
 
 t.test('a server-first protocol does not hang: first byte after the detection timeout, or at once with appProtocol', async (t) => {
