@@ -2,8 +2,10 @@
 // no per-request streams, Promises or AbortSignals (perf-baseline.md: these
 // are where Node proxies lose). Shared by the outbound hop and the inbound
 // leg to the app.
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
+import { ServerResponse, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { PassThrough, type Duplex } from 'node:stream';
+import { splice } from './opaque.js';
 import type { Dispatcher } from 'undici';
 import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
 import { classifyUpstreamError, sendProxyError, TimeoutError, PROXY_ERROR_HEADER } from './proxy-errors.js';
@@ -64,17 +66,17 @@ export type ForwardDone = (r: ForwardResult) => void;
  * response into `res` as it arrives, with backpressure both ways.
  */
 export class ForwardHandler implements Dispatcher.DispatchHandler {
-  private abortFn: ((err?: Error) => void) | undefined;
+  protected abortFn: ((err?: Error) => void) | undefined;
   private resumeFn: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timedOut: TimeoutError | undefined;
-  private finished = false;
-  private status = 0;
+  protected finished = false;
+  protected status = 0;
   /** Sees (and may extend) the response header list before it is written: session persistence. */
   responseHook: ((headers: string[]) => void) | undefined = undefined;
 
   constructor(
-    private readonly res: ServerResponse,
+    protected readonly res: ServerResponse,
     private readonly responseEdits: CompiledHeaderEdits[] | undefined,
     private readonly done: ForwardDone,
     timeoutMs: number,
@@ -106,7 +108,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.resumeFn?.();
   };
 
-  private finish(r: ForwardResult): void {
+  protected finish(r: ForwardResult): void {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
@@ -157,6 +159,66 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const written = sendProxyError(this.res, status, reason);
     this.finish({ status: this.res.headersSent && this.status ? this.status : written, proxyError: reason });
   }
+}
+
+/**
+ * An upgrade (WebSocket, h2c upgrade...) forwarded as a request; on 101 the
+ * two sockets become an opaque tunnel. Any other answer is a normal response.
+ */
+export class UpgradeHandler extends ForwardHandler {
+  constructor(
+    res: ServerResponse,
+    done: ForwardDone,
+    private readonly client: Socket,
+    private readonly head: Buffer,
+  ) {
+    super(res, undefined, done, 0, 'request');
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex): void {
+    if (this.finished) {
+      upstream.destroy();
+      return;
+    }
+    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
+    const raw = rawHeaders ?? [];
+    for (let i = 0; i < raw.length; i += 2) head += `${raw[i]!.toString()}: ${raw[i + 1]!.toString()}\r\n`;
+    head += '\r\n';
+    this.status = statusCode;
+    this.finish({ status: statusCode, proxyError: undefined });
+    this.res.detachSocket(this.client);
+    this.client.write(head);
+    if (this.head.length) upstream.write(this.head);
+    splice(this.client, upstream as Socket);
+  }
+}
+
+const kUpgrade = Symbol('weft.upgrade');
+interface UpgradeInfo {
+  socket: Socket;
+  head: Buffer;
+  protocol: string;
+}
+
+/**
+ * For node's 'upgrade' event: a ServerResponse on the raw socket, so the
+ * routing code answers errors the usual way, and the upgrade details on the
+ * request for the forwarding step (upgrades become opaque tunnels).
+ */
+export function upgradeResponse(req: IncomingMessage, socket: Socket, head: Buffer): ServerResponse {
+  (req as IncomingMessage & { [kUpgrade]?: UpgradeInfo })[kUpgrade] = { socket, head, protocol: req.headers.upgrade ?? 'websocket' };
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  socket.on('error', () => {});
+  res.once('finish', () => {
+    if (res.socket) socket.end();
+  });
+  return res;
+}
+
+export function upgradeOf(req: IncomingMessage): UpgradeInfo | undefined {
+  return (req as IncomingMessage & { [kUpgrade]?: UpgradeInfo })[kUpgrade];
 }
 
 /** Discards a mirrored request's response (spec: responses from the mirror are ignored). */

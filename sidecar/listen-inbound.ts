@@ -16,7 +16,7 @@ import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
 import type { IdentityHolder } from './bootstrap.js';
 import type { SelfInfo } from './config-apply.js';
 import type { EndpointPools } from './endpoint-pool.js';
-import { ForwardHandler, prepareRequestHeaders, type ForwardResult } from './forward.js';
+import { ForwardHandler, prepareRequestHeaders, UpgradeHandler, upgradeOf, upgradeResponse, type ForwardResult } from './forward.js';
 import { handlePlainInbound } from './inbound-plain.js';
 import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
 import { opaqueInbound } from './opaque.js';
@@ -88,6 +88,7 @@ export function createInbound(o: InboundOptions): Inbound {
 
   const http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
   http.on('clientError', answerClientError);
+  http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onRequest(req, upgradeResponse(req, socket, head)));
 
   const tls = createTlsServer({
     requestCert: true,
@@ -173,10 +174,11 @@ export function createInbound(o: InboundOptions): Inbound {
     const series = seriesFor(info.port);
     const peer = info.peer;
     const done = (r: ForwardResult) => series.get(peer, r.status).record((performance.now() - start) / 1000);
-    const handler = new ForwardHandler(res, undefined, done, 0, 'request');
+    const up = upgradeOf(req);
+    const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');
     try {
       info.app.dispatch(
-        { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody ? req : null },
+        { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? req : null, upgrade: up?.protocol ?? null },
         handler,
       );
     } catch (e) {

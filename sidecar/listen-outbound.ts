@@ -17,7 +17,7 @@ import { buildEndpoint, type BuiltPort, type BuiltRouteBackend, type BuiltRule, 
 import type { ConfigStream } from './config-stream.js';
 import type { EndpointPools } from './endpoint-pool.js';
 import { editRequestHeaders, isRewrite, redirectLocation, rewritePath, type CompiledFilters } from './filters.js';
-import { DISCARD_HANDLER, ForwardHandler, prepareRequestHeaders, teeBody, type ForwardResult } from './forward.js';
+import { DISCARD_HANDLER, ForwardHandler, prepareRequestHeaders, teeBody, UpgradeHandler, upgradeOf, upgradeResponse, type ForwardResult } from './forward.js';
 import { NO_PEER, SeriesCache, type RequestSeries, type SidecarMetrics } from './metrics.js';
 import { answerClientError, sendProxyError, sendRedirect } from './proxy-errors.js';
 import { parseAuthority, resolveTarget, type Target } from './service-lookup.js';
@@ -67,6 +67,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
 
   const http = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
   http.on('clientError', answerClientError);
+  http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onRequest(req, upgradeResponse(req, socket, head)));
 
   const server = createNetServer({ noDelay: true, keepAlive: true }, (socket: DstSocket) => {
     metrics.connection(socket, 'outbound', '', false);
@@ -303,10 +304,11 @@ export function createOutbound(o: OutboundOptions): Outbound {
       if (!r.proxyError) observe(ep, now - sent, now);
       series.get(ep.peer, r.status).record((now - start) / 1000);
     };
-    const handler = new ForwardHandler(res, edits, done, timeoutMs, kind);
+    const up = upgradeOf(req);
+    const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, edits, done, timeoutMs, kind);
     if (responseHook) handler.responseHook = responseHook;
     try {
-      d.dispatch({ path: upstreamPath, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody ? bodyOf(req) : null }, handler);
+      d.dispatch({ path: upstreamPath, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? bodyOf(req) : null, upgrade: up?.protocol ?? null }, handler);
     } catch (e) {
       handler.onError(e as Error);
     }
@@ -366,10 +368,11 @@ export function createOutbound(o: OutboundOptions): Outbound {
     const hasBody = prepareRequestHeaders(req.headers);
     const host = t.host.includes(':') ? `[${t.host}]` : t.host;
     const done = (r: ForwardResult) => externalSeries.get(NO_PEER, r.status).record((performance.now() - start) / 1000);
-    const handler = new ForwardHandler(res, undefined, done, 0, 'request');
+    const up = upgradeOf(req);
+    const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');
     try {
       pools.external.dispatch(
-        { origin: `http://${host}:${t.port}`, path: url, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody ? req : null },
+        { origin: `http://${host}:${t.port}`, path: url, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? req : null, upgrade: up?.protocol ?? null },
         handler,
       );
     } catch (e) {

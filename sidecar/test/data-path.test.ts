@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { BackendConfig, CompiledRule, Filter, MatchEntry, ServiceConfig } from '../../api/index.js';
 import { startSidecar, type SidecarHandle } from '../index.js';
 import { startFakeControl } from './helpers/fake-control.js';
@@ -44,6 +45,8 @@ function app(name: string, host: string, seen: Seen[]): Promise<http.Server> {
       }, delay);
     });
   });
+  const wss = new WebSocketServer({ server: s });
+  wss.on('connection', (ws, req) => ws.on('message', (m) => ws.send(`${name} ${req.headers['x-weft-peer-identity'] ?? ''} echo ${m.toString()}`)));
   return new Promise((r) => s.listen(8080, host, () => r(s)));
 }
 
@@ -246,6 +249,23 @@ t.test('the data path', async (t) => {
     const m = await (await fetch(`http://${client.adminAddress}/metrics`)).text();
     t.match(m, /weft_requests_total\{[^}]*dst_service="external"[^}]*status_code="200"/);
     t.notMatch(m, new RegExp(PLAIN.replace(/\./g, '\\.') + '[^}]*dst_service="external"'), 'no hostnames in labels');
+  });
+
+  await t.test('a WebSocket upgrade becomes a tunnel across the mesh hop', async (t) => {
+    const ws = new WebSocket(`ws://${client.outboundAddress}/meshed/ws`, { headers: { host: 'echo' } });
+    const reply = await new Promise<string>((resolve, reject) => {
+      ws.on('open', () => ws.send('hello'));
+      ws.on('message', (m) => resolve(m.toString()));
+      ws.on('error', reject);
+    });
+    ws.close();
+    t.equal(reply, 'meshed spiffe://cluster.local/ns/demo/sa/client echo hello');
+    const refused = new WebSocket(`ws://${client.outboundAddress}/nope`, { headers: { host: 'echo' } });
+    const status = await new Promise<number>((resolve) => {
+      refused.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      refused.on('error', () => resolve(-1));
+    });
+    t.equal(status, 404, 'an upgrade no rule matches is answered like any request');
   });
 
   await t.test('oversized headers get 431, a request to the sidecar itself 508', async (t) => {
