@@ -188,7 +188,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
                 '--issuer-dir', ISSUER_DIR,
                 '--state-dir', '/var/run/weft/state',
                 '--listen', `0.0.0.0:${PORTS.controlGrpc}`,
-                '--admin-listen', `0.0.0.0:${PORTS.controlAdmin}`,
+                '--admin', `0.0.0.0:${PORTS.controlAdmin}`,
               ],
               env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_IP', 'status.podIP')],
               ports: [

@@ -4,7 +4,7 @@ import { decide } from './decide.js';
 import { readProxyConfig } from './config.js';
 import type { AddOp, PodLike } from './pod.js';
 import {
-  identityVolume, initContainer, proxyContainer, resolveOptions, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
+  declaredPorts, identityVolume, initContainer, proxyContainer, resolveOptions, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
   PROXY_CONTAINER_NAME, type InjectOptions,
 } from './proxy-spec.js';
 
@@ -43,7 +43,7 @@ export function buildPatch(pod: PodLike, namespaceLabels: Record<string, string>
   const annotations = pod.metadata?.annotations ?? {};
   const { config, warnings } = readProxyConfig(annotations);
   const init = initContainer(config, o);
-  const proxy = proxyContainer(config, o);
+  const proxy = proxyContainer(config, o, declaredPorts([...(spec.initContainers ?? []), ...spec.containers]));
   const ops: AddOp[] = [];
 
   if (o.nativeSidecar) {

@@ -80,7 +80,14 @@ export function initContainer(cfg: ProxyConfig, o: ResolvedOptions): Container {
 
 const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
 
-export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions): Container {
+/** The TCP ports the pod's own containers declare (the sidecar forwards inbound traffic to them). */
+export function declaredPorts(containers: Container[]): number[] {
+  const ports = new Set<number>();
+  for (const c of containers) for (const p of c.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP' && p.containerPort) ports.add(p.containerPort);
+  return [...ports].sort((a, b) => a - b);
+}
+
+export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: number[] = []): Container {
   const c: Container = {
     name: PROXY_CONTAINER_NAME,
     image: cfg.image ?? o.image,
@@ -92,10 +99,10 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions): Container 
       '--control', o.controlAddress,
       '--state-dir', IDENTITY_DIR,
       '--pod-ip', '$(POD_IP)',
+      '--pod-name', '$(POD_NAME)',
       '--namespace', '$(POD_NAMESPACE)',
-      '--workload', '$(POD_NAME)',
       '--service-account', '$(SERVICE_ACCOUNT)',
-      '--log-level', cfg.logLevel,
+      ...(appPorts.length > 0 ? ['--app-ports', appPorts.join(',')] : []),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),

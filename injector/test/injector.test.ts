@@ -101,7 +101,8 @@ t.test('webhook over real HTTPS', async (t) => {
     checkInjected(t, patched, ['migrate', 'warm-cache']);
     const proxy = patched.spec?.initContainers?.[1] as Container;
     t.same(proxy.resources, { requests: { cpu: '250m', memory: '64Mi' }, limits: { memory: '1Gi' } });
-    t.ok(proxy.args?.includes('debug'), 'log level from annotation');
+    t.same(proxy.env?.find((e) => e.name === 'WEFT_LOG_LEVEL'), { name: 'WEFT_LOG_LEVEL', value: 'debug' }, 'log level from annotation');
+    t.same(proxy.args?.slice(-2), ['--app-ports', '8080'], 'the app\'s declared ports');
     const wi = patched.spec?.initContainers?.[0] as Container;
     t.same(wi.args?.slice(-2), ['--skip-outbound-ports', '5432,6379']);
     t.equal(resp.warnings, undefined, 'no warnings for good annotations');
