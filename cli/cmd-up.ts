@@ -119,7 +119,8 @@ class Supervised {
       });
     }
     this.exited = new Promise((res) => {
-      child.once('exit', (code, signal) => {
+      // 'close', not 'exit': the output is all read by then, so lastLine is the real last line.
+      child.once('close', (code, signal) => {
         this.child = undefined;
         this.log.write(`--- ${new Date().toISOString()} exit ${signal ?? code}\n`);
         if (!this.stopping) this.crashed(code, signal);
