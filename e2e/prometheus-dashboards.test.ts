@@ -33,7 +33,15 @@ import { startPrometheus, type Prometheus } from './helpers/prometheus.js';
 const NS = 'shop';
 const W1 = 70;
 const W2 = 30;
-const TOLERANCE = 0.08;
+/**
+ * How far an observed share of n weighted picks may stray from p: 4.5
+ * standard deviations of a binomial proportion (a false alarm about once in
+ * 150,000 runs), plus 0.02 for Prometheus' rate extrapolation at the window's
+ * edges. ~900 requests in 10 s give ±0.09.
+ */
+function tolerance(p: number, n: number): number {
+  return 4.5 * Math.sqrt((p * (1 - p)) / Math.max(n, 1)) + 0.02;
+}
 
 const route = (w1: number, w2: number) => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -98,9 +106,9 @@ async function waitForData(prom: Prometheus, expr: string, timeoutMs: number): P
   }
 }
 
-function shares(rows: Array<{ backend: string; value: number }>): Map<string, number> {
+function shares(rows: Array<{ backend: string; value: number }>): { share: Map<string, number>; total: number } {
   const total = rows.reduce((a, r) => a + r.value, 0);
-  return new Map(rows.map((r) => [r.backend.replace(/^.*\//, ''), r.value / total]));
+  return { share: new Map(rows.map((r) => [r.backend.replace(/^.*\//, ''), r.value / total])), total };
 }
 
 t.test('every dashboard query returns data from a real Prometheus scraping a real mesh', async (t) => {
@@ -202,10 +210,16 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
     const before = await at(shiftedAt - 0.5);
     const after = await at(Date.now() / 1000);
     for (const [when, got, w1, w2] of [['before the shift', before, 50, 50], ['after the shift', after, W1, W2]] as const) {
-      t.same([...got.keys()].sort(), ['web-v1', 'web-v2'], `${when}: both backends of the split`);
-      t.ok(Math.abs((got.get('web-v1') ?? 0) - ratio(w1, w2)) < TOLERANCE, `${when}: web-v1 share ${got.get('web-v1')?.toFixed(3)} ≈ ${w1}%`);
-      t.ok(Math.abs((got.get('web-v2') ?? 0) - ratio(w2, w1)) < TOLERANCE, `${when}: web-v2 share ${got.get('web-v2')?.toFixed(3)} ≈ ${w2}%`);
+      // The panel shows requests per second; over 10 s that is 10× as many requests.
+      const n = got.total * 10;
+      const tol = tolerance(ratio(w1, w2), n);
+      t.same([...got.share.keys()].sort(), ['web-v1', 'web-v2'], `${when}: both backends of the split`);
+      t.ok(Math.abs((got.share.get('web-v1') ?? 0) - ratio(w1, w2)) < tol, `${when}: web-v1 share ${got.share.get('web-v1')?.toFixed(3)} ≈ ${w1}% ±${tol.toFixed(3)} (${Math.round(n)} requests)`);
+      t.ok(Math.abs((got.share.get('web-v2') ?? 0) - ratio(w2, w1)) < tol, `${when}: web-v2 share ${got.share.get('web-v2')?.toFixed(3)} ≈ ${w2}% ±${tol.toFixed(3)}`);
     }
+    const moved = (after.share.get('web-v1') ?? 0) - (before.share.get('web-v1') ?? 0);
+    // Expected +0.20; the two windows' noise is ~0.03 each.
+    t.ok(moved > 0.08, `the shift is visible: web-v1 went from ${before.share.get('web-v1')?.toFixed(3)} to ${after.share.get('web-v1')?.toFixed(3)}`);
 
     const sharePanel = targets(routes).find((x) => x.panelTitle === 'Share of requests by backend')!;
     const shareRes = await prom.query(substitute(sharePanel.expr, vars, '10s'));
@@ -217,12 +231,14 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
     const p = weft(t, ['stat', 'backends', 'web', '-n', NS, '--prometheus', prom.url, '--window', '10s', '-o', 'json']);
     const { code } = await p.exited;
     t.equal(code, 0, p.stderr());
-    const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; rps: number; share: number; successRate: number; latency: Record<string, number | null> }> };
+    const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; requests: number; rps: number; share: number; successRate: number; latency: Record<string, number | null> }> };
     const rows = out.rows.filter((r) => r.service === `${NS}/web`);
     t.same(rows.map((r) => r.backend.replace(/^.*\//, '')).sort(), ['web-v1', 'web-v2']);
+    const n = rows.reduce((a, r) => a + r.requests, 0);
     for (const r of rows) {
       const want = r.backend.endsWith('web-v1') ? W1 / (W1 + W2) : W2 / (W1 + W2);
-      t.ok(Math.abs(r.share - want) < TOLERANCE, `${r.backend} share ${r.share.toFixed(3)} ≈ ${want}`);
+      const tol = tolerance(want, n);
+      t.ok(Math.abs(r.share - want) < tol, `${r.backend} share ${r.share.toFixed(3)} ≈ ${want} ±${tol.toFixed(3)} (${Math.round(n)} requests)`);
       t.ok(r.rps > 1, `${r.backend} rps ${r.rps}`);
       // 1 in 20 requests is a 500: success is ~95%.
       t.ok(r.successRate > 0.85 && r.successRate < 1, `${r.backend} success ${r.successRate}`);
@@ -243,16 +259,17 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
   });
 
   await t.test('weft stat from the sidecars (found through control) shows the split', async (t) => {
-    const p = weft(t, ['stat', 'backends', '-n', NS, '--control-admin', controlAdmin, '--window', '4s', '-o', 'json']);
+    const p = weft(t, ['stat', 'backends', '-n', NS, '--control-admin', controlAdmin, '--window', '5s', '-o', 'json']);
     const { code } = await p.exited;
     t.equal(code, 0, p.stderr());
-    const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; share: number; rps: number }> };
+    const out = JSON.parse(p.stdout()) as { rows: Array<{ service: string; backend: string; requests: number; share: number; rps: number }> };
     const rows = out.rows.filter((r) => r.service === `${NS}/web`);
     t.same(rows.map((r) => r.backend.replace(/^.*\//, '')).sort(), ['web-v1', 'web-v2']);
+    const n = rows.reduce((a, r) => a + r.requests, 0);
     for (const r of rows) {
       const want = r.backend.endsWith('web-v1') ? W1 / (W1 + W2) : W2 / (W1 + W2);
-      // A 4 s window holds ~400 requests: a wider tolerance than Prometheus' 20 s.
-      t.ok(Math.abs(r.share - want) < 0.12, `${r.backend} share ${r.share.toFixed(3)} ≈ ${want}`);
+      const tol = tolerance(want, n);
+      t.ok(Math.abs(r.share - want) < tol, `${r.backend} share ${r.share.toFixed(3)} ≈ ${want} ±${tol.toFixed(3)} (${n} requests)`);
     }
   });
 
