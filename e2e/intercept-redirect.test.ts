@@ -5,7 +5,7 @@
 // the real dist/sidecar/ code for all of it.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { Bed, APP_UID, PROXY_UID, WEFT, type Pod } from './netns/bed.js';
+import { Bed, APP_UID, PROXY_UID, WEFT, bedUnavailable, type Pod } from './netns/bed.js';
 
 t.setTimeout(240_000);
 const bed = Bed.create();
@@ -48,6 +48,17 @@ t.before(async () => {
   await startPod(server, { app: true });
   await startPod(strict, { strict: true, app: true });
   await startPod(outside, { app: true });
+});
+
+t.test('the bed refuses to start without iptables, saying so', async (t) => {
+  const path = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  try {
+    t.equal(bedUnavailable(), 'the netns test bed needs iptables (apt-get install -y iptables)');
+  } finally {
+    process.env.PATH = path;
+  }
+  t.equal(bedUnavailable(), undefined, 'root and iptables here');
 });
 
 t.test('weft init twice leaves one set of rules; --dry-run prints them', async (t) => {
