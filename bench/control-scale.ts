@@ -125,6 +125,7 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
     join(dir, 'control.log'),
   );
   const streams: SimStream[] = [];
+  let closing = false;
   try {
     await waitListening(control, ADDR.host, ADDR.grpc, 20_000);
     const target = `${ADDR.host}:${ADDR.grpc}`;
@@ -136,13 +137,23 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
     let t0 = 0;
     let doneResolve: (() => void) | undefined;
 
-    const open = (i: number): SimStream => {
-      const client = new Discovery(target, creds, {
-        'grpc.ssl_target_name_override': SERVER_NAME,
-        'grpc.use_local_subchannel_pool': 1,
-      });
-      const call = (client as unknown as { Stream(): grpc.ClientDuplexStream<SidecarMessage, ControlMessage> }).Stream();
-      const s: SimStream = { call, client, version: undefined, ackedAt: undefined, errors: 0 };
+    let reconnects = 0;
+    let lastError = '';
+    // A stream that fails is reopened after a short pause, as a real sidecar
+    // does; it then receives the current version like any new subscriber.
+    const attach = (s: SimStream, i: number): void => {
+      const call = (s.client as unknown as { Stream(): grpc.ClientDuplexStream<SidecarMessage, ControlMessage> }).Stream();
+      s.call = call;
+      let gone = false;
+      const reopen = (why: string): void => {
+        if (gone) return;
+        gone = true;
+        if (closing) return;
+        s.errors++;
+        reconnects++;
+        lastError = why;
+        setTimeout(() => !closing && attach(s, i), 200);
+      };
       call.on('data', (m: ControlMessage) => {
         if (m.kind === 'directory' || ('directory' in m && m.directory)) {
           const d = (m as { directory: { version: string } }).directory;
@@ -160,13 +171,14 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
           }
         }
       });
-      call.on('error', () => s.errors++);
+      call.on('error', (e: grpc.ServiceError) => reopen(`${grpc.status[e.code] ?? e.code}: ${e.details}`));
+      call.on('end', () => reopen('stream ended by control'));
       call.write({
         hello: {
           namespace: NS,
           workload: `sim${i}`,
           service_account: 'sim',
-          pod_ip: `127.96.${i >> 8}.${(i & 255) + 1}`,
+          pod_ip: `127.96.${Math.floor(i / 250)}.${(i % 250) + 1}`,
           pod_name: `sim${i}`,
           labels: { app: 'sim' },
           app_ports: [],
@@ -175,6 +187,14 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
           strict: false,
         },
       });
+    };
+    const open = (i: number): SimStream => {
+      const client = new Discovery(target, creds, {
+        'grpc.ssl_target_name_override': SERVER_NAME,
+        'grpc.use_local_subchannel_pool': 1,
+      });
+      const s = { client, version: undefined, ackedAt: undefined, errors: 0 } as unknown as SimStream;
+      attach(s, i);
       return s;
     };
 
@@ -201,9 +221,10 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
       waiting.add(s);
       if (i % 50 === 49) await sleep(1); // let handshakes progress; no thundering herd of 1,000 at once
     }
-    const connected = await waitAll(120_000);
+    const connected = await waitAll(90_000);
     const connectMs = performance.now() - t0;
-    if (!connected) throw new Error(`only ${n - waiting.size} of ${n} streams received ${service} within 120 s:\n${tail(control)}`);
+    if (!connected) throw new Error(`only ${n - waiting.size} of ${n} streams received ${service} within 90 s (${reconnects} reconnects, last error: ${lastError || 'none'}):\n${tail(control)}`);
+    const connectReconnects = reconnects;
     const controlCpuConnect = cpuMs(control.pid) - cpu0;
     await sleep(1500); // registrations settle (each connect re-registers a workload)
     const rssConnected = rssMb(control.pid);
@@ -219,7 +240,7 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
       t0 = performance.now();
       writeFileSync(file, routeYaml(`/edit${e}`));
       const ok = await waitAll(30_000);
-      if (!ok) throw new Error(`edit ${e}: ${waiting.size} of ${n} streams never received the new version:\n${tail(control)}`);
+      if (!ok) throw new Error(`edit ${e}: ${waiting.size} of ${n} streams never received the new version (${reconnects} reconnects, last error: ${lastError || 'none'}):\n${tail(control)}`);
       const times = streams.map((s) => s.ackedAt! - t0);
       lat.push(...times);
       perEdit.push(Math.max(...times));
@@ -239,11 +260,12 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
     const ack = { p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99), maxMs: lat[lat.length - 1]!, perEditMaxMs: perEdit, controlReportedMs: reported };
     const lines = [
       `- ${n} simulated sidecars, one TLS connection and one Discovery stream each, in one process; certified once through Identity/Certify and the same leaf reused on every connection. All subscribe to \`${service}\`.`,
-      `- connect: all ${n} streams up with the Service's first version ACKed in ${fmt(connectMs)} ms (control CPU ${fmt(controlCpuConnect)} ms); control RSS with ${n} streams ${fmt(rssConnected, 1)} MB`,
+      `- connect: all ${n} streams up with the Service's first version ACKed in ${fmt(connectMs)} ms (control CPU ${fmt(controlCpuConnect)} ms; ${connectReconnects} streams failed and were reopened${connectReconnects ? `, last error: ${lastError}` : ''}); control RSS with ${n} streams ${fmt(rssConnected, 1)} MB; reopened during the edits: ${reconnects - connectReconnects}`,
       `- route edit (HTTPRoute file rewritten) → new version received and ACKed, per stream, over ${edits} edits: p50 ${fmt(ack.p50Ms)} ms, p99 ${fmt(ack.p99Ms)} ms, max ${fmt(ack.maxMs)} ms; last stream per edit ${perEdit.map((x) => fmt(x)).join(', ')} ms${reported.length ? `; control's own change→last-ACK ${reported.map((x) => fmt(x)).join(', ')} ms` : ''}. Includes control's file-watch debounce; measured at the simulator from the write.`,
     ];
     return { ack, lines };
   } finally {
+    closing = true;
     for (const s of streams) {
       s.call.cancel();
       s.client.close();

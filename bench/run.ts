@@ -6,7 +6,7 @@
 // number printed and written to bench/results.md comes from this run.
 //
 // Knobs (env): BENCH_ROUNDS (3) wrk rounds, BENCH_SECONDS (10) per wrk run,
-// BENCH_OPEN_ROUNDS (3), BENCH_OPEN_SECONDS (10), BENCH_RATE (1000),
+// BENCH_OPEN_ROUNDS (3), BENCH_OPEN_SECONDS (8), BENCH_RATE (1000),
 // BENCH_CHAINS (comma list: direct,weft,haproxy,nginx), BENCH_PROFILE (0 = skip),
 // BENCH_OUT (results file, default bench/results.md), BENCH_KEEP (keep temp dir).
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
@@ -156,7 +156,7 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
   const rounds = envNum('BENCH_ROUNDS', 3);
   const seconds = envNum('BENCH_SECONDS', 10);
   const openRounds = envNum('BENCH_OPEN_ROUNDS', 3);
-  const openSeconds = envNum('BENCH_OPEN_SECONDS', 10);
+  const openSeconds = envNum('BENCH_OPEN_SECONDS', 8);
   const rate = envNum('BENCH_RATE', 1000);
   const want = new Set((process.env.BENCH_CHAINS ?? 'direct,weft,haproxy,nginx').split(',').map((s) => s.trim()));
 
