@@ -283,8 +283,11 @@ export function createOutbound(o: OutboundOptions): Outbound {
       return;
     }
     const series = rb.series;
-    const timeoutMs = minTimeout(rule.requestMs, rule.backendRequestMs);
-    const kind = rule.backendRequestMs && (!rule.requestMs || rule.backendRequestMs <= rule.requestMs) ? 'backendRequest' : 'request';
+    // timeouts.request counts from when the request arrived (a wait for the
+    // Service's first config included); backendRequest from the dispatch.
+    const requestLeft = rule.requestMs ? Math.max(1, rule.requestMs - (performance.now() - start)) : 0;
+    const timeoutMs = minTimeout(requestLeft, rule.backendRequestMs);
+    const kind = rule.backendRequestMs && (!requestLeft || rule.backendRequestMs <= requestLeft) ? 'backendRequest' : 'request';
     let hook: ((headers: string[]) => void) | undefined;
     const affinity = (rule.session || backend.session) && sessionAffinity();
     if (affinity) hook = (headers) => affinity.onResponse(rule, backend, ep, req, headers);
