@@ -201,6 +201,17 @@ class Reflector {
     return [...this.errs.values()].flat();
   }
 
+  /** One object changed: an upsert or removal in the store, not a rebuild of the whole kind. */
+  private publishOne(o: RawObject, changedAt: number, errorsChanged: boolean): void {
+    if (this.publishFilter) return this.publish(changedAt);
+    const store = this.src.opts.store;
+    const k = this.key(o);
+    const r = this.good.get(k);
+    if (r) store.upsert(this.sourceId, r);
+    else store.remove(this.sourceId, this.spec.kind, this.spec.namespaced ? o.metadata.namespace || 'default' : undefined, o.metadata.name);
+    if (errorsChanged) store.setErrors(this.sourceId, this.errors());
+  }
+
   publish(changedAt?: number): void {
     const items = [...this.good.values()].filter((r) => !this.publishFilter || this.publishFilter(r));
     this.src.opts.store.replaceSource(this.sourceId, items, this.errors(), changedAt);
@@ -291,11 +302,13 @@ class Reflector {
       if (!ro || typeof ro !== 'object' || !ro.metadata) return;
       this.stats.events++;
       const at = performance.now();
+      const errsBefore = this.errs.size;
+      const hadErr = this.errs.has(this.key(ro));
       if (type === 'ADDED' || type === 'MODIFIED') this.accept(ro);
       else if (type === 'DELETED') this.forget(ro);
       else return;
       if (rv) this.stats.resourceVersion = rv;
-      this.publish(at);
+      this.publishOne(ro, at, hadErr || this.errs.has(this.key(ro)) || errsBefore !== this.errs.size);
       this.src.changed(this.spec.kind);
     };
     const onDone = (err: unknown) => {
