@@ -1,16 +1,24 @@
 // weft control --config-dir DIR --state-dir STATE [--listen 127.0.0.1:7443] [--admin 127.0.0.1:7091] [--trust-domain TD]
 // Runs the local-mode control plane until SIGTERM or SIGINT, then shuts down
 // gracefully (streams end with UNAVAILABLE so sidecars reconnect to the next one).
-import { startControl } from '../control/index.js';
-import { parseFlags, requireStr, str } from './args.js';
+import { hostname } from 'node:os';
+import { kubernetesExtension, startControl } from '../control/index.js';
+import { bool, parseFlags, requireStr, str } from './args.js';
 
 const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen HOST:PORT] [--admin HOST:PORT] [--trust-domain TD]
+       weft control --kubernetes --issuer-dir DIR --state-dir STATE [--listen HOST:PORT] [--admin HOST:PORT]
 
   --config-dir DIR     directory of Service / Gateway API / Workload YAML, watched
   --state-dir STATE    local trust anchor, bootstrap token, registry (created if missing)
   --listen HOST:PORT   gRPC Discovery and Identity (default 127.0.0.1:7443)
   --admin HOST:PORT    /metrics /ready /live /resources /config (default 127.0.0.1:7091)
   --trust-domain TD    SPIFFE trust domain (default cluster.local)
+  --kubernetes         read the cluster's API (in-cluster config, else KUBECONFIG), write route
+                       status behind a Lease (identity: POD_NAME), certify sidecars with TokenReview;
+                       endpoints come from EndpointSlices, not from connected sidecars
+  --issuer-dir DIR     mounted issuer (tls.crt/tls.key of the issuer Secret, trust bundle) instead
+                       of a local CA in STATE
+  --lease-namespace NS namespace of the Lease (default: POD_NAMESPACE, else weft-system)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -26,6 +34,9 @@ export async function run(argv: string[]): Promise<number> {
       listen: { type: 'string' },
       admin: { type: 'string' },
       'trust-domain': { type: 'string' },
+      kubernetes: { type: 'boolean' },
+      'issuer-dir': { type: 'string' },
+      'lease-namespace': { type: 'string' },
     },
     { positionals: false },
   );
@@ -36,6 +47,9 @@ export async function run(argv: string[]): Promise<number> {
     'trust-domain': str(p, 'trust-domain'),
   };
   const stateDir = requireStr(p, 'state-dir');
+  const kubernetes = bool(p, 'kubernetes');
+  const issuerDir = str(p, 'issuer-dir');
+  const leaseNamespace = str(p, 'lease-namespace') ?? process.env.POD_NAMESPACE;
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
@@ -48,6 +62,16 @@ export async function run(argv: string[]): Promise<number> {
       ...(flags.listen ? { listen: flags.listen } : {}),
       ...(flags.admin ? { adminListen: flags.admin } : {}),
       ...(flags['trust-domain'] ? { trustDomain: flags['trust-domain'] } : {}),
+      ...(issuerDir ? { issuerDir } : {}),
+      ...(kubernetes
+        ? {
+            registerWorkloads: false,
+            extend: kubernetesExtension({
+              identity: process.env.POD_NAME || hostname(),
+              ...(leaseNamespace ? { leaseNamespace } : {}),
+            }),
+          }
+        : {}),
     });
   } catch (e) {
     process.stderr.write(`weft control: ${(e as Error).message}\n`);

@@ -5,6 +5,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { PORTS, weftV1 } from '../api/index.js';
 import { certValidity, renewAt, splitPemBundle, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
@@ -90,6 +91,37 @@ export interface ControlHandle {
   /** Last completed push (change → last ACK), for logs and tests. */
   lastPush(): PushReport | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * Kubernetes mode as a startControl extension: the API source (awaited until
+ * its first full list), the Lease-guarded route status writer, the trust
+ * anchor publisher and the TokenReview authenticator. Loaded on demand so
+ * local mode never loads the Kubernetes client.
+ */
+export function kubernetesExtension(o: {
+  /** This replica's name in the Lease (POD_NAME). */
+  identity: string;
+  leaseNamespace?: string;
+  /** Default: in-cluster config, else KUBECONFIG / ~/.kube/config. */
+  kubeConfig?: KubeConfig;
+}): NonNullable<ControlOptions['extend']> {
+  return async ({ store, trustBundle, log }) => {
+    const { startKubernetesMode } = await import('./kubernetes-mode.js');
+    const km = await startKubernetesMode({
+      store,
+      identity: o.identity,
+      trustBundle,
+      log: (l) => log(`kubernetes: ${l}`),
+      ...(o.leaseNamespace ? { leaseNamespace: o.leaseNamespace } : {}),
+      ...(o.kubeConfig ? { kubeConfig: o.kubeConfig } : {}),
+    });
+    return {
+      authenticate: km.authenticate,
+      onCompiled: (r) => km.onCompiled(r.statuses),
+      stop: () => km.stop(),
+    };
+  };
 }
 
 export function splitHostPort(addr: string, defaultPort: number): { host: string; port: number } {

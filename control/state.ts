@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { createHmac, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { DEFAULT_TRUST_DOMAIN, LEAF_LIFETIME_MS, STATE_FILES } from '../api/index.js';
 import { issueCert, loadIssuerDir, loadOrCreateAuthority, renewAt, spiffeId, writeSecretFile, type Pem } from '../certs/index.js';
 
@@ -59,8 +59,14 @@ export function loadOrCreateState(stateDir: string, opts: StateOptions = {}): Co
   const bootstrapToken = loadOrCreateSecret(join(stateDir, STATE_FILES.bootstrapToken), () =>
     randomBytes(32).toString('base64url'),
   );
+  // Every replica must sign session tokens alike. With a mounted issuer (the
+  // one secret all replicas share) and no explicit key, derive it from the
+  // issuer key; locally, STATE/session-key.
   const sessionKey =
-    opts.sessionKey ?? loadOrCreateSecret(join(stateDir, STATE_FILES.sessionKey), () => randomBytes(32).toString('base64'));
+    opts.sessionKey ??
+    (opts.issuerDir
+      ? createHmac('sha256', auth.issuer.keyPem).update('weft session key v1').digest('base64')
+      : loadOrCreateSecret(join(stateDir, STATE_FILES.sessionKey), () => randomBytes(32).toString('base64')));
   return {
     stateDir,
     trustDomain: auth.trustDomain,
