@@ -187,6 +187,14 @@ t.test('permissive inbound serves callers outside the mesh; strict refuses them'
   t.ok(plain.length > 0, 'the plaintext request was counted tls="false"');
 });
 
+t.test('another pod cannot borrow a sidecar\'s identity through its outbound port', async (t) => {
+  // The outbound listener takes the app's redirected calls only (127.0.0.1:7001);
+  // reachable on the pod IP it would be an open proxy that speaks as this workload.
+  const r = await curl(pods.outside!.pod, `http://${client.ip}:7001/`, ['-H', `Host: echo.${NS}.svc.cluster.local`]);
+  t.not(r.code, 0, `refused: ${r.stderr.trim()}`);
+  t.notMatch(r.stdout, /echo-v1/);
+});
+
 t.test('the sidecar\'s own traffic is not looped back into itself', async (t) => {
   const r = await bed.run(client, ['iptables', '-t', 'nat', '-L', 'WEFT_OUTPUT', '-v', '-x', '-n']);
   const uidLine = r.stdout.split('\n').find((l) => l.includes(`owner UID match ${PROXY_UID}`));
