@@ -18,6 +18,7 @@ import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
 
 export { setSessionAffinity, type SessionAffinity } from './backend.js';
+export { setProtocolHooks, type ProtocolHooks, type OutboundContext, type InboundContext } from './protocol-hooks.js';
 export { PEER_IDENTITY_HEADER } from './listen-inbound.js';
 export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';

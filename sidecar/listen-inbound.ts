@@ -22,6 +22,7 @@ import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from '.
 import { opaqueInbound } from './opaque.js';
 import { answerClientError, sendProxyError } from './proxy-errors.js';
 import { HOP_ALPN } from './hop.js';
+import { protocolHooks } from './protocol-hooks.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -93,7 +94,7 @@ export function createInbound(o: InboundOptions): Inbound {
   const tls = createTlsServer({
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: [...HOP_ALPN, ALPN_OPAQUE],
+    ALPNProtocols: [...(protocolHooks().inboundAlpn ?? []), ...HOP_ALPN, ALPN_OPAQUE],
     SNICallback: (servername, cb) => {
       const hop = parseHopServerName(servername);
       const id = identity.current;
@@ -126,6 +127,8 @@ export function createInbound(o: InboundOptions): Inbound {
       opaqueInbound(s, { podIp: podIP, port: hop.port, peer: spiffe });
       return;
     }
+    const h2 = s.alpnProtocol === 'h2' ? protocolHooks().inboundH2 : undefined;
+    if (h2) return h2(s, hop.port, spiffe, { podIP, metrics, pools, self, log: o.log });
     (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port)) };
     http.emit('connection', s);
   });

@@ -8,6 +8,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { detect } from './detect.js';
+import { protocolHooks } from './protocol-hooks.js';
 import { opaqueDirect, opaqueToMesh } from './opaque.js';
 import type { IdentityHolder } from './bootstrap.js';
 import { originalDst, type OriginalDst } from './original-dst.js';
@@ -84,8 +85,10 @@ export function createOutbound(o: OutboundOptions): Outbound {
     const timeoutMs = dst ? o.detectTimeoutMs : CLIENT_FIRST_WAIT_MS;
     void detect(socket, { timeoutMs, appProtocol, onResult: (p) => metrics.detect.inc({ direction: 'outbound', protocol: p }) }).then((proto) => {
       if (socket.destroyed) return;
-      if (proto === 'http1') handToHttpServer(socket);
-      else toOpaque(socket, proto, dst);
+      if (proto === 'http1') return handToHttpServer(socket);
+      const h2 = proto === 'h2c' ? protocolHooks().outboundH2c : undefined;
+      if (h2) return h2(socket, dst, { state, stream, pools, metrics, identity: o.identity, self, log: o.log });
+      toOpaque(socket, proto, dst);
     });
   });
 
