@@ -104,7 +104,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     kind: 'ClusterRole',
     metadata: meta(CONTROL, 'control', false),
     rules: [
-      { apiGroups: [''], resources: ['services', 'namespaces', 'configmaps'], verbs: ['get', 'list', 'watch'] },
+      // pods: which endpoint IPs carry a sidecar, and their service accounts (the peer identity to expect).
+      { apiGroups: [''], resources: ['services', 'namespaces', 'configmaps', 'pods'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes', 'grpcroutes', 'referencegrants', 'backendlbpolicies', 'backendtlspolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes/status', 'grpcroutes/status', 'backendlbpolicies/status', 'backendtlspolicies/status'], verbs: ['get', 'update', 'patch'] },

@@ -9,7 +9,7 @@ import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { AnyResource, BackendTLSPolicy } from '../api/index.js';
 import { KubeApiError, KubeClient, isStatus } from './kubernetes-client.js';
 import { keyOf, resourceKey, type Store } from './store.js';
-import type { ConfigError } from './types.js';
+import type { ConfigError, RegisteredWorkload } from './types.js';
 import { validateResource } from './validate.js';
 
 const GW = 'gateway.networking.k8s.io';
@@ -46,7 +46,42 @@ export const KINDS: KindSpec[] = [
   spec('ReferenceGrant', GW, 'v1beta1', 'referencegrants', { optional: true }),
   spec('BackendLBPolicy', GW, 'v1alpha2', 'backendlbpolicies', { optional: true, keepRaw: true }),
   spec('BackendTLSPolicy', GW, 'v1alpha3', 'backendtlspolicies', { optional: true, keepRaw: true }),
+  // Pods are not compiled; they say which endpoint IPs have a sidecar (mTLS
+  // at podIP:7002) and under which service account: store.setRegistered.
+  spec('Pod', '', 'v1', 'pods'),
 ];
+
+const INJECTED_ANNOTATION = 'weft.io/injected';
+
+interface RawPod extends RawObject {
+  spec?: { serviceAccountName?: string; containers?: { ports?: { containerPort?: number; protocol?: string }[] }[] };
+  status?: { podIP?: string; phase?: string };
+}
+
+/** A running pod with a weft sidecar → the workload entry compile matches endpoint IPs against. */
+export function podWorkload(p: RawPod): RegisteredWorkload | undefined {
+  const m = p.metadata;
+  const ann = (m['annotations'] ?? {}) as Record<string, string>;
+  const ip = p.status?.podIP;
+  if (ann[INJECTED_ANNOTATION] === undefined || !ip) return undefined;
+  if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') return undefined;
+  const owners = (m['ownerReferences'] ?? []) as { kind?: string; name?: string; controller?: boolean }[];
+  const owner = owners.find((o) => o.controller) ?? owners[0];
+  // A ReplicaSet's name is its Deployment's plus a hash: report the Deployment.
+  const workload = owner?.kind === 'ReplicaSet' && owner.name ? owner.name.replace(/-[a-z0-9]{6,10}$/, '') : owner?.name ?? m.name;
+  const ports = new Set<number>();
+  for (const c of p.spec?.containers ?? []) for (const port of c.ports ?? []) if ((port.protocol ?? 'TCP') === 'TCP' && port.containerPort) ports.add(port.containerPort);
+  return {
+    namespace: m.namespace ?? 'default',
+    workload,
+    serviceAccount: p.spec?.serviceAccountName ?? 'default',
+    podName: m.name,
+    podIP: ip,
+    labels: (m['labels'] ?? {}) as Record<string, string>,
+    appPorts: [...ports].sort((a, b) => a - b),
+    meshed: true,
+  };
+}
 
 export function kindSpec(kind: string): KindSpec | undefined {
   return KINDS.find((k) => k.kind === kind);
@@ -173,8 +208,16 @@ class Reflector {
   }
 
   /** Validates and records one object (an invalid one leaves the last good version served). */
+  private readonly pods = new Map<string, RegisteredWorkload>();
+
   private accept(o: RawObject): void {
     strip(o);
+    if (this.spec.kind === 'Pod') {
+      const w = podWorkload(o as RawPod);
+      if (w) this.pods.set(this.key(o), w);
+      else this.pods.delete(this.key(o));
+      return;
+    }
     // List items carry no kind/apiVersion; watch events do. Either way we read this version.
     o.kind = this.spec.kind;
     o.apiVersion = this.spec.apiVersion;
@@ -192,6 +235,7 @@ class Reflector {
 
   private forget(o: RawObject): void {
     const k = this.key(o);
+    this.pods.delete(k);
     this.raw.delete(k);
     this.good.delete(k);
     this.errs.delete(k);
@@ -203,7 +247,7 @@ class Reflector {
 
   /** One object changed: an upsert or removal in the store, not a rebuild of the whole kind. */
   private publishOne(o: RawObject, changedAt: number, errorsChanged: boolean): void {
-    if (this.publishFilter) return this.publish(changedAt);
+    if (this.publishFilter || this.spec.kind === 'Pod') return this.publish(changedAt);
     const store = this.src.opts.store;
     const k = this.key(o);
     const r = this.good.get(k);
@@ -213,6 +257,10 @@ class Reflector {
   }
 
   publish(changedAt?: number): void {
+    if (this.spec.kind === 'Pod') {
+      this.src.opts.store.setRegistered([...this.pods.values()]);
+      return;
+    }
     const items = [...this.good.values()].filter((r) => !this.publishFilter || this.publishFilter(r));
     this.src.opts.store.replaceSource(this.sourceId, items, this.errors(), changedAt);
   }
@@ -259,6 +307,7 @@ class Reflector {
     this.good.clear();
     this.raw.clear();
     this.errs.clear();
+    this.pods.clear();
     for (const it of seen) this.accept(it);
     this.stats.resourceVersion = rv;
     this.publish();

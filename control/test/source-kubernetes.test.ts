@@ -148,6 +148,22 @@ t.test('list, watch, bookmarks, dropped connections, 410 relists, missing CRDs',
     await waitFor('error cleared', () => !store.errors().some((e) => e.resource.includes('split')));
   });
 
+  await t.test('injected pods become meshed workloads; endpoints get their identity', async (t) => {
+    const PODS = '/api/v1/pods';
+    const pod = (name: string, ip: string, injected: boolean, phase = 'Running'): Obj => ({
+      metadata: { name, namespace: 'shop', labels: { app: 'web' }, ...(injected ? { annotations: { 'weft.io/injected': '0.1.0' } } : {}), ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7c9d8f6b5', controller: true }] },
+      spec: { serviceAccountName: 'web', containers: [{ name: 'web', ports: [{ containerPort: 8080 }] }] },
+      status: { podIP: ip, phase },
+    });
+    api.apply(PODS, pod('web-7c9d8f6b5-aaaaa', '10.0.0.5', true));
+    api.apply(PODS, pod('web-7c9d8f6b5-bbbbb', '10.0.0.6', false));
+    api.apply(PODS, pod('web-7c9d8f6b5-ccccc', '10.0.0.7', true, 'Succeeded'));
+    await waitFor('registered', () => store.registered().length === 1);
+    t.same(store.registered(), [{ namespace: 'shop', workload: 'web', serviceAccount: 'web', podName: 'web-7c9d8f6b5-aaaaa', podIP: '10.0.0.5', labels: { app: 'web' }, appPorts: [8080], meshed: true }]);
+    api.remove(PODS, 'shop', 'web-7c9d8f6b5-aaaaa');
+    await waitFor('unregistered', () => store.registered().length === 0);
+  });
+
   await t.test('raw objects keep status for the status writer', async (t) => {
     const raw = src.raw('HTTPRoute', 'shop', 'split');
     t.equal(raw?.metadata.name, 'split');

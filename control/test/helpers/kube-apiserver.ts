@@ -22,6 +22,7 @@ export const COLLECTIONS: Record<string, { apiVersion: string; kind: string; nam
   '/api/v1/services': { apiVersion: 'v1', kind: 'Service' },
   '/api/v1/configmaps': { apiVersion: 'v1', kind: 'ConfigMap' },
   '/api/v1/secrets': { apiVersion: 'v1', kind: 'Secret' },
+  '/api/v1/pods': { apiVersion: 'v1', kind: 'Pod' },
   '/apis/discovery.k8s.io/v1/endpointslices': { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' },
   '/apis/gateway.networking.k8s.io/v1/httproutes': { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute' },
   '/apis/gateway.networking.k8s.io/v1/grpcroutes': { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute' },
@@ -284,7 +285,6 @@ export class FakeKubeApiServer {
     add('rbac.authorization.k8s.io/v1', 'Role', 'roles');
     add('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings');
     add('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets');
-    add('v1', 'Pod', 'pods');
     add('apps/v1', 'StatefulSet', 'statefulsets');
     add('apps/v1', 'DaemonSet', 'daemonsets');
     add('apps/v1', 'ReplicaSet', 'replicasets');
