@@ -148,6 +148,17 @@ export function createOutbound(o: OutboundOptions): Outbound {
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
+    // Before the first directory every name would look external: wait for it (bounded).
+    if (!state.directory) {
+      void state.waitForDirectory(SUBSCRIBE_WAIT_MS).then(() => {
+        if (!res.destroyed) route(req, res, start);
+      });
+      return;
+    }
+    route(req, res, start);
+  }
+
+  function route(req: IncomingMessage, res: ServerResponse, start: number): void {
     const dst = (req.socket as DstSocket)[kDst];
     let url = req.url ?? '/';
     let authority = req.headers.host ?? '';
