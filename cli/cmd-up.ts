@@ -8,7 +8,7 @@
 // first and the sidecars after them, so an app never loses its proxy while
 // it still runs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, statSync, watch, writeFileSync, type FSWatcher, type WriteStream } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
@@ -29,13 +29,24 @@ import {
   type HostPort,
 } from './args.js';
 import { aggregate, parseExposition, renderStat, type TargetScrape } from './stat-table.js';
-import { isPodIpPrefix, loadWorkloads, planPods, type LocalPod } from './up-workloads.js';
+import {
+  assignIndexes,
+  isPodIpPrefix,
+  loadWorkloads,
+  planPods,
+  podsOf,
+  sameSpec,
+  workloadKey,
+  yamlFiles,
+  type LocalPod,
+} from './up-workloads.js';
 
 const HELP = `usage: weft up DIR [flags]
 
 Runs a local mesh from DIR: control (in this process), and for every
 Workload (apiVersion local.weft.io/v1alpha1) replica a loopback pod IP, a
-sidecar process and the app. Edit the YAML in DIR while it runs.
+sidecar process and the app. Edit the YAML in DIR while it runs: routes
+change within a second, Workload edits start, stop, scale or restart pods.
 
 flags:
   --state-dir DIR          control's state: CA, bootstrap token (default DIR/.weft-state)
@@ -214,6 +225,8 @@ interface PodRun {
   sidecar: Supervised;
   app: Supervised;
   sidecarReadyMs?: number;
+  /** Stopped by a Workload edit. */
+  removed?: boolean;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -261,14 +274,17 @@ export async function run(argv: string[]): Promise<number> {
     return rel === '' ? '.' : rel.startsWith('..') ? dirPath : rel;
   };
 
-  const { workloads, errors } = loadWorkloads(dir);
+  const { workloads, errors: firstErrors } = loadWorkloads(dir);
+  let errors = firstErrors;
   for (const e of errors) process.stderr.write(`weft up: ${e}\n`);
   const wanted = workloads.filter((w) => w.replicas > 0);
   if (errors.length > 0 && workloads.length === 0) {
     process.stderr.write('weft up: no valid Workload; fix the errors above\n');
     return 1;
   }
+  let indexes = assignIndexes(workloads);
   const pods = planPods(workloads, prefix);
+  let current = new Map(workloads.map((w) => [workloadKey(w), w]));
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(logDir, { recursive: true });
 
@@ -303,25 +319,28 @@ export async function run(argv: string[]): Promise<number> {
     });
   }
 
-  const lines: string[] = [
-    `weft up ${show(dir)}: ${wanted.length} workloads, ${pods.length} pods`,
-    external
-      ? `  control    ${formatHostPort(controlAddr)} (already running)`
-      : `  control    grpc ${formatHostPort(controlAddr)}  admin http://${formatHostPort(adminAddr)}  state ${show(stateDir)}`,
-  ];
-  const podW = Math.max(...pods.map((x) => `${x.workload.namespace}/${x.name}`.length), 8);
-  for (const pod of pods) {
-    const w = pod.workload;
-    const app = w.ports.length ? w.ports.map((x) => `${pod.ip}:${x}`).join(',') : '(no ports)';
-    lines.push(
-      `  ${`${w.namespace}/${pod.name}`.padEnd(podW)}  pod ${pod.ip.padEnd(13)} app ${app}  sidecar out :${PORTS.outbound} in :${PORTS.inbound} admin http://${pod.ip}:${PORTS.admin}`,
-    );
-  }
-  lines.push(`  logs       ${show(logDir)}/<namespace>.<pod>.{app,sidecar}.log`);
-  const banner = lines.join('\n');
-  process.stdout.write(`${banner}\n`);
-
   const runs: PodRun[] = [];
+  const bannerText = (): string => {
+    const list = runs.length ? runs.map((r) => r.pod) : pods;
+    const lines: string[] = [
+      `weft up ${show(dir)}: ${new Set(list.map((x) => workloadKey(x.workload))).size} workloads, ${list.length} pods`,
+      external
+        ? `  control    ${formatHostPort(controlAddr)} (already running)`
+        : `  control    grpc ${formatHostPort(controlAddr)}  admin http://${formatHostPort(adminAddr)}  state ${show(stateDir)}`,
+    ];
+    const podW = Math.max(...list.map((x) => `${x.workload.namespace}/${x.name}`.length), 8);
+    for (const pod of list) {
+      const w = pod.workload;
+      const app = w.ports.length ? w.ports.map((x) => `${pod.ip}:${x}`).join(',') : '(no ports)';
+      lines.push(
+        `  ${`${w.namespace}/${pod.name}`.padEnd(podW)}  pod ${pod.ip.padEnd(13)} app ${app}  sidecar out :${PORTS.outbound} in :${PORTS.inbound} admin http://${pod.ip}:${PORTS.admin}`,
+      );
+    }
+    lines.push(`  logs       ${show(logDir)}/<namespace>.<pod>.{app,sidecar}.log`);
+    return lines.join('\n');
+  };
+  process.stdout.write(`${bannerText()}\n`);
+
   const writePods = () => {
     const body = runs.map((r) => ({
       namespace: r.pod.workload.namespace,
@@ -352,7 +371,7 @@ export async function run(argv: string[]): Promise<number> {
     delete baseEnv[k];
   }
 
-  for (const pod of pods) {
+  const makePod = (pod: LocalPod): PodRun => {
     const w = pod.workload;
     const id = `${w.namespace}.${pod.name}`;
     const sidecarArgs = [
@@ -416,8 +435,9 @@ export async function run(argv: string[]): Promise<number> {
         onSpawn: () => writePods(),
       }),
     };
-    runs.push(r);
-  }
+    return r;
+  };
+  for (const pod of pods) runs.push(makePod(pod));
 
   // Whatever happens to this process, its children must not outlive it.
   const killAll = () => {
@@ -438,7 +458,7 @@ export async function run(argv: string[]): Promise<number> {
     r.sidecar.start();
     const url = `http://${r.pod.ip}:${PORTS.admin}/ready`;
     let warned = false;
-    while (!stopping) {
+    while (!stopping && !r.removed) {
       const ok = await httpGet(url, 500).then(
         (x) => x.status === 200,
         () => false,
@@ -450,20 +470,121 @@ export async function run(argv: string[]): Promise<number> {
       }
       await sleep(50);
     }
-    if (stopping) return;
+    if (stopping || r.removed) return;
     r.sidecarReadyMs = Date.now() - t0;
     if (r.pod.workload.ports.length === 0) await serversReady;
+    if (stopping || r.removed) return;
     if (stopping) return;
     r.app.start();
     for (const port of r.pod.workload.ports) {
       const t1 = Date.now();
-      while (!stopping && !(await tcpAccepts(r.pod.ip, port))) {
+      while (!stopping && !r.removed && !(await tcpAccepts(r.pod.ip, port))) {
         if (Date.now() - t1 > 30_000) {
           say(`${r.pod.workload.namespace}/${r.pod.name}: app does not accept on ${r.pod.ip}:${port} after 30 s`);
           break;
         }
         await sleep(100);
       }
+    }
+  };
+
+  // Workload edits while running: added workloads start, removed ones stop,
+  // a changed replica count scales, any other change restarts the
+  // workload's pods on the same addresses. Invalid Workloads change nothing.
+  const stopPod = async (r: PodRun): Promise<void> => {
+    r.removed = true;
+    await r.app.stop(5000);
+    await r.sidecar.stop(5000);
+    const i = runs.indexOf(r);
+    if (i >= 0) runs.splice(i, 1);
+  };
+  const startPod = (pod: LocalPod): Promise<void> => {
+    const r = makePod(pod);
+    runs.push(r);
+    say(`${pod.workload.namespace}/${pod.name}: starting at ${pod.ip}`);
+    return bringUp(r);
+  };
+  const reconcile = async (): Promise<void> => {
+    const loaded = loadWorkloads(dir);
+    errors = loaded.errors;
+    if (errors.length) {
+      for (const e of errors) say(e);
+      say('Workload errors: running workloads are left as they are until fixed');
+      return;
+    }
+    const next = new Map(loaded.workloads.map((w) => [workloadKey(w), w]));
+    indexes = assignIndexes(loaded.workloads, indexes);
+    const work: Array<Promise<void>> = [];
+    for (const [k, old] of current) {
+      const w = next.get(k);
+      const mine = runs.filter((r) => workloadKey(r.pod.workload) === k);
+      if (!w) {
+        say(`Workload ${k} removed: stopping its pods`);
+        work.push(Promise.all(mine.map(stopPod)).then(() => undefined));
+      } else if (!sameSpec(old, w)) {
+        say(`Workload ${k} changed: restarting its pods`);
+        work.push(
+          Promise.all(mine.map(stopPod)).then(() =>
+            Promise.all(podsOf(w, indexes.get(k)!, prefix).map(startPod)).then(() => undefined),
+          ),
+        );
+      } else if (old.replicas !== w.replicas) {
+        say(`Workload ${k}: ${old.replicas} → ${w.replicas} replicas`);
+        const want = podsOf(w, indexes.get(k)!, prefix);
+        work.push(Promise.all(mine.filter((r) => r.pod.replica >= w.replicas).map(stopPod)).then(() => undefined));
+        work.push(Promise.all(want.filter((p) => p.replica >= old.replicas).map(startPod)).then(() => undefined));
+      }
+    }
+    for (const [k, w] of next) {
+      if (current.has(k)) continue;
+      say(`Workload ${k} added`);
+      work.push(Promise.all(podsOf(w, indexes.get(k)!, prefix).map(startPod)).then(() => undefined));
+    }
+    current = next;
+    await Promise.all(work);
+    writePods();
+    if (work.length && !redraw && !stopping) process.stdout.write(`${bannerText()}\n`);
+  };
+  // fs.watch is fast but misses some replace-by-rename saves on Node 20's
+  // recursive watcher; a cheap stat signature polled every second catches
+  // those, and both paths reconcile only when the signature changed.
+  const signature = (): string =>
+    yamlFiles(dir)
+      .map((f) => {
+        try {
+          const st = statSync(f);
+          return `${f}:${st.mtimeMs}:${st.size}:${st.ino}`;
+        } catch {
+          return f;
+        }
+      })
+      .join('|');
+  let lastSig = signature();
+  let watcher: FSWatcher | undefined;
+  let poller: NodeJS.Timeout | undefined;
+  let reconciling: Promise<void> = Promise.resolve();
+  let debounce: NodeJS.Timeout | undefined;
+  const maybeReconcile = () => {
+    if (stopping) return;
+    const sig = signature();
+    if (sig === lastSig) return;
+    lastSig = sig;
+    reconciling = reconciling
+      .then(() => (stopping ? undefined : reconcile()))
+      .catch((e: unknown) => say(`reloading Workloads failed: ${(e as Error).message}`));
+  };
+  const watchWorkloads = () => {
+    poller = setInterval(maybeReconcile, 1000);
+    try {
+      watcher = watch(dir, { recursive: true, persistent: false }, (_ev, filename) => {
+        // STATE and editors' temp files live in hidden paths.
+        if (filename && String(filename).split(/[\\/]/).some((seg) => seg.startsWith('.'))) return;
+        if (debounce) clearTimeout(debounce);
+        debounce = setTimeout(maybeReconcile, 200);
+      });
+      watcher.on('error', () => undefined);
+    } catch {
+      /* the poller alone then */
     }
   };
 
@@ -478,6 +599,8 @@ export async function run(argv: string[]): Promise<number> {
     status = `ready: ${runs.length} pods in ${Date.now() - started} ms (sidecar start → ready: median ${median} ms, max ${cold[cold.length - 1] ?? 0} ms)`;
     process.stdout.write(`weft up: ${status}\n`);
   });
+
+  watchWorkloads();
 
   // The live table.
   let table: NodeJS.Timeout | undefined;
@@ -508,7 +631,7 @@ export async function run(argv: string[]): Promise<number> {
             ...(recent.length ? ['', ...recent] : []),
           ];
           process.stdout.write(
-            `\x1b[H\x1b[2J${banner}\n  ${status}\n\n${stamp}  outbound traffic, last ${intervalS} s (Ctrl-C stops)\n${text}\n${extra.join('\n')}\n`,
+            `\x1b[H\x1b[2J${bannerText()}\n  ${status}\n\n${stamp}  outbound traffic, last ${intervalS} s (Ctrl-C stops)\n${text}\n${extra.join('\n')}\n`,
           );
         }
         else process.stdout.write(`\n${stamp}  outbound traffic, last ${intervalS} s\n${text}\n`);
@@ -518,6 +641,10 @@ export async function run(argv: string[]): Promise<number> {
 
   const sig = await signal;
   stopping = true;
+  watcher?.close();
+  if (debounce) clearTimeout(debounce);
+  if (poller) clearInterval(poller);
+  await reconciling;
   if (table) clearInterval(table);
   say(`${sig}: stopping apps, then sidecars${control ? ', then control' : ''} (again to kill at once)`);
   const force = waitForSignal().then(() => {

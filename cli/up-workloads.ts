@@ -169,21 +169,53 @@ export function loadWorkloads(dir: string): { workloads: LocalWorkload[]; errors
   return { workloads, errors };
 }
 
+export function workloadKey(w: { namespace: string; name: string }): string {
+  return `${w.namespace}/${w.name}`;
+}
+
+/**
+ * Each workload's index, the third octet of its pods' IPs. Workloads already
+ * in `existing` keep theirs (a running pod never changes address); new ones
+ * take the smallest free index from 1, in namespace/name order, so a fresh
+ * start gives the same addresses whatever the file layout.
+ */
+export function assignIndexes(workloads: readonly LocalWorkload[], existing: ReadonlyMap<string, number> = new Map()): Map<string, number> {
+  const out = new Map(existing);
+  const used = new Set(out.values());
+  const sorted = [...workloads].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  let next = 1;
+  for (const w of sorted) {
+    const k = workloadKey(w);
+    if (out.has(k)) continue;
+    while (used.has(next)) next++;
+    if (next > 254) throw new Error(`too many workloads; at most 254 fit one pod IP prefix`);
+    out.set(k, next);
+    used.add(next);
+  }
+  return out;
+}
+
+/** The pods of one workload: `<name>-<r>` at `<prefix>.<index>.<r+1>`. */
+export function podsOf(w: LocalWorkload, index: number, prefix: string): LocalPod[] {
+  return Array.from({ length: w.replicas }, (_, r) => ({ workload: w, name: `${w.name}-${r}`, replica: r, ip: `${prefix}.${index}.${r + 1}` }));
+}
+
 /**
  * One pod per replica, each with its own loopback IP `<prefix>.<i+1>.<r+1>`:
  * workloads sorted by namespace and name, so an address is stable across
  * runs whatever the file layout. `<prefix>.0.x` stays free for control.
  */
 export function planPods(workloads: readonly LocalWorkload[], prefix = '127.0'): LocalPod[] {
-  const sorted = [...workloads].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-  if (sorted.length > 254) throw new Error(`too many workloads (${sorted.length}); at most 254 fit one pod IP prefix`);
-  const pods: LocalPod[] = [];
-  sorted.forEach((w, i) => {
-    for (let r = 0; r < w.replicas; r++) {
-      pods.push({ workload: w, name: `${w.name}-${r}`, replica: r, ip: `${prefix}.${i + 1}.${r + 1}` });
-    }
-  });
-  return pods;
+  const idx = assignIndexes(workloads);
+  return [...workloads]
+    .sort((a, b) => idx.get(workloadKey(a))! - idx.get(workloadKey(b))!)
+    .flatMap((w) => podsOf(w, idx.get(workloadKey(w))!, prefix));
+}
+
+/** Same pods, same processes: everything but the replica count. */
+export function sameSpec(a: LocalWorkload, b: LocalWorkload): boolean {
+  const strip = (w: LocalWorkload) => JSON.stringify({ ...w, replicas: 0, source: '' });
+  return strip(a) === strip(b);
 }
 
 export function isPodIpPrefix(s: string): boolean {
