@@ -24,6 +24,8 @@ export interface RegistryOptions {
   file?: string;
   graceMs?: number;
   provisionalMs?: number;
+  /** Coalescing window of writes to `file` (default 100 ms). */
+  persistDelayMs?: number;
   onChange: (workloads: RegisteredWorkload[]) => void;
   log?: (line: string) => void;
 }
@@ -63,10 +65,13 @@ export class Registry {
   private readonly graceMs: number;
   private readonly provisionalMs: number;
   private closed = false;
+  private persistTimer: NodeJS.Timeout | undefined;
+  private readonly persistDelayMs: number;
 
   constructor(private readonly opts: RegistryOptions) {
     this.graceMs = opts.graceMs ?? 10_000;
     this.provisionalMs = opts.provisionalMs ?? 30_000;
+    this.persistDelayMs = opts.persistDelayMs ?? 100;
   }
 
   /** Reloads the registrations a previous control persisted, as provisional entries. */
@@ -119,7 +124,7 @@ export class Registry {
       e.state = 'grace';
       e.expiresAt = Date.now() + this.graceMs;
       this.expireLater(key, this.graceMs);
-      this.persist();
+      this.persistSoon();
     };
   }
 
@@ -134,8 +139,9 @@ export class Registry {
   /** Persists what is registered now and stops the timers (control shutting down: keep entries for the next start). */
   close(): void {
     if (this.closed) return;
-    this.persist();
+    this.persistNow();
     this.closed = true;
+    if (this.persistTimer) clearTimeout(this.persistTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }
@@ -168,11 +174,25 @@ export class Registry {
 
   private changed(notify: boolean, persist = true): void {
     if (this.closed) return;
-    if (persist) this.persist();
+    if (persist) this.persistSoon();
     if (notify) this.opts.onChange(this.list());
   }
 
-  private persist(): void {
+  /**
+   * Coalesces writes: a thousand sidecars connecting must not rewrite the
+   * file a thousand times. A crash inside the window loses only the newest
+   * registrations, whose sidecars reconnect to the next control anyway.
+   */
+  private persistSoon(): void {
+    if (!this.opts.file || this.closed || this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      this.persistNow();
+    }, this.persistDelayMs);
+    this.persistTimer.unref();
+  }
+
+  private persistNow(): void {
     const file = this.opts.file;
     if (!file || this.closed) return;
     const data: PersistedFile = { version: 1, workloads: this.list() };
