@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isPodIpPrefix, loadWorkloads, parseWorkload, planPods, type LocalWorkload } from '../up-workloads.js';
+import { assignIndexes, isPodIpPrefix, loadWorkloads, parseWorkload, planPods, podsOf, sameSpec, type LocalWorkload } from '../up-workloads.js';
 
 const base = { apiVersion: 'local.weft.io/v1alpha1', kind: 'Workload', metadata: { name: 'face', namespace: 'faces' } };
 
@@ -72,4 +72,22 @@ t.test('loads Workloads from a directory, skipping hidden paths and other kinds'
   t.same(r.workloads.map((w) => `${w.namespace}/${w.name}@${w.source}`), ['default/one@a.yaml', 'n/two@sub/b.yml']);
   t.equal(r.errors.length, 1);
   t.match(r.errors[0], /^bad\.yaml: YAML: /);
+});
+
+t.test('running workloads keep their index; new ones take the smallest free one', async (t) => {
+  const w = (name: string) => ({ namespace: 'n', name, replicas: 1 }) as LocalWorkload;
+  const first = assignIndexes([w('b'), w('a'), w('c')]);
+  t.same([...first], [['n/a', 1], ['n/b', 2], ['n/c', 3]]);
+  // b gone from the map: d reuses its free index 2
+  const kept = new Map(first);
+  kept.delete('n/b');
+  t.same([...assignIndexes([w('a'), w('c'), w('d')], kept)], [['n/a', 1], ['n/c', 3], ['n/d', 2]]);
+  t.same(podsOf({ ...w('x'), replicas: 2 }, 7, '127.5').map((p) => p.ip), ['127.5.7.1', '127.5.7.2']);
+});
+
+t.test('a replica count alone is not a spec change', async (t) => {
+  const a = parseWorkload({ ...base, spec: { command: ['x'], replicas: 1 } }, 'a.yaml').workload!;
+  t.ok(sameSpec(a, { ...a, replicas: 3, source: 'b.yaml' }));
+  t.notOk(sameSpec(a, { ...a, env: { X: '1' } }));
+  t.notOk(sameSpec(a, { ...a, command: ['y'] }));
 });
