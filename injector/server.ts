@@ -18,6 +18,8 @@ export interface InjectorServerOptions extends InjectOptions {
   certFile?: string;
   keyFile?: string;
   log?: (line: string) => void;
+  /** How often to look at certFile for a new certificate (default 10 s). */
+  reloadIntervalMs?: number;
 }
 
 export interface InjectorServer {
@@ -46,7 +48,7 @@ export async function startInjector(o: InjectorServerOptions): Promise<InjectorS
     }
   };
   const watched = o.certFile && !o.certPem ? o.certFile : undefined;
-  if (watched) watchFile(watched, { interval: 10_000 }, reload);
+  if (watched) watchFile(watched, { interval: o.reloadIntervalMs ?? 10_000 }, reload);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 8443, o.host ?? '0.0.0.0', () => resolve());

@@ -222,3 +222,41 @@ t.test('decision table', async (t) => {
   const once = jsonpatch.applyPatch(structuredClone(deploymentPod()), first.ops as jsonpatch.Operation[], true, false).newDocument as PodLike;
   t.equal(buildPatch(once, en).inject, false, 'never twice');
 });
+
+t.test('a renewed serving certificate on disk is picked up without a restart', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync, renameSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const tls = await import('node:tls');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-injector-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (p: { certPem: string; keyPem: string }) => {
+    // Like the kubelet's atomic swap of a Secret volume: write aside, rename into place.
+    writeFileSync(join(dir, 'tls.key.new'), p.keyPem);
+    writeFileSync(join(dir, 'tls.crt.new'), p.certPem + issuer.certPem);
+    renameSync(join(dir, 'tls.key.new'), join(dir, 'tls.key'));
+    renameSync(join(dir, 'tls.crt.new'), join(dir, 'tls.crt'));
+  };
+  write(serving);
+  const reloaded: string[] = [];
+  const srv = await startInjector({ host: '127.0.0.1', port: 0, certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), reloadIntervalMs: 50, log: (l) => reloaded.push(l) });
+  t.teardown(() => srv.close());
+  const serial = () => new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: srv.port, ca: anchor.certPem, servername: 'weft-injector.weft-system.svc' }, () => {
+      resolve(s.getPeerCertificate().serialNumber);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+  const first = await serial();
+  const renewed = issueCert(issuer, { dnsNames: ['weft-injector.weft-system.svc'], ipAddresses: ['127.0.0.1'] });
+  write(renewed);
+  const end = Date.now() + 10_000;
+  let now = first;
+  while (now === first && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = await serial();
+  }
+  t.not(now, first, 'new connections get the renewed certificate');
+  t.ok(reloaded.some((l) => /reloaded serving certificate/.test(l)));
+});
