@@ -25,6 +25,8 @@ import { parseAuthority, resolveTarget, type Target } from './service-lookup.js'
 
 /** How long a request for a Service waits for its first config after subscribing. */
 export const SUBSCRIBE_WAIT_MS = 2_000;
+/** Latency charged to an endpoint for a failed request. */
+const FAILURE_PENALTY_MS = 1_000;
 /** How long a connection that was not redirected may stay silent before it is closed. */
 const CLIENT_FIRST_WAIT_MS = 60_000;
 
@@ -318,7 +320,9 @@ export function createOutbound(o: OutboundOptions): Outbound {
     const done = (r: ForwardResult) => {
       ep.inflight--;
       const now = performance.now();
-      if (!r.proxyError) observe(ep, now - sent, now);
+      // A failed endpoint (refused, reset, timed out) counts as very slow, so
+      // P2C steers around it until the penalty decays.
+      observe(ep, r.proxyError && r.status !== 499 ? Math.max(now - sent, FAILURE_PENALTY_MS) : now - sent, now);
       series.get(ep.peer, r.status).record((now - start) / 1000);
     };
     const up = upgradeOf(req);

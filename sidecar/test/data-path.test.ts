@@ -78,10 +78,12 @@ function serviceConfig(): ServiceConfig {
     rule('meshed', [to('meshed')]),
     rule('wrong-id', [to('wrongid')]),
     rule('redirect', [], { filters: [{ type: 'RequestRedirect', scheme: 'https', statusCode: 302, path: { type: 'ReplacePrefixMatch', value: '/moved' } }] }),
+    rule('flaky', [to('flaky')]),
   ];
   const paths: Array<[MatchEntry['path']['type'], string]> = [
     ['Exact', '/hdr'], ['PathPrefix', '/rewrite'], ['PathPrefix', '/slow'], ['Exact', '/fixed'], ['PathPrefix', '/invalid'], ['PathPrefix', '/tls'],
     ['PathPrefix', '/mirror'], ['PathPrefix', '/refused'], ['PathPrefix', '/meshed'], ['PathPrefix', '/wrong-id'], ['PathPrefix', '/old'],
+    ['PathPrefix', '/flaky'],
   ];
   return {
     service: 'demo/echo', namespace: 'demo', name: 'echo', consumerNamespace: 'demo', clusterIP: '10.96.0.10', sessionSecret: '',
@@ -93,6 +95,7 @@ function serviceConfig(): ServiceConfig {
       'demo/wrongid:80': backend('wrongid', [{ ...meshedEp, identity: { namespace: 'demo', serviceAccount: 'other' } }]),
       'demo/tls:80': backend('tls', [{ ip: PLAIN, port: 8080, ready: true }], { tls: { hostname: 'plain.example', policy: 'demo/tls-policy', system: true } }),
       'demo/echo:80': backend('echo', [meshedEp]),
+      'demo/flaky:80': backend('flaky', [{ ip: NOTHING, port: 8080, ready: true }, { ip: PLAIN, port: 8080, ready: true }]),
     },
     ports: [{
       port: 80, targetPort: 8080, appProtocol: 'http', routeKind: 'HTTPRoute', defaultBackend: 'demo/echo:80', rules,
@@ -210,6 +213,13 @@ t.test('the data path', async (t) => {
     const m = seen.find((s) => s.app === 'mirror' && s.url === '/mirror/x');
     t.ok(m, 'mirror saw the request');
     t.equal(m?.headers['x-m'], '1');
+  });
+
+  await t.test('P2C steers around an endpoint that refuses connections', async (t) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await req('/flaky/x')).status);
+    const failed = statuses.filter((s) => s !== 200).length;
+    t.ok(failed <= 3, `${failed} of 40 failed (${statuses.join(' ')})`);
   });
 
   await t.test('upstream failures say why', async (t) => {
