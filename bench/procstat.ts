@@ -19,6 +19,17 @@ export function cpuMs(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
 }
 
+/** utime and stime of pid separately, in ms (user space vs kernel). */
+export function cpuSplitMs(pid: number): { user: number; sys: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(rest[11]) * TICK_MS, sys: Number(rest[12]) * TICK_MS };
+  } catch {
+    return { user: Number.NaN, sys: Number.NaN };
+  }
+}
+
 /** VmRSS of pid in MB; NaN when gone. */
 export function rssMb(pid: number): number {
   try {

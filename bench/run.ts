@@ -14,7 +14,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { ensureTools } from './tools.js';
-import { cpuMs, rssMb, sampleRss } from './procstat.js';
+import { cpuMs, cpuSplitMs, rssMb, sampleRss } from './procstat.js';
 import { runWrk } from './wrk.js';
 import { type OpenLoopOptions, type OpenLoopResult } from './openloop.js';
 import { makeCerts, startApp, startHaproxyPair, startNginxPair, directChain, checkChain, type Chain } from './chains.js';
@@ -34,6 +34,8 @@ interface ChainStats {
   socketErrors: number;
   /** [proxy][round] CPU ms per 1,000 requests at saturation. */
   cpuSat: number[][];
+  /** [proxy][round] the kernel's (stime) part of cpuSat. */
+  sysSat: number[][];
   /** [proxy][round] CPU ms per 1,000 requests at the open-loop rate. */
   cpuOpen: number[][];
   rssIdle: number[];
@@ -48,6 +50,7 @@ function newStats(chain: Chain): ChainStats {
     non2xx: 0,
     socketErrors: 0,
     cpuSat: chain.proxies.map(() => []),
+    sysSat: chain.proxies.map(() => []),
     cpuOpen: chain.proxies.map(() => []),
     rssIdle: chain.proxies.map((p) => rssMb(p.proc.pid)),
     rssLoad: chain.proxies.map(() => Number.NaN),
@@ -76,16 +79,19 @@ function runOpenLoopChild(o: OpenLoopOptions): Promise<OpenLoopResult> {
 
 async function throughputRound(s: ChainStats, seconds: number): Promise<void> {
   const pids = s.chain.proxies.map((p) => p.proc.pid);
-  const before = pids.map(cpuMs);
+  const before = pids.map(cpuSplitMs);
   const rss = sampleRss(pids);
   const w = await runWrk(`http://${s.chain.host}:${s.chain.port}/`, s.chain.hostHeader, { seconds });
   const peak = rss.stop();
-  const after = pids.map(cpuMs);
+  const after = pids.map(cpuSplitMs);
   s.rps.push(w.rps);
   s.non2xx += w.non2xx;
   s.socketErrors += w.socketErrors;
   pids.forEach((_, i) => {
-    s.cpuSat[i]!.push(((after[i]! - before[i]!) / w.requests) * 1000);
+    const user = after[i]!.user - before[i]!.user;
+    const sys = after[i]!.sys - before[i]!.sys;
+    s.cpuSat[i]!.push(((user + sys) / w.requests) * 1000);
+    s.sysSat[i]!.push((sys / w.requests) * 1000);
     s.rssLoad[i] = Number.isNaN(s.rssLoad[i]!) ? peak[i]! : Math.max(s.rssLoad[i]!, peak[i]!);
   });
   log(`  ${s.chain.name.padEnd(13)} ${fmt(w.rps).padStart(8)} req/s${w.non2xx ? `  NON-2XX ${w.non2xx}` : ''}${w.socketErrors ? `  socket errors ${w.socketErrors}` : ''}  cpu ms/1k: ${pids.map((_, i) => fmt(s.cpuSat[i]!.at(-1)!, 1)).join(' / ')}`);
@@ -235,10 +241,11 @@ function brief(msg: string): string {
   return lines.length > 1 ? `${lines[0]} ${lines[lines.length - 1]}` : (lines[0] ?? '');
 }
 
-function chainSummary(s: ChainStats): { rps: number; cpuSat: number[]; cpuOpen: number[]; p: { p50: number; p90: number; p99: number; max: number } } {
+function chainSummary(s: ChainStats): { rps: number; cpuSat: number[]; sysSat: number[]; cpuOpen: number[]; p: { p50: number; p90: number; p99: number; max: number } } {
   return {
     rps: median(s.rps),
     cpuSat: s.cpuSat.map(median),
+    sysSat: s.sysSat.map(median),
     cpuOpen: s.cpuOpen.map(median),
     p: {
       p50: median(s.open.map((o) => o.latency.p50)),
@@ -268,14 +275,14 @@ function report(
   L.push('');
   L.push(`Maximum throughput: median of ${cfg.rounds} interleaved \`wrk -t1 -c50 -d${cfg.seconds}s\` rounds. Latency: open loop at ${cfg.rate} req/s for ${cfg.openSeconds} s (after 1 s warm-up), ${cfg.openRounds} interleaved rounds, measured from each request's scheduled send time (median of the rounds' percentiles; max is the worst). CPU: utime+stime from /proc per proxy process, ms per 1,000 requests (= µs per request). RSS: VmRSS idle (before load) and peak during the wrk rounds.`);
   L.push('');
-  L.push('| chain | req/s | × HAProxy | CPU ms/1k req at max, per proxy | CPU ms/1k req at 1k req/s | p50 / p90 / p99 / max ms at 1k req/s | added p50 / p99 ms | RSS MB idle | RSS MB under load | errors |');
+  L.push('| chain | req/s | × HAProxy | CPU ms/1k req at max, per proxy (kernel part) | CPU ms/1k req at 1k req/s | p50 / p90 / p99 / max ms at 1k req/s | added p50 / p99 ms | RSS MB idle | RSS MB under load | errors |');
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [name, { s, m }] of by) {
     const x = hap ? m.rps / hap.m.rps : Number.NaN;
     const added = direct && name !== 'direct' ? `${signed(m.p.p50 - direct.m.p.p50)} / ${signed(m.p.p99 - direct.m.p.p99)}` : '–';
     const errs = s.non2xx + s.socketErrors + s.open.reduce((a, o) => a + o.errors + o.non200, 0);
     L.push(
-      `| ${name} | ${fmt(m.rps)} | ${fmt(x, 2)} | ${m.cpuSat.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.cpuOpen.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.p.p50.toFixed(3)} / ${m.p.p90.toFixed(3)} / ${m.p.p99.toFixed(3)} / ${m.p.max.toFixed(2)} | ${added} | ${s.rssIdle.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${s.rssLoad.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${errs} |`,
+      `| ${name} | ${fmt(m.rps)} | ${fmt(x, 2)} | ${m.cpuSat.map((c, i) => `${fmt(c, 1)} (${fmt(m.sysSat[i]!, 1)})`).join(' / ') || '–'} | ${m.cpuOpen.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.p.p50.toFixed(3)} / ${m.p.p90.toFixed(3)} / ${m.p.p99.toFixed(3)} / ${m.p.max.toFixed(2)} | ${added} | ${s.rssIdle.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${s.rssLoad.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${errs} |`,
     );
   }
   if (!weft) L.push(`| weft | not available: ${weftReason ?? 'not run (BENCH_CHAINS)'} | | | | | | | | |`);
