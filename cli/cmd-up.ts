@@ -25,7 +25,6 @@ import {
   parseHostPort,
   str,
   UsageError,
-  waitForSignal,
   type HostPort,
 } from './args.js';
 import { aggregate, parseExposition, renderStat, type TargetScrape } from './stat-table.js';
@@ -588,7 +587,25 @@ export async function run(argv: string[]): Promise<number> {
     }
   };
 
-  const signal = waitForSignal();
+  // The first SIGINT/SIGTERM stops everything in order; a second one kills
+  // at once — but not the echo of the first: Ctrl-C under `npm start`
+  // reaches weft up from the terminal and again from npm. The handler stays
+  // installed throughout, so no signal ever meets Node's default (which
+  // would leave the children running).
+  let firstSignalAt = 0;
+  let gotSignal: (s: NodeJS.Signals) => void = () => undefined;
+  const signal = new Promise<NodeJS.Signals>((r) => (gotSignal = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!firstSignalAt) {
+      firstSignalAt = Date.now();
+      gotSignal(sig);
+    } else if (Date.now() - firstSignalAt > 1000) {
+      say(`${sig} again: killing everything`);
+      killAll();
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const servers = runs.filter((r) => r.pod.workload.ports.length > 0);
   const clients = runs.filter((r) => r.pod.workload.ports.length === 0);
   const serversDone = Promise.all(servers.map(bringUp)).then(() => serversUp());
@@ -647,16 +664,14 @@ export async function run(argv: string[]): Promise<number> {
   await reconciling;
   if (table) clearInterval(table);
   say(`${sig}: stopping apps, then sidecars${control ? ', then control' : ''} (again to kill at once)`);
-  const force = waitForSignal().then(() => {
-    say('killing everything');
-    killAll();
-  });
-  void force;
+
   await Promise.all(runs.map((r) => r.app.stop(5000)));
   await Promise.all(runs.map((r) => r.sidecar.stop(5000)));
   await allUp.catch(() => undefined);
   if (control) await control.close();
   process.off('exit', killAll);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   say('stopped');
   return 0;
 }
