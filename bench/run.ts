@@ -113,17 +113,34 @@ async function openRound(s: ChainStats, rate: number, seconds: number): Promise<
 interface WeftExtras {
   startupMs: number[];
   startupCpuMs: number[];
+  startupProfile?: ProfileSummary;
   profile?: { outbound?: ProfileSummary; inbound?: ProfileSummary; rps?: number };
   controlRssMb?: number;
   error?: string;
 }
 
 /** Process start to /ready 200 for fresh sidecars on new pod IPs, with control up. */
-async function measureStartup(w: WeftChain, n: number): Promise<{ wallMs: number[]; cpuMs: number[] }> {
-  const out = { wallMs: [] as number[], cpuMs: [] as number[] };
-  for (let i = 0; i < n; i++) {
+async function measureStartup(w: WeftChain, n: number): Promise<{ wallMs: number[]; cpuMs: number[]; profile?: ProfileSummary }> {
+  const out: { wallMs: number[]; cpuMs: number[]; profile?: ProfileSummary } = { wallMs: [], cpuMs: [] };
+  const profDir = join(w.dir, 'cpuprof', 'startup');
+  for (let i = 0; i <= n; i++) {
+    // The extra last one runs under --cpu-prof (not counted): where start-up time goes.
+    const profiled = i === n;
     const spec = { podIP: `127.0.94.${20 + i}`, workload: `startup${i}`, serviceAccount: 'startup', labels: 'app=startup' };
-    const p = startSidecar(w.dir, w.stateDir, spec);
+    const p = startSidecar(w.dir, w.stateDir, spec, profiled ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
+    if (profiled) {
+      try {
+        await waitReady(p, spec.podIP, 15_000, 2);
+        const fromUs = Number(p.startedAt / 1000n);
+        const toUs = Number(process.hrtime.bigint() / 1000n);
+        await shutdownSidecar(p, spec.podIP);
+        const f = newestProfile(profDir);
+        if (f) out.profile = topSelfTime(f, 8, { fromUs, toUs });
+      } finally {
+        await shutdownSidecar(p, spec.podIP);
+      }
+      continue;
+    }
     try {
       out.wallMs.push(await waitReady(p, spec.podIP, 15_000, 2));
       // CPU the process used to get ready: unlike wall time, not inflated by other load on a shared machine.
@@ -221,6 +238,7 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
       const su = await measureStartup(weft, 5);
       extras.startupMs = su.wallMs;
       extras.startupCpuMs = su.cpuMs;
+      if (su.profile) extras.startupProfile = su.profile;
       log(`  ${su.wallMs.map((x) => x.toFixed(0)).join(', ')} ms (CPU ${su.cpuMs.map((x) => x.toFixed(0)).join(', ')} ms)`);
       if (process.env.BENCH_PROFILE !== '0') {
         log('bench: --cpu-prof of both sidecars under wrk (5 s)');
@@ -318,10 +336,15 @@ function report(
     const st = extras.startupMs;
     L.push(`- start-up, process start → \`/ready\` 200 (control up, ${st.length} fresh sidecars): median ${fmt(median(st), 0)} ms (${st.map((x) => x.toFixed(0)).join(', ')}); CPU used by then (utime+stime, 10 ms ticks): median ${fmt(median(extras.startupCpuMs), 0)} ms`);
     L.push(`- RSS: outbound ${fmt(weft.s.rssIdle[0]!, 1)} MB idle → ${fmt(weft.s.rssLoad[0]!, 1)} MB under load; inbound ${fmt(weft.s.rssIdle[1]!, 1)} → ${fmt(weft.s.rssLoad[1]!, 1)} MB; control ${fmt(extras.controlRssMb ?? NaN, 1)} MB`);
+    const sp = extras.startupProfile;
+    if (sp) {
+      L.push(`- start-up under \`--cpu-prof\` (one more sidecar, spawn → /ready): ${fmt(sp.totalMs)} ms on the main thread; by origin: ` + sp.byOrigin.slice(0, 6).map((o) => `${o.origin} ${o.pct.toFixed(1)}%`).join(', '));
+      L.push(`  top self time: ` + sp.top.map((t) => `${t.fn} ${t.pct.toFixed(1)}%${t.where ? ` (${t.where})` : ''}`).join('; '));
+    }
     if (extras.error) L.push(`- extras failed: ${extras.error.split('\n')[0]}`);
     const prof = extras.profile;
     if (prof) {
-      L.push(`- \`--cpu-prof\` under wrk (${fmt(prof.rps ?? NaN)} req/s while profiled), top self time:`);
+      L.push(`- \`--cpu-prof\` of both sidecars under wrk (${fmt(prof.rps ?? NaN)} req/s while profiled). V8 samples wall time: on a loaded machine, time a thread spends preempted inside a socket write (a loopback write wakes the peer) is counted in that write, so native write shares read high; /proc CPU above is the firmer figure.`);
       for (const [side, p] of [['outbound', prof.outbound], ['inbound', prof.inbound]] as const) {
         if (!p) {
           L.push(`  - ${side}: no profile written (the sidecar must exit through process.exit on /shutdown)`);

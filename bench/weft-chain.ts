@@ -190,8 +190,15 @@ export async function shutdownSidecar(p: Proc, podIP: string): Promise<void> {
   clearTimeout(t);
 }
 
+/**
+ * The main thread's profile in profDir. --cpu-prof writes one file per thread,
+ * CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is id 0
+ * (a sidecar's key-generation worker writes its own).
+ */
 export function newestProfile(profDir: string): string | undefined {
   if (!existsSync(profDir)) return undefined;
-  const f = readdirSync(profDir).filter((n) => n.endsWith('.cpuprofile')).sort();
+  const all = readdirSync(profDir).filter((n) => n.endsWith('.cpuprofile')).sort();
+  const main = all.filter((n) => /\.\d+\.0\.\d+\.cpuprofile$/.test(n));
+  const f = main.length > 0 ? main : all;
   return f.length > 0 ? join(profDir, f[f.length - 1]!) : undefined;
 }
