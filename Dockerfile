@@ -24,7 +24,8 @@ WORKDIR /opt/weft
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-COPY --from=build /src/examples ./examples
+# weft up examples/faces writes its state beside the example.
+COPY --from=build --chown=2102:2102 /src/examples ./examples
 ENV NODE_ENV=production
 # The sidecar's user by default; `weft init` runs as root with NET_ADMIN
 # (the injector sets runAsUser: 0 on the init container).
