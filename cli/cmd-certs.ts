@@ -46,7 +46,14 @@ export async function run(argv: string[]): Promise<number> {
     if (files.length === 0) throw new UsageError('inspect: name at least one PEM file');
     const now = new Date();
     for (const f of files) {
-      const blocks = splitPemBundle(readFileSync(f, 'utf8'));
+      let text: string;
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch (e) {
+        process.stderr.write(`weft certs inspect: ${f}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}\n`);
+        return 1;
+      }
+      const blocks = splitPemBundle(text);
       if (blocks.length === 0) throw new UsageError(`${f}: no CERTIFICATE block`);
       blocks.forEach((b, i) => process.stdout.write(describe(blocks.length > 1 ? `${f} #${i + 1}` : f, b, now) + '\n'));
     }
