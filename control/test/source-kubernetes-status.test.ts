@@ -152,3 +152,30 @@ t.test('route status: written field by field, merged, only when changed, only as
   t.notOk(st4.parents.some((p) => p.controllerName === 'weft.io/mesh-controller'), 'our stale entry removed');
   t.ok(st4.parents.some((p) => p.controllerName === 'example.com/gateway-controller'), 'others kept');
 });
+
+t.test('policy status: BackendLBPolicy ancestors written the same way', async (t) => {
+  const LB = '/apis/gateway.networking.k8s.io/v1alpha2/backendlbpolicies';
+  const api = new FakeKubeApiServer(randomLoopback());
+  await api.start();
+  t.teardown(() => api.close());
+  api.apply(SVC, service('web'));
+  api.apply(LB, { metadata: { name: 'sticky', namespace: 'shop' }, spec: { targetRefs: [{ group: '', kind: 'Service', name: 'web' }], sessionPersistence: { sessionName: 'weft-session', type: 'Cookie' } } });
+  api.apply(LB, { metadata: { name: 'orphan', namespace: 'shop' }, spec: { targetRefs: [{ group: '', kind: 'Service', name: 'nope' }], sessionPersistence: { sessionName: 's', type: 'Cookie' } } });
+  const store = new Store({ sessionKey: 'k' });
+  const src = new KubernetesSource({ kubeConfig: api.kubeConfig(), store, kinds: ['Service', 'BackendLBPolicy'], backoffMs: 20, log: () => {} });
+  t.teardown(() => src.stop());
+  await src.start();
+  const writer = new KubernetesStatusWriter({ client: src.client, source: src, isLeader: () => true, now: () => new Date('2026-11-29T04:00:00Z') });
+  writer.update(compile(store.snapshot()).statuses);
+  const r = await writer.reconcile();
+  t.same(r.written.sort(), ['BackendLBPolicy/shop/orphan', 'BackendLBPolicy/shop/sticky']);
+  const put = api.requests.find((q) => q.method === 'PUT' && q.path.endsWith('/backendlbpolicies/sticky/status'));
+  t.equal(put?.path, '/apis/gateway.networking.k8s.io/v1alpha2/namespaces/shop/backendlbpolicies/sticky/status');
+  const st = api.get(LB, 'shop', 'sticky')?.status as { ancestors: { ancestorRef: { name: string; kind?: string }; controllerName: string; conditions: { type: string; status: string; reason: string }[] }[] };
+  t.equal(st.ancestors.length, 1);
+  t.equal(st.ancestors[0]?.controllerName, 'weft.io/mesh-controller');
+  t.match(st.ancestors[0]?.ancestorRef, { name: 'web', kind: 'Service' });
+  t.match(st.ancestors[0]?.conditions, [{ type: 'Accepted', status: 'True', reason: 'Accepted' }]);
+  const orphan = api.get(LB, 'shop', 'orphan')?.status as typeof st;
+  t.match(orphan.ancestors[0]?.conditions, [{ type: 'Accepted', status: 'False', reason: 'TargetNotFound' }]);
+});
