@@ -88,8 +88,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   private readonly onClientClose = (): void => {
     if (!this.finished) {
-      this.abortFn?.(new Error('client closed the connection'));
+      // Finish first: the abort makes undici call onError synchronously, and
+      // a caller that went away is not an upstream failure.
       this.finish({ status: this.status || 499, proxyError: 'client closed' });
+      this.abortFn?.(new Error('client closed the connection'));
     }
   };
 
