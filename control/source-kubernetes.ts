@@ -328,6 +328,7 @@ class Reflector {
     const o = this.src.opts;
     let gone = false;
     let sawEvent = false;
+    const openedAt = performance.now();
     this.stats.watches++;
     const w = new Watch(this.src.client.kc);
     const onEvent = (type: string, obj: unknown) => {
@@ -375,9 +376,12 @@ class Reflector {
         this.later(() => void this.watch(), wait);
         return;
       }
-      // Server-side timeout or a clean close: resume from the last resourceVersion.
-      if (sawEvent) this.failures = 0;
-      this.later(() => void this.watch(), sawEvent ? 0 : Math.min(this.backoff(), 1000));
+      // Server-side timeout or a clean close: resume from the last resourceVersion,
+      // at once if the watch was healthy, after a short pause if it closed right away.
+      if (sawEvent || performance.now() - openedAt > 1000) {
+        this.failures = 0;
+        this.later(() => void this.watch(), 0);
+      } else this.later(() => void this.watch(), Math.min(this.backoff(), 1000));
     };
     try {
       const ctl = await w.watch(

@@ -271,10 +271,9 @@ export class KubernetesStatusWriter {
           break;
         }
         try {
-          const updated = await this.write(obj, next);
+          await this.write(obj, next);
           this.totals.writes++;
           report.written.push(key);
-          void updated;
           break;
         } catch (e) {
           if (e instanceof KubeApiError && e.code === 409 && attempt < 2) {
