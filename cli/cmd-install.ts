@@ -357,7 +357,7 @@ export function installCerts(dir: string | undefined, now = new Date()): { certs
 
 export function toYamlStream(objs: Obj[]): string {
   // YAML 1.1 rules, as kubectl reads them: strings like "on", "yes" or "y" get quoted.
-  return objs.map((o) => stringify(o, { lineWidth: 0, version: '1.1' })).join('---\n');
+  return objs.map((o) => stringify(o, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false })).join('---\n');
 }
 
 const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs]

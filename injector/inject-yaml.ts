@@ -71,7 +71,7 @@ export function injectYaml(text: string, opts: InjectOptions = {}): { yaml: stri
     const before = report.results.filter((r) => r.injected).length;
     if (isRecord(js)) injectObject(js, opts, report);
     const changed = report.results.filter((r) => r.injected).length > before;
-    const textOut = changed ? new Document(js, { version: '1.1' }).toString({ lineWidth: 0 }) : doc.toString({ lineWidth: 0 });
+    const textOut = changed ? new Document(js, { version: '1.1', aliasDuplicateObjects: false }).toString({ lineWidth: 0 }) : doc.toString({ lineWidth: 0 });
     // A document after the first carries its own "---" marker; the join below adds one.
     out.push(textOut.replace(/^---[ \t]*\n/, ''));
   }

@@ -132,3 +132,9 @@ t.test('weft certs then weft install --certs DIR (CLI), accepted by kubectl appl
   t.ok(lines.every((l) => l.endsWith('created (dry run)')));
   t.notOk(api.requests.some((r) => r.method !== 'GET'), 'dry run: nothing written');
 });
+
+t.test('the printed YAML has no anchors or aliases (plain for every tool)', async (t) => {
+  const text = toYamlStream(renderManifests({ certs }));
+  t.notMatch(text, /^\s*(- )?[&*]a\d+/m);
+  t.notMatch(text, /: [&*]a\d+/);
+});
