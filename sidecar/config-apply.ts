@@ -84,6 +84,9 @@ export interface BuiltRule {
   backendRequestMs: number;
   /** Hook for session persistence (session-cookie.ts / session-header.ts). */
   session: SessionConfig | undefined;
+  /** "namespace/name" of the Service and its session-token secret (base64), for the session hook. */
+  serviceKey: string;
+  sessionSecret: string;
   mirrors: BuiltBackend[];
 }
 
@@ -232,6 +235,8 @@ export function buildService(cfg: ServiceConfig, version: string, prev: BuiltSer
       requestMs: r?.timeouts?.requestMs ?? 0,
       backendRequestMs: r?.timeouts?.backendRequestMs ?? 0,
       session: r?.session,
+      serviceKey: cfg.service,
+      sessionSecret: cfg.sessionSecret ?? '',
       mirrors,
     };
   };
