@@ -109,7 +109,8 @@ export function createOutbound(o: OutboundOptions): Outbound {
    */
   function toOpaque(socket: Socket, proto: string, dst: OriginalDst | undefined): void {
     if (!dst) {
-      o.log(`outbound: ${proto} connection without an original destination closed`);
+      // (A client that closed without sending anything is not worth a line.)
+      if (socket.bytesRead > 0) o.log(`outbound: ${proto} connection without an original destination closed`);
       socket.destroy();
       return;
     }
