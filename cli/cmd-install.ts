@@ -230,7 +230,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     spec: {
       selector: controlSel,
       ports: [
-        { name: 'grpc', port: PORTS.controlGrpc, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
+        // gRPC over TLS (not h2c): no appProtocol, so nothing in the path tries to speak cleartext HTTP/2 to it.
+        { name: 'grpc', port: PORTS.controlGrpc, targetPort: 'grpc', protocol: 'TCP' },
         { name: 'admin', port: PORTS.controlAdmin, targetPort: 'admin', protocol: 'TCP' },
       ],
     },
