@@ -1,0 +1,302 @@
+// The HTTP/2 mesh hop and the h2c leg to an app: one multiplexed client
+// session per (endpoint, hop server name, identity) reused by every stream,
+// and forwardH2(), which relays one stream both ways with backpressure
+// (pipe), trailers, resets and a deadline.
+//
+// Mesh sessions are mutual TLS with ALPN `h2` to the peer's inbound port;
+// the peer must present exactly the endpoint's SPIFFE ID (as hop.ts).
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { spiffeIdOfCert } from '../certs/index.js';
+import type { IdentityHolder } from './bootstrap.js';
+import type { EndpointPools } from './endpoint-pool.js';
+import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
+import { PeerIdentityError } from './hop.js';
+import { GRPC, grpcStatusOf, sendH2MeshError } from './grpc-status.js';
+
+const C = http2.constants;
+
+/** Flow-control windows: large enough for 4 MiB messages without a round trip per 64 KiB, small enough to push back. */
+export const H2_SETTINGS: http2.Settings = { initialWindowSize: 1 << 20, maxConcurrentStreams: 10_000, enablePush: false };
+const SESSION_WINDOW = 16 << 20;
+
+/** Headers that must not cross an HTTP/2 hop (RFC 9113 8.2.2) or that the next hop sets itself. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+
+/**
+ * The request headers for the next hop: pseudo-headers rebuilt, connection
+ * headers dropped, `te: trailers` kept (gRPC needs it).
+ */
+export function upstreamHeaders(h: IncomingHttpHeaders, path: string, authority: string): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { ':method': h[':method'] ?? 'GET', ':path': path, ':authority': authority, ':scheme': 'http' };
+  for (const k of Object.keys(h)) {
+    if (k.charCodeAt(0) === 58 /* ':' */ || CONNECTION_SPECIFIC.has(k)) continue;
+    if (k === 'te' && h[k] !== 'trailers') continue;
+    out[k] = h[k];
+  }
+  return out;
+}
+
+function downstreamHeaders(h: IncomingHttpHeaders, edits: CompiledHeaderEdits[] | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const k of Object.keys(h)) {
+    if (k.charCodeAt(0) === 58 || CONNECTION_SPECIFIC.has(k)) continue;
+    out[k] = h[k];
+  }
+  if (edits?.length) {
+    let flat: string[] = [];
+    for (const k of Object.keys(out)) {
+      const v = out[k];
+      if (Array.isArray(v)) for (const x of v) flat.push(k, String(x));
+      else if (v !== undefined) flat.push(k, String(v));
+    }
+    for (const e of edits) flat = editResponseHeaders(flat, e);
+    const edited: OutgoingHttpHeaders = {};
+    for (let i = 0; i < flat.length; i += 2) {
+      const k = flat[i]!.toLowerCase();
+      const cur = edited[k];
+      if (cur === undefined) edited[k] = flat[i + 1]!;
+      else edited[k] = Array.isArray(cur) ? [...cur, flat[i + 1]!] : [String(cur), flat[i + 1]!];
+    }
+    return edited;
+  }
+  return out;
+}
+
+/** Client sessions by key; a closed or going-away session is replaced on next use. */
+export class H2Sessions {
+  private readonly sessions = new Map<string, ClientHttp2Session>();
+  /** Sessions opened so far (tests and the report count them). */
+  opened = 0;
+
+  constructor(private readonly identity: IdentityHolder | undefined) {}
+
+  private keep(key: string, s: ClientHttp2Session): ClientHttp2Session {
+    this.opened++;
+    this.sessions.set(key, s);
+    const drop = () => {
+      if (this.sessions.get(key) === s) this.sessions.delete(key);
+    };
+    s.on('error', drop);
+    s.once('close', drop);
+    s.once('goaway', drop);
+    s.on('frameError', () => {});
+    s.once('connect', () => {
+      try {
+        s.setLocalWindowSize(SESSION_WINDOW);
+      } catch {
+        /* closed meanwhile */
+      }
+    });
+    return s;
+  }
+
+  /** The session to a meshed endpoint's inbound (mTLS, ALPN h2, identity checked). */
+  mesh(ip: string, inboundPort: number, serverName: string, expectSpiffe: string): ClientHttp2Session {
+    const key = `${ip}|${serverName}|${expectSpiffe}`;
+    const cur = this.sessions.get(key);
+    if (cur && !cur.closed && !cur.destroyed) return cur;
+    const id = this.identity?.current;
+    if (!id) throw Object.assign(new Error('no mesh certificate yet'), { code: 'WEFT_NO_CERT' });
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    const s = http2.connect(`https://${host}:${inboundPort}`, {
+      settings: H2_SETTINGS,
+      createConnection: () => {
+        const sock = tlsConnect({
+          host: ip,
+          port: inboundPort,
+          servername: serverName,
+          secureContext: id.context,
+          ALPNProtocols: ['h2'],
+          rejectUnauthorized: true,
+          checkServerIdentity: (_h: string, cert: PeerCertificate) => {
+            const got = spiffeIdOfCert(cert);
+            return got === expectSpiffe ? undefined : new PeerIdentityError(`peer ${ip} presented ${got ?? 'no SPIFFE ID'}, expected ${expectSpiffe}`);
+          },
+        });
+        sock.setNoDelay(true);
+        return sock;
+      },
+    });
+    return this.keep(key, s);
+  }
+
+  /** An h2c (prior knowledge) session to a plain endpoint or the app behind the inbound. */
+  plain(ip: string, port: number): ClientHttp2Session {
+    const key = `${ip}:${port}`;
+    const cur = this.sessions.get(key);
+    if (cur && !cur.closed && !cur.destroyed) return cur;
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    return this.keep(key, http2.connect(`http://${host}:${port}`, { settings: H2_SETTINGS }));
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  closeAll(): void {
+    for (const s of this.sessions.values()) s.destroy();
+    this.sessions.clear();
+  }
+}
+
+export interface H2Result {
+  status: number;
+  /** grpc-status from the trailers (or a trailers-only response, or the mesh's own answer); '' when none. */
+  grpcStatus: string;
+  /** Set when the mesh produced the answer (upstream failure, timeout, client gone). */
+  proxyError: string | undefined;
+}
+
+export interface H2ForwardOptions {
+  /** Opens (or reuses) the upstream session; may throw (no certificate yet). */
+  session: () => ClientHttp2Session;
+  headers: OutgoingHttpHeaders;
+  grpc: boolean;
+  /** 0: none. On expiry: 504 / DEADLINE_EXCEEDED, and the upstream stream is cancelled. */
+  timeoutMs: number;
+  responseEdits: CompiledHeaderEdits[] | undefined;
+  done: (r: H2Result) => void;
+}
+
+const noop = (): void => {};
+
+/** Relays `down` to a new stream on the upstream session and back. */
+export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
+  let finished = false;
+  let status = 0;
+  let grpcStatus = '';
+  let trailers: OutgoingHttpHeaders | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let up: ClientHttp2Stream | undefined;
+
+  const finish = (r: H2Result) => {
+    if (finished) return;
+    finished = true;
+    if (timer) clearTimeout(timer);
+    o.done(r);
+  };
+  const meshError = (httpStatus: number, reason: string) => {
+    const g = sendH2MeshError(down, o.grpc, httpStatus, reason);
+    finish({ status: down.headersSent && status ? status : o.grpc ? 200 : httpStatus, grpcStatus: g, proxyError: reason });
+  };
+
+  down.on('error', noop);
+  // The caller went away (RST_STREAM or connection lost): cancel upstream.
+  down.once('close', () => {
+    if (!finished) {
+      finish({ status: status || 499, grpcStatus: o.grpc ? String(GRPC.CANCELLED) : '', proxyError: 'client cancelled' });
+      if (up && !up.closed) up.close(C.NGHTTP2_CANCEL);
+    }
+  });
+  down.on('wantTrailers', () => {
+    try {
+      down.sendTrailers(trailers ?? {});
+    } catch {
+      down.close(C.NGHTTP2_INTERNAL_ERROR);
+    }
+  });
+
+  try {
+    up = o.session().request(o.headers, { endStream: down.endAfterHeaders || down.readableEnded });
+  } catch (e) {
+    meshError(503, `upstream unavailable: ${(e as Error).message}`);
+    return;
+  }
+  const u = up;
+  u.on('error', noop);
+  if (!down.endAfterHeaders && !down.readableEnded) down.pipe(u);
+
+  if (o.timeoutMs > 0) {
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (finished) return;
+      const reason = `request timeout of ${Math.round(o.timeoutMs)} ms`;
+      down.unpipe(u);
+      u.unpipe(down);
+      if (!down.headersSent) meshError(504, reason);
+      else if (o.grpc) {
+        // Headers went out: end the body and say DEADLINE_EXCEEDED in the trailers.
+        trailers = { 'grpc-status': String(GRPC.DEADLINE_EXCEEDED), 'grpc-message': reason };
+        down.end();
+        finish({ status, grpcStatus: String(GRPC.DEADLINE_EXCEEDED), proxyError: reason });
+      } else {
+        down.close(C.NGHTTP2_CANCEL);
+        finish({ status, grpcStatus: '', proxyError: reason });
+      }
+      if (!u.closed) u.close(C.NGHTTP2_CANCEL);
+    }, o.timeoutMs);
+  }
+
+  u.on('response', (h, flags) => {
+    if (finished || down.destroyed) return;
+    status = Number(h[':status']) || 502;
+    const out = downstreamHeaders(h, o.responseEdits);
+    out[':status'] = status;
+    if (flags & C.NGHTTP2_FLAG_END_STREAM) {
+      // Trailers-only (gRPC errors) or an empty response.
+      grpcStatus = grpcStatusOf(h);
+      down.respond(out, { endStream: true });
+      finish({ status, grpcStatus, proxyError: undefined });
+      return;
+    }
+    down.respond(out, { waitForTrailers: true });
+    u.pipe(down);
+  });
+  u.on('trailers', (t: IncomingHttpHeaders) => {
+    grpcStatus = grpcStatusOf(t);
+    trailers = downstreamHeaders(t, undefined);
+  });
+  u.once('end', () => {
+    // pipe() ends `down`; wantTrailers then sends what came.
+    if (!finished && status) down.once('finish', () => finish({ status, grpcStatus, proxyError: undefined }));
+  });
+  u.once('close', () => {
+    if (finished) return;
+    const code = u.rstCode ?? C.NGHTTP2_NO_ERROR;
+    if (!status) {
+      // No response: the session failed (refused, TLS, identity) or the peer reset the stream.
+      const err = (u as unknown as { _weftErr?: Error })._weftErr;
+      meshError(code === C.NGHTTP2_REFUSED_STREAM || code === C.NGHTTP2_CANCEL || !err ? 503 : 502, `upstream reset the stream (code ${code})${err ? `: ${err.message}` : ''}`);
+      return;
+    }
+    if (code !== C.NGHTTP2_NO_ERROR && !down.closed) {
+      // A reset after the response started passes through.
+      down.close(code);
+      finish({ status, grpcStatus, proxyError: `upstream reset (code ${code})` });
+    } else if (down.writableFinished || down.closed) finish({ status, grpcStatus, proxyError: undefined });
+  });
+  u.on('error', (e: Error) => {
+    (u as unknown as { _weftErr?: Error })._weftErr = e;
+  });
+}
+
+const sessionsByPools = new WeakMap<EndpointPools, Map<string, H2Sessions>>();
+
+/**
+ * The client sessions of one sidecar (keyed by its pools): 'mesh' for the
+ * outbound's hops and plain endpoints, 'app' for the inbound's h2c leg. They
+ * close with the pools (the sidecar's close closes its pools; nothing else
+ * knows about these sessions).
+ */
+export function h2SessionsOf(pools: EndpointPools, kind: 'mesh' | 'app', identity: IdentityHolder | undefined): H2Sessions {
+  let byKind = sessionsByPools.get(pools);
+  if (!byKind) {
+    const m = new Map<string, H2Sessions>();
+    byKind = m;
+    sessionsByPools.set(pools, m);
+    const close = pools.close.bind(pools);
+    const destroy = pools.destroy.bind(pools);
+    pools.close = async () => {
+      for (const s of m.values()) s.closeAll();
+      await close();
+    };
+    pools.destroy = async () => {
+      for (const s of m.values()) s.closeAll();
+      await destroy();
+    };
+  }
+  let s = byKind.get(kind);
+  if (!s) byKind.set(kind, (s = new H2Sessions(identity)));
+  return s;
+}
