@@ -13,6 +13,8 @@ import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
+// HTTP/2 and gRPC: registers the outbound h2c and inbound ALPN h2 protocol hooks.
+import './outbound-h2.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
