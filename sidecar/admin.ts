@@ -14,6 +14,8 @@ export interface AdminOptions {
   metrics: SidecarMetrics;
   self: Record<string, unknown>;
   onShutdown: () => void;
+  /** True once draining: /ready answers 503 so nothing new is sent here. */
+  draining: () => boolean;
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -40,7 +42,10 @@ export function createAdmin(o: AdminOptions): Server {
       res.end(body);
     };
     if (path === '/live') return send(200, 'live\n');
-    if (path === '/ready') return isReady(o.identity, o.state) ? send(200, 'ready\n') : send(503, `not ready: ${o.identity.current ? 'no config from control yet' : 'no certificate yet'}\n`);
+    if (path === '/ready') {
+      if (o.draining()) return send(503, 'not ready: draining\n');
+      return isReady(o.identity, o.state) ? send(200, 'ready\n') : send(503, `not ready: ${o.identity.current ? 'no config from control yet' : 'no certificate yet'}\n`);
+    }
     if (path === '/config') return send(200, JSON.stringify(configSnapshot(o), null, 2) + '\n', 'application/json');
     if (path === '/metrics') {
       o.metrics.render().then(

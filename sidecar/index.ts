@@ -142,6 +142,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     metrics,
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(),
+    draining: () => closing !== undefined,
   });
 
   const ports = opts.ports ?? {};

@@ -289,6 +289,7 @@ t.test('the data path', async (t) => {
     const slow = req('/meshed/drain?delay=300');
     await new Promise((res) => setTimeout(res, 50));
     const closing = client.close(3000);
+    t.equal((await fetch(`http://${client.adminAddress}/ready`)).status, 503, 'not ready while draining');
     const r = await slow;
     t.equal(r.status, 200);
     await closing;
