@@ -1,5 +1,6 @@
 // certs/: trust anchor and issuer, CSR signing, SPIFFE IDs, chain verification,
-// rotation timing. Keys come from node's native RSA; forge builds the ASN.1.
+// rotation timing. Anchor and issuer are RSA 2048 (node's native keygen, forge's pki);
+// workload leaves are EC P-256, laid out with forge.asn1 and signed with node's crypto.
 export type { Pem, LeafOpts } from './sign.js';
 export { createTrustAnchor, createIssuer, generateKeyAndCsr, signCsr, issueCert } from './sign.js';
 export { spiffeId, parseSpiffeId } from './spiffe.js';

@@ -1,6 +1,7 @@
-// PEM plumbing and certificate facts read with node-forge.
-import forge from 'node-forge';
+// PEM plumbing and certificate facts, read with node's X509Certificate and
+// der.ts (forge's pki cannot parse the EC P-256 leaves).
 import { X509Certificate } from 'node:crypto';
+import { certExtensions, uriSansOf } from './der.js';
 import type { PeerCertificate } from 'node:tls';
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -10,18 +11,15 @@ export function splitPemBundle(pem: string): string[] {
   return (pem.match(PEM_BLOCK) ?? []).map((b) => b.replace(/\r\n/g, '\n') + '\n');
 }
 
-const URI_ALT_NAME = 6;
-
-/** URI SANs of a forge certificate, in order. */
-export function uriSans(cert: forge.pki.Certificate): string[] {
-  const ext = cert.getExtension('subjectAltName') as { altNames?: { type: number; value?: string }[] } | undefined;
-  return (ext?.altNames ?? []).filter((n) => n.type === URI_ALT_NAME && typeof n.value === 'string').map((n) => n.value as string);
+/** URI SANs of a certificate, in order. */
+export function uriSans(cert: X509Certificate): string[] {
+  return uriSansOf(certExtensions(cert.raw));
 }
 
 /** The one SPIFFE URI SAN of a certificate; undefined if it has none. */
 export function spiffeIdOfCert(cert: string | PeerCertificate): string | undefined {
   if (typeof cert === 'string') {
-    const ids = uriSans(forge.pki.certificateFromPem(cert)).filter((u) => u.startsWith('spiffe://'));
+    const ids = uriSans(new X509Certificate(cert)).filter((u) => u.startsWith('spiffe://'));
     return ids.length === 1 ? ids[0] : undefined;
   }
   return spiffeIdOfSubjectAltName(cert.subjectaltname);
@@ -42,7 +40,8 @@ export function spiffeIdOfSubjectAltName(san: string | undefined): string | unde
 
 export function certValidity(pem: string): { notBefore: Date; notAfter: Date; subject: string; spiffeId?: string } {
   const x = new X509Certificate(pem);
-  const id = spiffeIdOfCert(pem);
+  const ids = uriSans(x).filter((u) => u.startsWith('spiffe://'));
+  const id = ids.length === 1 ? ids[0] : undefined;
   return {
     notBefore: new Date(x.validFrom),
     notAfter: new Date(x.validTo),

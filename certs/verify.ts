@@ -1,32 +1,32 @@
 // Chain verification against a trust bundle that may hold several anchors
 // (during anchor rotation the bundle carries old and new roots).
-import forge from 'node-forge';
 import { X509Certificate } from 'node:crypto';
-import { splitPemBundle, uriSans } from './pem.js';
+import { basicConstraintsOf, certExtensions, keyUsageBit, uriSansOf, type Ext } from './der.js';
+import { splitPemBundle } from './pem.js';
 
 interface Parsed {
   x: X509Certificate;
-  f: forge.pki.Certificate;
+  exts: Map<string, Ext>;
   label: string;
 }
 
 function parse(pem: string, label: string): Parsed {
   try {
-    return { x: new X509Certificate(pem), f: forge.pki.certificateFromPem(pem), label };
+    const x = new X509Certificate(pem);
+    return { x, exts: certExtensions(x.raw), label };
   } catch (e) {
-    throw new Error(`${label}: not a PEM X.509 RSA certificate (${(e as Error).message})`);
+    throw new Error(`${label}: not a PEM X.509 certificate (${(e as Error).message})`);
   }
 }
 
 function basicConstraints(c: Parsed): { cA: boolean; pathLen?: number } {
-  const bc = c.f.getExtension('basicConstraints') as { cA?: boolean; pathLenConstraint?: number } | undefined;
-  return { cA: bc?.cA === true, ...(bc?.pathLenConstraint !== undefined ? { pathLen: bc.pathLenConstraint } : {}) };
+  return basicConstraintsOf(c.exts);
 }
 
 function canSignCerts(c: Parsed): string | undefined {
   if (!basicConstraints(c).cA) return `${c.label} (${c.x.subject.replace(/\n/g, ', ')}) is not a CA (basicConstraints cA false)`;
-  const ku = c.f.getExtension('keyUsage') as { keyCertSign?: boolean } | undefined;
-  if (ku && !ku.keyCertSign) return `${c.label} lacks keyUsage keyCertSign`;
+  const KEY_CERT_SIGN = 5;
+  if (keyUsageBit(c.exts, KEY_CERT_SIGN) === false) return `${c.label} lacks keyUsage keyCertSign`;
   return undefined;
 }
 
@@ -71,7 +71,7 @@ export function verifyChain(
       .filter((c) => !rootFps.has(c.x.fingerprint256));
 
     if (basicConstraints(leaf).cA) return { ok: false, error: 'leaf is a CA certificate' };
-    const ids = uriSans(leaf.f).filter((u) => u.startsWith('spiffe://'));
+    const ids = uriSansOf(leaf.exts).filter((u) => u.startsWith('spiffe://'));
     if (ids.length > 1) return { ok: false, error: `leaf has ${ids.length} SPIFFE URI SANs; exactly one is allowed` };
     if (ids.length === 0 && opts.requireSpiffeId !== false) return { ok: false, error: 'leaf has no SPIFFE URI SAN' };
     const w = inWindow(leaf, now);
