@@ -6,6 +6,7 @@
 // Mesh sessions are mutual TLS with ALPN `h2` to the peer's inbound port;
 // the peer must present exactly the endpoint's SPIFFE ID (as hop.ts).
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { spiffeIdOfCert } from '../certs/index.js';
 import type { IdentityHolder } from './bootstrap.js';
@@ -127,7 +128,13 @@ export class H2Sessions {
     const cur = this.sessions.get(key);
     if (cur && !cur.closed && !cur.destroyed) return cur;
     const host = ip.includes(':') ? `[${ip}]` : ip;
-    return this.keep(key, http2.connect(`http://${host}:${port}`, { settings: H2_SETTINGS }));
+    return this.keep(
+      key,
+      http2.connect(`http://${host}:${port}`, {
+        settings: H2_SETTINGS,
+        createConnection: () => netConnect({ host: ip, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }),
+      }),
+    );
   }
 
   get size(): number {
