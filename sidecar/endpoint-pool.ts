@@ -6,7 +6,8 @@ import { Agent, Pool, type Dispatcher } from 'undici';
 import { hopServerName, PORTS } from '../api/index.js';
 import type { IdentityHolder } from './bootstrap.js';
 import type { EndpointRt } from './config-apply.js';
-import { meshConnector, plainConnector } from './hop.js';
+import { meshConnector, plainConnector, type ConnectionSink } from './hop.js';
+import type { Socket } from 'node:net';
 
 const POOL_OPTIONS = {
   pipelining: 1,
@@ -24,6 +25,8 @@ export class EndpointPools {
     private readonly identity: IdentityHolder,
     private readonly inboundPort: number = PORTS.inbound,
     private readonly connections = 64,
+    /** Counts upstream connections (tcp_* metrics, direction "outbound"); pinned app pools count as "inbound". */
+    private readonly count?: (socket: Socket, direction: 'outbound' | 'inbound', peer: string, tls: boolean) => void,
   ) {
     this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
   }
@@ -42,17 +45,22 @@ export class EndpointPools {
     const key = `${ip}|${sni}|${spiffe}`;
     let p = this.pools.get(key);
     if (!p) {
-      p = new Pool(`http://${ip}:${this.inboundPort}`, { ...POOL_OPTIONS, connections: this.connections, connect: meshConnector(this.identity, ip, this.inboundPort, sni, spiffe) });
+      p = new Pool(`http://${ip}:${this.inboundPort}`, { ...POOL_OPTIONS, connections: this.connections, connect: meshConnector(this.identity, ip, this.inboundPort, sni, spiffe, this.sink('outbound')) });
       this.pools.set(key, p);
     }
     return p;
   }
 
-  plain(ip: string, port: number): Pool {
+  private sink(direction: 'outbound' | 'inbound'): ConnectionSink | undefined {
+    const c = this.count;
+    return c ? (socket, peer, tls) => c(socket, direction, peer, tls) : undefined;
+  }
+
+  plain(ip: string, port: number, direction: 'outbound' | 'inbound' = 'outbound'): Pool {
     const key = `${ip}:${port}`;
     let p = this.pools.get(key);
     if (!p) {
-      p = new Pool(`http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`, { ...POOL_OPTIONS, connections: this.connections, connect: plainConnector(ip, port) });
+      p = new Pool(`http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`, { ...POOL_OPTIONS, connections: this.connections, connect: plainConnector(ip, port, this.sink(direction)) });
       this.pools.set(key, p);
     }
     return p;

@@ -4,7 +4,7 @@
 // the endpoint we chose, or the connection is refused (a pod IP reused by
 // another workload must not receive this traffic).
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { buildConnector } from 'undici';
 import { spiffeIdOfCert } from '../certs/index.js';
 import type { IdentityHolder } from './bootstrap.js';
@@ -16,7 +16,10 @@ export class PeerIdentityError extends Error {
   readonly code = 'WEFT_PEER_IDENTITY';
 }
 
-export function meshConnector(identity: IdentityHolder, ip: string, port: number, serverName: string, expectSpiffe: string): buildConnector.connector {
+/** Counts a connection the sidecar opened (tcp_* metrics); SidecarMetrics.connection has this shape. */
+export type ConnectionSink = (socket: Socket, peer: string, tls: boolean) => void;
+
+export function meshConnector(identity: IdentityHolder, ip: string, port: number, serverName: string, expectSpiffe: string, count?: ConnectionSink): buildConnector.connector {
   return (_opts, cb) => {
     const id = identity.current;
     if (!id) {
@@ -52,6 +55,7 @@ export function meshConnector(identity: IdentityHolder, ip: string, port: number
       done = true;
       clearTimeout(timer);
       socket.removeListener('error', fail);
+      count?.(socket, expectSpiffe, true);
       cb(null, socket);
     });
     socket.once('error', fail);
@@ -59,7 +63,7 @@ export function meshConnector(identity: IdentityHolder, ip: string, port: number
 }
 
 /** Plain TCP to an endpoint without a sidecar (or the app behind the inbound). */
-export function plainConnector(ip: string, port: number): buildConnector.connector {
+export function plainConnector(ip: string, port: number, count?: ConnectionSink): buildConnector.connector {
   return (_opts, cb) => {
     let done = false;
     const socket = netConnect({ host: ip, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
@@ -76,6 +80,7 @@ export function plainConnector(ip: string, port: number): buildConnector.connect
       done = true;
       clearTimeout(timer);
       socket.removeListener('error', fail);
+      count?.(socket, '', false);
       cb(null, socket);
     });
     socket.once('error', fail);

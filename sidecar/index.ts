@@ -129,7 +129,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     }),
     log,
   });
-  const pools = new EndpointPools(identity, opts.peerInboundPort ?? PORTS.inbound);
+  const pools = new EndpointPools(identity, opts.peerInboundPort ?? PORTS.inbound, 64, (socket, direction, peer, tls) => metrics.connection(socket, direction, peer, tls));
   let outPort = 0;
   const maxHeaderSize = opts.maxHeaderSize;
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: opts.podIP, port: outPort }), log });

@@ -129,13 +129,13 @@ export function createInbound(o: InboundOptions): Inbound {
     }
     const h2 = s.alpnProtocol === 'h2' ? protocolHooks().inboundH2 : undefined;
     if (h2) return h2(s, hop.port, spiffe, { podIP, metrics, pools, self, log: o.log });
-    (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port)) };
+    (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port, 'inbound')) };
     http.emit('connection', s);
   });
   tls.on('tlsClientError', () => {});
 
   function servePlainHttp(socket: Socket, port: number): void {
-    (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port)) };
+    (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port, 'inbound')) };
     const buffered = socket.read() as Buffer | null;
     http.emit('connection', socket);
     if (buffered) socket.emit('data', buffered);

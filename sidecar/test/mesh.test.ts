@@ -192,6 +192,7 @@ t.test('a request through the mesh', async (t) => {
   await t.test('metrics at both ends', async (t) => {
     const out = await (await fetch(`http://${client.adminAddress}/metrics`)).text();
     t.match(out, /weft_requests_total\{direction="outbound",src_namespace="demo",src_workload="client"[^}]*dst_service="echo"[^}]*route_name="echo-split"[^}]*backend="demo\/echo-v1"[^}]*status_code="200"/);
+    t.match(out, /weft_tcp_connections_opened_total\{direction="outbound",peer="spiffe:\/\/cluster.local\/ns\/demo\/sa\/echo",tls="true"\} [1-9]/, 'hop connections counted by peer');
     const inb = await (await fetch(`http://${sidecars[0]!.adminAddress}/metrics`)).text();
     t.match(inb, /weft_requests_total\{direction="inbound"[^}]*src_service_account="client"[^}]*tls="true",peer_identity="spiffe:\/\/cluster.local\/ns\/demo\/sa\/client"\} \d+/);
     const cfgJson = (await (await fetch(`http://${client.adminAddress}/config`)).json()) as { services: Record<string, unknown>; certificate: { spiffeId: string } };
