@@ -82,6 +82,23 @@ interface ProcOptions {
 }
 
 /**
+ * Signals the child's whole process group (it leads one, being detached):
+ * like a container's processes, whatever the app spawned stops with it.
+ */
+function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, sig);
+    else child.kill(sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/**
  * A child process restarted with backoff when it dies (250 ms doubling to
  * 10 s; reset once it has run for 10 s), whose output goes to a log file.
  * Children get their own process group, so a Ctrl-C at the terminal reaches
@@ -164,8 +181,8 @@ class Supervised {
     if (this.timer) clearTimeout(this.timer);
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      signalGroup(child, 'SIGTERM');
+      const t = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
       await this.exited;
       clearTimeout(t);
     }
@@ -175,11 +192,7 @@ class Supervised {
   kill(): void {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
-    try {
-      this.child?.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
+    if (this.child) signalGroup(this.child, 'SIGKILL');
   }
 }
 

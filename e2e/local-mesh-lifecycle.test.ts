@@ -15,6 +15,13 @@ spec:
 `;
 const dir = configDir(t, {
   'workloads.yaml': docs(echoWorkload({ name: 'steady', namespace: 'life' }), crashy),
+  // An app that starts a process of its own: stopping the app stops it too.
+  'family.yaml': `apiVersion: local.weft.io/v1alpha1
+kind: Workload
+metadata: { name: family, namespace: life }
+spec:
+  command: [sh, -c, "sleep 300 & echo $! > grandchild.pid; wait"]
+`,
 });
 const readPods = (): PodInfo[] => JSON.parse(readFileSync(join(mesh.stateDir, 'local-pods.json'), 'utf8')).pods as PodInfo[];
 const logDir = mkdtempSync(join(tmpdir(), 'weft-logs-'));
@@ -65,7 +72,7 @@ t.test('Workload edits scale, restart and remove pods while weft up runs', async
   // An invalid Workload changes nothing.
   writeConfig(dir, 'workloads.yaml', echoWorkload({ name: 'steady', namespace: 'life', replicas: 2 }).replace('replicas: 2', 'replicas: -4'));
   await waitFor('the error to be reported', () => /spec\.replicas: must be an integer from 0 to 250/.test(mesh.proc.stderr()), { timeoutMs: 10_000 });
-  t.equal(readPods().length, 2, 'both replicas still run');
+  t.equal(readPods().filter((p) => p.workload === 'steady').length, 2, 'both replicas still run');
 
   // A changed spec restarts the pods on the same addresses.
   writeConfig(dir, 'workloads.yaml', echoWorkload({ name: 'steady', namespace: 'life', replicas: 1, ports: [8080, 9090] }));
@@ -73,9 +80,10 @@ t.test('Workload edits scale, restart and remove pods while weft up runs', async
     'steady-0 to restart with its new port',
     async () => {
       const pods = readPods();
-      if (pods.length !== 1) return undefined;
-      const r = await httpRequest(`http://${pods[0]!.podIP}:9090/`, { timeoutMs: 500 });
-      return r.json<EchoResponse>().port === 9090 ? pods : undefined;
+      const s0 = pods.find((p) => p.workload === 'steady');
+      if (pods.filter((p) => p.workload === 'steady').length !== 1 || !s0) return undefined;
+      const r = await httpRequest(`http://${s0.podIP}:9090/`, { timeoutMs: 500 });
+      return r.json<EchoResponse>().port === 9090 ? [s0] : undefined;
     },
     { timeoutMs: 30_000, intervalMs: 200 },
   );
@@ -91,6 +99,10 @@ t.test('SIGTERM stops apps, then sidecars, and every process is gone', async (t)
   const { code } = await mesh.proc.exited;
   t.equal(code, 0, 'weft up exits 0');
   t.match(mesh.proc.stderr(), /SIGTERM: stopping apps, then sidecars, then control/);
+  const grandchild = Number(readFileSync(join(dir, 'grandchild.pid'), 'utf8'));
+  t.ok(grandchild > 0);
+  await waitFor('the grandchild to be gone', () => !alive(grandchild), { timeoutMs: 3000 }).catch(() => undefined);
+  t.notOk(alive(grandchild), 'a process the app started is stopped with it');
   for (const p of pods) {
     t.notOk(alive(p.appPid), `${p.pod} app stopped`);
     t.notOk(alive(p.sidecarPid), `${p.pod} sidecar stopped`);
