@@ -12,25 +12,3 @@ export function handToHttp(server: HttpServer, socket: Socket): void {
   if (buffered) socket.emit('data', buffered);
   socket.resume();
 }
-
-/** Reads the first chunk without consuming it (put back for the next reader); undefined on close or timeout. */
-export function peekFirstChunk(socket: Socket, timeoutMs: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (c: Buffer | undefined) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('close', onClose);
-      socket.pause();
-      if (c) socket.unshift(c);
-      resolve(c);
-    };
-    const onData = (c: Buffer) => finish(c);
-    const onClose = () => finish(undefined);
-    const timer = setTimeout(() => finish(undefined), timeoutMs);
-    socket.on('data', onData);
-    socket.once('close', onClose);
-  });
-}

@@ -22,6 +22,7 @@ import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from '.
 import { opaqueInbound } from './opaque.js';
 import { answerClientError, sendProxyError } from './proxy-errors.js';
 import { HOP_ALPN } from './hop.js';
+import { handToHttp } from './handoff.js';
 import { protocolHooks } from './protocol-hooks.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
@@ -136,10 +137,7 @@ export function createInbound(o: InboundOptions): Inbound {
 
   function servePlainHttp(socket: Socket, port: number): void {
     (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port, 'inbound')) };
-    const buffered = socket.read() as Buffer | null;
-    http.emit('connection', socket);
-    if (buffered) socket.emit('data', buffered);
-    socket.resume();
+    handToHttp(http, socket);
   }
 
   const server = createNetServer({ noDelay: true, keepAlive: true }, (socket) => {

@@ -8,6 +8,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { detect } from './detect.js';
+import { handToHttp } from './handoff.js';
 import { protocolHooks } from './protocol-hooks.js';
 import { opaqueDirect, opaqueToMesh } from './opaque.js';
 import type { IdentityHolder } from './bootstrap.js';
@@ -87,19 +88,12 @@ export function createOutbound(o: OutboundOptions): Outbound {
     const timeoutMs = dst ? o.detectTimeoutMs : CLIENT_FIRST_WAIT_MS;
     void detect(socket, { timeoutMs, appProtocol, onResult: (p) => metrics.detect.inc({ direction: 'outbound', protocol: p }) }).then((proto) => {
       if (socket.destroyed) return;
-      if (proto === 'http1') return handToHttpServer(socket);
+      if (proto === 'http1') return handToHttp(http, socket);
       const h2 = proto === 'h2c' ? protocolHooks().outboundH2c : undefined;
       if (h2) return h2(socket, dst, { state, stream, pools, metrics, identity: o.identity, self, log: o.log });
       toOpaque(socket, proto, dst);
     });
   });
-
-  function handToHttpServer(socket: Socket): void {
-    const buffered = socket.read() as Buffer | null;
-    http.emit('connection', socket);
-    if (buffered) socket.emit('data', buffered);
-    socket.resume();
-  }
 
   /**
    * Opaque TCP (and TLS the app originates, and h2c until the HTTP/2 path
