@@ -13,6 +13,8 @@ import type { BuiltBackend, BuiltRouteBackend, BuiltRule, EndpointRt } from './c
  * sidecar is about to write).
  */
 export interface SessionAffinity {
+  /** The rule's backend that holds the pinned endpoint (persistence beats weights, even weight 0), or undefined. */
+  pickBackend?(rule: BuiltRule, req: { headers: IncomingMessage['headers'] }): BuiltRouteBackend | undefined;
   pick(rule: BuiltRule, backend: BuiltBackend, req: IncomingMessage): EndpointRt | undefined;
   onResponse(rule: BuiltRule, backend: BuiltBackend, ep: EndpointRt, req: IncomingMessage, headers: string[]): void;
 }
@@ -27,7 +29,11 @@ export function sessionAffinity(): SessionAffinity | undefined {
   return affinity;
 }
 
-export function chooseBackend(rule: BuiltRule): BuiltRouteBackend | undefined {
+export function chooseBackend(rule: BuiltRule, req?: { headers: IncomingMessage['headers'] }): BuiltRouteBackend | undefined {
+  if (req && rule.session && affinity?.pickBackend) {
+    const pinned = affinity.pickBackend(rule, req);
+    if (pinned) return pinned;
+  }
   return rule.backends.pick();
 }
 

@@ -15,17 +15,22 @@ import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
 // HTTP/2 and gRPC: registers the outbound h2c and inbound ALPN h2 protocol hooks.
 import './outbound-h2.js';
+// Session persistence (GEP-1619): registers the cookie/header affinity with backend.ts.
+import { installSessionPersistence } from './session-token.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
 
 export { setSessionAffinity, type SessionAffinity } from './backend.js';
+export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
 export { setProtocolHooks, type ProtocolHooks, type OutboundContext, type InboundContext } from './protocol-hooks.js';
 export { PEER_IDENTITY_HEADER } from './listen-inbound.js';
 export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
+
+installSessionPersistence();
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */

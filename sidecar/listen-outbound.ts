@@ -244,7 +244,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
       upstreamPath = applyRequestFilters(f, req, path, query, prefix, upstreamPath);
       if (rule.mirrors.length) mirror(rule, req, upstreamPath, hasBody);
     }
-    const rb = chooseBackend(rule);
+    const rb = chooseBackend(rule, req);
     if (!rb) {
       record(rule.series.get(NO_PEER, 500), start);
       sendProxyError(res, 500, 'no backend with weight > 0');
