@@ -103,9 +103,10 @@ export class H2Sessions {
     const s = http2.connect(`https://${host}:${inboundPort}`, {
       settings: H2_SETTINGS,
       createConnection: () => {
+        // Our own TCP socket, so TCP_NODELAY is surely set on it (small frames of many streams must not wait).
+        const tcp = netConnect({ host: ip, port: inboundPort, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
         const sock = tlsConnect({
-          host: ip,
-          port: inboundPort,
+          socket: tcp,
           servername: serverName,
           secureContext: id.context,
           ALPNProtocols: ['h2'],
@@ -115,7 +116,7 @@ export class H2Sessions {
             return got === expectSpiffe ? undefined : new PeerIdentityError(`peer ${ip} presented ${got ?? 'no SPIFFE ID'}, expected ${expectSpiffe}`);
           },
         });
-        sock.setNoDelay(true);
+        tcp.once('error', (e) => sock.destroy(e));
         return sock;
       },
     });
