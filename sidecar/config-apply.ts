@@ -11,6 +11,7 @@ import { compileFilters, type CompiledFilters, type CompiledHeaderEdits } from '
 import { P2cEwma, newBalanced, type Balanced } from './balancer-p2c-ewma.js';
 import { validateServiceConfig } from './config-validate.js';
 import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
+import { buildBackendTls, type BackendTlsOrigin } from './backend-tls.js';
 
 export interface SelfInfo {
   namespace: string;
@@ -40,8 +41,14 @@ export interface BuiltBackend {
   name: string;
   config: BackendConfig;
   balancer: P2cEwma<EndpointRt>;
-  /** BackendTLSPolicy present: TLS origination is not built yet, so refuse (503) rather than send plaintext. */
+  /**
+   * BackendTLSPolicy present: paths that cannot originate TLS (HTTP/2, opaque
+   * TCP, mirrors) refuse with this (503), never plaintext; the HTTP/1 path
+   * uses `tlsOrigin` when the policy is valid.
+   */
   tlsRefusal: string | undefined;
+  /** TLS origination built from a valid BackendTLSPolicy (backend-tls.ts). */
+  tlsOrigin: BackendTlsOrigin | undefined;
   session: SessionConfig | undefined;
 }
 
@@ -187,12 +194,16 @@ export function buildService(cfg: ServiceConfig, version: string, prev: BuiltSer
       endpoints.set(k, rt);
       eps.push(rt);
     }
+    const prevOrigin = prev?.backends.get(key)?.tlsOrigin;
+    const tls = b.tls ? buildBackendTls(b.tls, prevOrigin, (socket, peer, on) => ctx.metrics.connection(socket, 'outbound', peer, on)) : undefined;
+    if (prevOrigin && prevOrigin !== tls?.origin) prevOrigin.close();
     backends.set(key, {
       key,
       name: `${b.namespace}/${b.name}`,
       config: b,
       balancer: new P2cEwma(eps),
-      tlsRefusal: b.tls ? (b.tls.invalid ?? `BackendTLSPolicy ${b.tls.policy}: TLS origination is not supported yet`) : undefined,
+      tlsRefusal: tls ? (tls.refusal ?? `BackendTLSPolicy ${b.tls!.policy}: TLS origination is HTTP/1.1 only`) : undefined,
+      tlsOrigin: tls?.origin,
       session: b.session,
     });
   }

@@ -282,7 +282,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
       upstreamPath = applyRequestFilters(f, req, path, query, prefix, upstreamPath);
     }
     const backend = rb.backend;
-    if (backend.tlsRefusal) {
+    if (backend.tlsRefusal && !backend.tlsOrigin) {
       record(rb.series.get(NO_PEER, 503), start);
       sendProxyError(res, 503, backend.tlsRefusal);
       return;
@@ -302,7 +302,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
     let hook: ((headers: string[]) => void) | undefined;
     const affinity = (rule.session || backend.session) && sessionAffinity();
     if (affinity) hook = (headers) => affinity.onResponse(rule, backend, ep, req, headers);
-    dispatchTo(pools.forEndpoint(ep), ep, req, res, upstreamPath, hasBody, rb.responseEdits, timeoutMs, kind, series, start, hook);
+    dispatchTo(backend.tlsOrigin ? backend.tlsOrigin.dispatcher(ep) : pools.forEndpoint(ep), ep, req, res, upstreamPath, hasBody, rb.responseEdits, timeoutMs, kind, series, start, hook);
   }
 
   function dispatchTo(

@@ -55,6 +55,9 @@ export function classifyUpstreamError(err: Error & { code?: string }): { status:
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return { status: 504, reason: 'upstream response timeout' };
+    case 'WEFT_BACKEND_TLS':
+      // BackendTLSPolicy: verification failed, fail closed (GEP-1897).
+      return { status: 503, reason: err.message };
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
     case 'WEFT_PEER_IDENTITY':
       return { status: 502, reason: `upstream identity mismatch: ${err.message}` };
