@@ -30,34 +30,36 @@ export function cpuSplitMs(pid: number): { user: number; sys: number } {
   }
 }
 
-/** VmRSS of pid in MB; NaN when gone. */
-export function rssMb(pid: number): number {
+/** VmRSS (or another /proc/<pid>/status field, e.g. RssAnon) of pid in MB; NaN when gone. */
+export function rssMb(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS'): number {
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(s);
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(s);
     return m ? Number(m[1]) / 1024 : Number.NaN;
   } catch {
     return Number.NaN;
   }
 }
 
-/** Samples RSS of several pids every intervalMs until stopped; returns the maxima. */
-export function sampleRss(pids: number[], intervalMs = 200): { stop(): number[] } {
-  const max = pids.map((p) => rssMb(p));
-  const t = setInterval(() => {
+/** Samples VmRSS and RssAnon of several pids every intervalMs until stopped; returns the maxima. */
+export function sampleRss(pids: number[], intervalMs = 200): { stop(): { rss: number[]; anon: number[] } } {
+  const rss = pids.map(() => Number.NaN);
+  const anon = pids.map(() => Number.NaN);
+  const take = (): void => {
     pids.forEach((p, i) => {
       const v = rssMb(p);
-      if (!(v <= max[i]!)) max[i] = Number.isNaN(max[i]!) ? v : Math.max(v, max[i]!);
+      const a = rssMb(p, 'RssAnon');
+      if (!(v <= rss[i]!)) rss[i] = v;
+      if (!(a <= anon[i]!)) anon[i] = a;
     });
-  }, intervalMs);
+  };
+  take();
+  const t = setInterval(take, intervalMs);
   return {
     stop() {
       clearInterval(t);
-      pids.forEach((p, i) => {
-        const v = rssMb(p);
-        if (v > max[i]! || Number.isNaN(max[i]!)) max[i] = v;
-      });
-      return max;
+      take();
+      return { rss, anon };
     },
   };
 }

@@ -8,7 +8,8 @@
 // Knobs (env): BENCH_ROUNDS (3) wrk rounds, BENCH_SECONDS (10) per wrk run,
 // BENCH_OPEN_ROUNDS (3), BENCH_OPEN_SECONDS (8), BENCH_RATE (1000),
 // BENCH_CHAINS (comma list: direct,weft,haproxy,nginx), BENCH_PROFILE (0 = skip),
-// BENCH_OUT (results file, default bench/results.md), BENCH_KEEP (keep temp dir).
+// BENCH_OUT (results file, default bench/results.md), BENCH_KEEP (keep temp dir),
+// BENCH_SIDECAR_NODE_ARGS (extra node flags for weft's two measured sidecars).
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { topSelfTime, type ProfileSummary } from './profile.js';
 import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
 import { median, fmt, signed, envNum } from './stats.js';
 import { runControlScale, type ControlScaleResult } from './control-scale.js';
+import { startGrpcApp, startGrpcHaproxyPair, runH2load, GRPC, type GrpcChain } from './grpc.js';
 
 const loadStart = loadavg()[0]!;
 const log = (s: string): void => void process.stderr.write(s + '\n');
@@ -40,6 +42,9 @@ interface ChainStats {
   cpuOpen: number[][];
   rssIdle: number[];
   rssLoad: number[];
+  /** The private (anonymous) part of RSS: heap and buffers, without the shared executable's pages. */
+  anonIdle: number[];
+  anonLoad: number[];
   open: OpenLoopResult[];
 }
 
@@ -54,6 +59,8 @@ function newStats(chain: Chain): ChainStats {
     cpuOpen: chain.proxies.map(() => []),
     rssIdle: chain.proxies.map((p) => rssMb(p.proc.pid)),
     rssLoad: chain.proxies.map(() => Number.NaN),
+    anonIdle: chain.proxies.map((p) => rssMb(p.proc.pid, 'RssAnon')),
+    anonLoad: chain.proxies.map(() => Number.NaN),
     open: [],
   };
 }
@@ -92,7 +99,8 @@ async function throughputRound(s: ChainStats, seconds: number): Promise<void> {
     const sys = after[i]!.sys - before[i]!.sys;
     s.cpuSat[i]!.push(((user + sys) / w.requests) * 1000);
     s.sysSat[i]!.push((sys / w.requests) * 1000);
-    s.rssLoad[i] = Number.isNaN(s.rssLoad[i]!) ? peak[i]! : Math.max(s.rssLoad[i]!, peak[i]!);
+    s.rssLoad[i] = Number.isNaN(s.rssLoad[i]!) ? peak.rss[i]! : Math.max(s.rssLoad[i]!, peak.rss[i]!);
+    s.anonLoad[i] = Number.isNaN(s.anonLoad[i]!) ? peak.anon[i]! : Math.max(s.anonLoad[i]!, peak.anon[i]!);
   });
   log(`  ${s.chain.name.padEnd(13)} ${fmt(w.rps).padStart(8)} req/s${w.non2xx ? `  NON-2XX ${w.non2xx}` : ''}${w.socketErrors ? `  socket errors ${w.socketErrors}` : ''}  cpu ms/1k: ${pids.map((_, i) => fmt(s.cpuSat[i]!.at(-1)!, 1)).join(' / ')}`);
 }
@@ -230,6 +238,16 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
     for (let i = 0; i < stats.length; i++) await openRound(stats[(i + r) % stats.length]!, rate, openSeconds);
   }
 
+  let grpcSection = '';
+  if (process.env.BENCH_GRPC !== '0') {
+    try {
+      grpcSection = await grpcBench(work, certs, weft);
+    } catch (e) {
+      grpcSection = `## gRPC\n\nnot available: ${brief((e as Error).message)}\n`;
+      log(`bench: gRPC: ${(e as Error).message}`);
+    }
+  }
+
   const extras: WeftExtras = { startupMs: [], startupCpuMs: [] };
   if (weft) {
     extras.controlRssMb = rssMb(weft.control.pid);
@@ -250,7 +268,56 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
     }
   }
   void app;
-  return report(stats, { rounds, seconds, openRounds, openSeconds, rate }, weftReason, extras, versions);
+  const text = report(stats, { rounds, seconds, openRounds, openSeconds, rate }, weftReason, extras, versions);
+  return grpcSection ? text.replace(/## gRPC\n\nTODO[^\n]*\n/, grpcSection) : text;
+}
+
+/** gRPC unary, h2load -c50 -m1: direct, weft (GRPCRoute), HAProxy pair; interleaved rounds. */
+async function grpcBench(work: string, certs: ReturnType<typeof makeCerts>, weft: WeftChain | undefined): Promise<string> {
+  const rounds = envNum('BENCH_GRPC_ROUNDS', 2);
+  const seconds = envNum('BENCH_GRPC_SECONDS', 5);
+  const { frame } = await startGrpcApp(work, weft ? [{ host: WEFT.server, port: 9090 }] : []);
+  const chains: GrpcChain[] = [{ name: 'direct', host: GRPC.app.host, port: GRPC.app.port, proxies: [] }];
+  const notes: string[] = [];
+  if (weft) chains.push({ name: 'weft', host: WEFT.client, port: WEFT.outbound, proxies: weft.proxies });
+  chains.push(await startGrpcHaproxyPair(work, certs));
+  const live: GrpcChain[] = [];
+  for (const c of chains) {
+    const r = await runH2load(c.host, c.port, frame, { requests: 200, conns: 10 }).catch((e: Error) => ({ error: e.message }));
+    if ('error' in r || r.succeeded !== 200 || r.non2xx !== 0) {
+      notes.push(`${c.name}: not available: ${'error' in r ? brief(r.error) : `${r.succeeded} of 200 succeeded, ${r.non2xx} non-2xx`}`);
+      continue;
+    }
+    live.push(c);
+  }
+  const rps = new Map<string, number[]>(live.map((c) => [c.name, []]));
+  const cpu = new Map<string, number[][]>(live.map((c) => [c.name, c.proxies.map(() => [])]));
+  let failed = 0;
+  log(`bench: gRPC unary, h2load -c50 -m1 -D${seconds}, ${rounds} interleaved rounds`);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < live.length; i++) {
+      const c = live[(i + r) % live.length]!;
+      const pids = c.proxies.map((p) => p.proc.pid);
+      const before = pids.map(cpuMs);
+      const h = await runH2load(c.host, c.port, frame, { seconds });
+      const after = pids.map(cpuMs);
+      failed += h.failed + h.non2xx;
+      rps.get(c.name)!.push(h.rps);
+      pids.forEach((_, k) => cpu.get(c.name)![k]!.push(((after[k]! - before[k]!) / Math.max(1, h.done)) * 1000));
+      log(`  ${c.name.padEnd(13)} ${fmt(h.rps).padStart(8)} req/s${h.failed + h.non2xx ? `  FAILED ${h.failed + h.non2xx}` : ''}`);
+    }
+  }
+  const hap = median(rps.get('HAProxy pair') ?? []);
+  const L = ['## gRPC', '', `Unary calls with an empty message, \`h2load -c50 -m1 -D${seconds}\` (h2c in, prior knowledge), median of ${rounds} interleaved rounds; the app is nginx over h2c answering an empty message with grpc-status 0. weft routes through a GRPCRoute (method match on service bench.Echo); the HAProxy pair speaks h2 on both sides with the same mTLS hop. h2load counts HTTP status, not grpc-status.`, ''];
+  L.push('| chain | req/s | × HAProxy | CPU ms/1k calls per proxy |', '| --- | --- | --- | --- |');
+  for (const c of live) {
+    const m = median(rps.get(c.name)!);
+    L.push(`| ${c.name} | ${fmt(m)} | ${fmt(m / hap, 2)} | ${cpu.get(c.name)!.map((x) => fmt(median(x), 1)).join(' / ') || '–'} |`);
+  }
+  for (const n of notes) L.push(`| ${n} | | | |`);
+  if (failed) L.push('', `${failed} calls failed or answered non-2xx during the rounds.`);
+  L.push('');
+  return L.join('\n');
 }
 
 /** First line of an error and, when it carries a process's log tail, that log's last line. */
@@ -291,16 +358,16 @@ function report(
   const L: string[] = [];
   L.push(`## Data plane: two hops on loopback`);
   L.push('');
-  L.push(`Maximum throughput: median of ${cfg.rounds} interleaved \`wrk -t1 -c50 -d${cfg.seconds}s\` rounds. Latency: open loop at ${cfg.rate} req/s for ${cfg.openSeconds} s (after 1 s warm-up), ${cfg.openRounds} interleaved rounds, measured from each request's scheduled send time (median of the rounds' percentiles; max is the worst). CPU: utime+stime from /proc per proxy process, ms per 1,000 requests (= µs per request). RSS: VmRSS idle (before load) and peak during the wrk rounds.`);
+  L.push(`Maximum throughput: median of ${cfg.rounds} interleaved \`wrk -t1 -c50 -d${cfg.seconds}s\` rounds. Latency: open loop at ${cfg.rate} req/s for ${cfg.openSeconds} s (after 1 s warm-up), ${cfg.openRounds} interleaved rounds, measured from each request's scheduled send time (median of the rounds' percentiles; max is the worst). CPU: utime+stime from /proc per proxy process, ms per 1,000 requests (= µs per request). RSS: VmRSS idle (before load) and peak during the wrk rounds; in parentheses RssAnon, the private part (a Node process's VmRSS also counts ~40 MB of the node executable's pages, shared by every Node process on the machine).`);
   L.push('');
-  L.push('| chain | req/s | × HAProxy | CPU ms/1k req at max, per proxy (kernel part) | CPU ms/1k req at 1k req/s | p50 / p90 / p99 / max ms at 1k req/s | added p50 / p99 ms | RSS MB idle | RSS MB under load | errors |');
+  L.push('| chain | req/s | × HAProxy | CPU ms/1k req at max, per proxy (kernel part) | CPU ms/1k req at 1k req/s | p50 / p90 / p99 / max ms at 1k req/s | added p50 / p99 ms | RSS MB idle (private) | RSS MB under load (private) | errors |');
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [name, { s, m }] of by) {
     const x = hap ? m.rps / hap.m.rps : Number.NaN;
     const added = direct && name !== 'direct' ? `${signed(m.p.p50 - direct.m.p.p50)} / ${signed(m.p.p99 - direct.m.p.p99)}` : '–';
     const errs = s.non2xx + s.socketErrors + s.open.reduce((a, o) => a + o.errors + o.non200, 0);
     L.push(
-      `| ${name} | ${fmt(m.rps)} | ${fmt(x, 2)} | ${m.cpuSat.map((c, i) => `${fmt(c, 1)} (${fmt(m.sysSat[i]!, 1)})`).join(' / ') || '–'} | ${m.cpuOpen.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.p.p50.toFixed(3)} / ${m.p.p90.toFixed(3)} / ${m.p.p99.toFixed(3)} / ${m.p.max.toFixed(2)} | ${added} | ${s.rssIdle.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${s.rssLoad.map((r) => fmt(r, 1)).join(' / ') || '–'} | ${errs} |`,
+      `| ${name} | ${fmt(m.rps)} | ${fmt(x, 2)} | ${m.cpuSat.map((c, i) => `${fmt(c, 1)} (${fmt(m.sysSat[i]!, 1)})`).join(' / ') || '–'} | ${m.cpuOpen.map((c) => fmt(c, 1)).join(' / ') || '–'} | ${m.p.p50.toFixed(3)} / ${m.p.p90.toFixed(3)} / ${m.p.p99.toFixed(3)} / ${m.p.max.toFixed(2)} | ${added} | ${s.rssIdle.map((r, i) => `${fmt(r, 1)} (${fmt(s.anonIdle[i]!, 1)})`).join(' / ') || '–'} | ${s.rssLoad.map((r, i) => `${fmt(r, 1)} (${fmt(s.anonLoad[i]!, 1)})`).join(' / ') || '–'} | ${errs} |`,
     );
   }
   if (!weft) L.push(`| weft | not available: ${weftReason ?? 'not run (BENCH_CHAINS)'} | | | | | | | | |`);
@@ -335,7 +402,7 @@ function report(
   else {
     const st = extras.startupMs;
     L.push(`- start-up, process start → \`/ready\` 200 (control up, ${st.length} fresh sidecars): median ${fmt(median(st), 0)} ms (${st.map((x) => x.toFixed(0)).join(', ')}); CPU used by then (utime+stime, 10 ms ticks): median ${fmt(median(extras.startupCpuMs), 0)} ms`);
-    L.push(`- RSS: outbound ${fmt(weft.s.rssIdle[0]!, 1)} MB idle → ${fmt(weft.s.rssLoad[0]!, 1)} MB under load; inbound ${fmt(weft.s.rssIdle[1]!, 1)} → ${fmt(weft.s.rssLoad[1]!, 1)} MB; control ${fmt(extras.controlRssMb ?? NaN, 1)} MB`);
+    L.push(`- RSS: outbound ${fmt(weft.s.rssIdle[0]!, 1)} MB idle → ${fmt(weft.s.rssLoad[0]!, 1)} MB under load (private ${fmt(weft.s.anonIdle[0]!, 1)} → ${fmt(weft.s.anonLoad[0]!, 1)}); inbound ${fmt(weft.s.rssIdle[1]!, 1)} → ${fmt(weft.s.rssLoad[1]!, 1)} MB (private ${fmt(weft.s.anonIdle[1]!, 1)} → ${fmt(weft.s.anonLoad[1]!, 1)}); control ${fmt(extras.controlRssMb ?? NaN, 1)} MB`);
     const sp = extras.startupProfile;
     if (sp) {
       L.push(`- start-up under \`--cpu-prof\` (one more sidecar, spawn → /ready): ${fmt(sp.totalMs)} ms on the main thread; by origin: ` + sp.byOrigin.slice(0, 6).map((o) => `${o.origin} ${o.pct.toFixed(1)}%`).join(', '));
@@ -372,7 +439,7 @@ function report(
     L.push(`| throughput ≥ 0.6× HAProxy pair | ${fmt(weft.m.rps / hap.m.rps, 2)}× | ${t(weft.m.rps / hap.m.rps >= 0.6)} |`);
     L.push(`| CPU per request ≤ 2× HAProxy | ${fmt(wc / hc, 2)}× (${fmt(wc, 1)} vs ${fmt(hc, 1)} ms/1k) | ${t(wc / hc <= 2)} |`);
     L.push(`| added p99 at ${cfg.rate} req/s ≤ HAProxy's | ${signed(wa)} vs ${signed(ha)} ms | ${t(wa <= ha)} |`);
-    L.push(`| RSS under load ≤ 64 MB per sidecar | ${fmt(rssMax, 1)} MB | ${t(rssMax <= 64)} |`);
+    L.push(`| RSS under load ≤ 64 MB per sidecar | ${fmt(rssMax, 1)} MB (private part ${fmt(Math.max(...weft.s.anonLoad), 1)} MB) | ${t(rssMax <= 64)} |`);
     L.push(`| start-up to ready < 300 ms | ${fmt(st, 0)} ms | ${Number.isFinite(st) ? t(st < 300) : 'not measured'} |`);
     if (controlResult?.ack) L.push(`| route edit ACKed by ${controlResult.sidecars} sidecars < 1 s p99 | p99 ${fmt(controlResult.ack.p99Ms, 0)} ms | ${t(controlResult.ack.p99Ms < 1000)} |`);
     L.push('');

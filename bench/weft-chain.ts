@@ -60,6 +60,41 @@ spec:
       port: 80
 `;
 
+/** The gRPC Service and a GRPCRoute on it (own file: a problem there leaves the HTTP config alone). */
+export const GRPC_YAML = `apiVersion: v1
+kind: Service
+metadata:
+  name: grpc
+  namespace: bench
+spec:
+  selector:
+    app: server
+  ports:
+  - name: grpc
+    port: 9090
+    targetPort: 9090
+    appProtocol: grpc
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: grpc
+  namespace: bench
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: grpc
+    port: 9090
+  rules:
+  - matches:
+    - method:
+        service: bench.Echo
+    backendRefs:
+    - name: grpc
+      port: 9090
+`;
+
 export interface WeftChain extends Chain {
   control: Proc;
   stateDir: string;
@@ -123,6 +158,11 @@ export function startSidecar(dir: string, stateDir: string, s: SidecarSpec, node
   return start(`weft-sidecar-${s.workload}${tag}`, process.execPath, [...nodeArgs, ...sidecarArgs(stateDir, s)], join(dir, `weft-sidecar-${s.workload}${tag}.log`));
 }
 
+/** BENCH_SIDECAR_NODE_ARGS: extra node flags for the measured sidecars (e.g. GC sizing experiments). */
+export function sidecarNodeArgs(): string[] {
+  return (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
 /** Polls the admin /ready until 200; returns ms since the process was spawned. */
 export async function waitReady(p: Proc, podIP: string, timeoutMs = 15_000, pollMs = 5): Promise<number> {
   const until = Date.now() + timeoutMs;
@@ -140,7 +180,7 @@ export async function waitReady(p: Proc, podIP: string, timeoutMs = 15_000, poll
 }
 
 export const CLIENT: SidecarSpec = { podIP: WEFT.client, workload: 'client', serviceAccount: 'client', labels: 'app=client' };
-export const SERVER: SidecarSpec = { podIP: WEFT.server, workload: 'server', serviceAccount: 'server', labels: 'app=server', appPorts: [WEFT.appPort] };
+export const SERVER: SidecarSpec = { podIP: WEFT.server, workload: 'server', serviceAccount: 'server', labels: 'app=server', appPorts: [WEFT.appPort, 9090] };
 
 export async function startWeft(dir: string): Promise<WeftChain> {
   if (!existsSync(CLI)) throw new Error(`${CLI} not built (npm run build)`);
@@ -149,10 +189,11 @@ export async function startWeft(dir: string): Promise<WeftChain> {
   mkdirSync(configDir, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(join(configDir, 'app.yaml'), ROUTE_YAML);
+  writeFileSync(join(configDir, 'grpc.yaml'), GRPC_YAML);
   const control = startControl(dir, configDir, stateDir);
   await waitListening(control, WEFT.control, WEFT.controlPort, 15_000);
-  const server = startSidecar(dir, stateDir, SERVER);
-  const client = startSidecar(dir, stateDir, CLIENT);
+  const server = startSidecar(dir, stateDir, SERVER, sidecarNodeArgs());
+  const client = startSidecar(dir, stateDir, CLIENT, sidecarNodeArgs());
   await waitReady(server, WEFT.server);
   await waitReady(client, WEFT.client);
   return {
