@@ -76,6 +76,8 @@ export class LeaseElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    // A renewal in flight must land before we release, or it would take the lease back.
+    await this.inflight;
     if (this.leader) {
       this.setLeader(false);
       try {
@@ -143,7 +145,14 @@ export class LeaseElector {
     return true;
   }
 
-  private async tick(): Promise<void> {
+  private inflight: Promise<void> | undefined;
+
+  private tick(): Promise<void> {
+    this.inflight = this.tickOnce();
+    return this.inflight;
+  }
+
+  private async tickOnce(): Promise<void> {
     if (this.stopped) return;
     try {
       const held = await this.tryAcquireOrRenew();
