@@ -6,11 +6,24 @@
 //   const app = await startGrpcEcho({ host: podIP, port: 50051, pod: 'v1' });
 //   const c = echoClient(sidecar.outboundAddress, 'grpc.demo:50051');
 //   const r = await unary(c, 'Echo', { text: 'hi' });   // r.pod === 'v1'
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const PROTO_PATH = fileURLToPath(new URL('./grpc-echo.proto', import.meta.url));
+/** The proto next to this file's source (also when this runs compiled from dist/, where the .proto is not copied). */
+export const PROTO_PATH = (() => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, 'package.json'))) {
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  return join(d, 'e2e', 'helpers', 'grpc-echo.proto');
+})();
+/** The conformance echo app with its gRPC side (examples/echo plus weft.test.Echo on GRPC_PORT). */
+export const GRPC_ECHO_APP = join(dirname(PROTO_PATH), 'grpc-echo-app.mjs');
 /** The gRPC service name routes match on. */
 export const ECHO_SERVICE = 'weft.test.Echo';
 /** Room for 4 MiB messages plus framing. */
