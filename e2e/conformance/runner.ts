@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startMesh, writeConfig, httpRequest, sleep, ECHO_APP, type Mesh, type PodInfo, type HttpResult, type EchoResponse } from '../helpers/mesh.js';
 import { SCENARIOS, MESH_NS, CONSUMER_NS, baseManifests, type Case, type Expect, type Scenario } from './scenarios.js';
 import type { ScenarioOutcome } from './report.js';
+import { echoClient, GRPC_ECHO_APP, unary, type EchoClient } from '../helpers/grpc-echo.js';
 
 export interface CaseOutcome {
   name: string;
@@ -105,7 +106,22 @@ function urlOf(mesh: Mesh, c: Case): string {
   return `http://${host}${c.path || '/'}`;
 }
 
+const grpcClients = new Map<string, EchoClient>();
+
+/** A gRPC case: unary Echo from the client pod's app to its sidecar (h2c), answered as the echo app's JSON would be. */
+async function sendGrpc(mesh: Mesh, c: Case): Promise<HttpResult> {
+  const client = clientOf(mesh, c);
+  const key = `${client.podIP}|${c.host}`;
+  let g = grpcClients.get(key);
+  if (!g) grpcClients.set(key, (g = echoClient(`${client.podIP}:7001`, c.host)));
+  const r = await unary(g, 'Echo', { text: c.name }, { deadlineMs: 5000, metadata: c.headers });
+  const echo = { pod: r.pod ?? '', headers: Object.fromEntries(Object.entries(r.metadata ?? {}).map(([k, v]) => [k, [v]])) };
+  const body = JSON.stringify(echo);
+  return { status: 200, headers: {}, body, json: <T>() => echo as T };
+}
+
 function send(mesh: Mesh, c: Case): Promise<HttpResult> {
+  if (c.protocol === 'grpc') return sendGrpc(mesh, c);
   const client = clientOf(mesh, c);
   return httpRequest(urlOf(mesh, c), { proxy: `${client.podIP}:7001`, method: c.method, headers: c.headers, timeoutMs: 5000 });
 }
@@ -177,7 +193,7 @@ export async function runConformance(o: RunOptions = {}): Promise<RunOutcome[]> 
   const dir = mkdtempSync(join(tmpdir(), 'weft-conformance-'));
   const out: RunOutcome[] = [];
   try {
-    writeConfig(dir, 'base.yaml', baseManifests(ECHO_APP));
+    writeConfig(dir, 'base.yaml', baseManifests(ECHO_APP, GRPC_ECHO_APP));
     const mesh = await startMesh(t, dir);
     log(`mesh up: ${mesh.pods.map((p) => `${p.namespace}/${p.pod}=${p.podIP}`).join(' ')}`);
     const chosen = SCENARIOS.filter((s) => !o.only?.length || o.only.includes(s.name));
@@ -203,6 +219,8 @@ export async function runConformance(o: RunOptions = {}): Promise<RunOutcome[]> 
       if (s.manifests) await sleep(300);
     }
   } finally {
+    for (const g of grpcClients.values()) g.close();
+    grpcClients.clear();
     for (const fn of teardowns.reverse()) {
       try {
         await fn();

@@ -43,6 +43,8 @@ export interface Case {
   path: string;
   method?: string;
   headers?: Record<string, string>;
+  /** 'grpc': a unary weft.test.Echo/Echo call with `headers` as metadata (host names the Service:port); the answer is checked like the echo app's JSON. */
+  protocol?: 'grpc';
   expect: Expect;
 }
 
@@ -773,7 +775,7 @@ ${
 ];
 
 /** conformance/mesh/manifests.yaml, as a weft local-mode config dir (echo as the app). */
-export function baseManifests(echoApp: string): string {
+export function baseManifests(echoApp: string, grpcApp?: string): string {
   const svc = (name: string, selector: string) => `apiVersion: v1
 kind: Service
 metadata:
@@ -784,18 +786,18 @@ spec:
   ports:
   - { name: http, port: 80, appProtocol: http, targetPort: 8080 }
   - { name: http-alt, port: 8080, appProtocol: http }
-`;
+${grpcApp ? '  - { name: grpc, port: 7070, appProtocol: grpc }\n' : ''}`;
   const workload = (name: string, ns: string, version: string) => `apiVersion: local.weft.io/v1alpha1
 kind: Workload
 metadata:
   name: ${name}
   namespace: ${ns}
 spec:
-  command: [node, ${JSON.stringify(echoApp)}]
+  command: [node, ${JSON.stringify(grpcApp ?? echoApp)}]
   serviceAccount: default
   labels: { app: echo, version: ${version} }
-  ports: [8080]
-  env: { PORTS: "8080" }
+  ports: [8080${grpcApp ? ', 7070' : ''}]
+  env: { PORTS: "8080"${grpcApp ? ', GRPC_PORT: "7070"' : ''} }
 `;
   const ns = (name: string, label: string) => `apiVersion: v1
 kind: Namespace
@@ -814,3 +816,124 @@ metadata:
     workload('echo-v1', CONSUMER_NS, 'v1'),
   ].join('---\n');
 }
+
+// ---- Mesh-GRPC (conformance/tests/mesh/grpcroute-*.go) ---------------------------
+// gRPC cases are unary weft.test.Echo/Echo calls from the echo-v1 pod's app
+// to its sidecar (h2c), to `echo:7070`; the echo app's gRPC side answers
+// with its pod name and the metadata it received (e2e/helpers/grpc-echo-app.mjs).
+
+const grpcRoute = (name: string, body: string) =>
+  `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: ${name}
+  namespace: ${MESH_NS}
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: echo
+    port: 7070
+  rules:
+${body}`;
+
+const grpcHeaderRule = (value: string, modifier: string, backend: string) => `  - matches:
+    - headers:
+      - name: x-test-case
+        value: ${value}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+${modifier}    backendRefs:
+    - name: ${backend}
+      port: 7070
+`;
+
+const grpcCase = (name: string, headers: Record<string, string>, expect: Expect): Case => ({ name, host: 'echo:7070', path: '', protocol: 'grpc', headers, expect });
+
+export const GRPC_SCENARIOS: Scenario[] = [
+  {
+    name: 'MeshGRPCRouteWeight',
+    description: 'A GRPCRoute with weighted backends in mesh mode',
+    features: ['Mesh', 'GRPCRoute'],
+    manifests: grpcRoute(
+      'mesh-grpc-weighted-backends',
+      `  - backendRefs:
+    - name: echo-v1
+      port: 7070
+      weight: 70
+    - name: echo-v2
+      port: 7070
+      weight: 30
+    - name: echo-v3
+      port: 7070
+      weight: 0
+`,
+    ),
+    cases: [grpcCase('the route serves', {}, { status: 200 })],
+    weights: {
+      request: grpcCase('distribution', {}, { status: 200 }),
+      expected: { 'echo-v1': 0.7, 'echo-v2': 0.3 },
+      requests: 500,
+      tolerance: 0.05,
+    },
+  },
+  {
+    name: 'MeshGRPCRouteRequestHeaderModifier',
+    description: 'A GRPCRoute with RequestHeaderModifier filter should modify request headers in mesh mode',
+    features: ['Mesh', 'GRPCRoute'],
+    manifests: grpcRoute(
+      'grpc-request-header-modifier',
+      grpcHeaderRule('set', '        set:\n        - name: x-header-set\n          value: set-overwrites-values\n', 'echo-v1') +
+        grpcHeaderRule('add', '        add:\n        - name: x-header-add\n          value: add-appends-values\n', 'echo-v1') +
+        grpcHeaderRule('remove', '        remove:\n        - x-header-remove\n', 'echo-v1') +
+        grpcHeaderRule(
+          'multi',
+          [
+            '        set:',
+            '        - name: x-header-set-1',
+            '          value: header-set-1',
+            '        - name: x-header-set-2',
+            '          value: header-set-2',
+            '        add:',
+            '        - name: x-header-add-1',
+            '          value: header-add-1',
+            '        - name: x-header-add-2',
+            '          value: header-add-2',
+            '        remove:',
+            '        - x-header-remove-1',
+            '        - x-header-remove-2',
+            '',
+          ].join('\n'),
+          'echo-v2',
+        ),
+    ),
+    cases: [
+      grpcCase(
+        'set overwrites an existing header',
+        { 'x-test-case': 'set', 'some-other-header': 'this-header-should-be-set', 'x-header-set': 'this-value-should-be-overwritten' },
+        ok('echo-v1', { requestHeaders: { 'x-test-case': 'set', 'some-other-header': 'this-header-should-be-set', 'x-header-set': 'set-overwrites-values' } }),
+      ),
+      grpcCase(
+        'add appends to an existing header',
+        { 'x-test-case': 'add', 'x-header-add': 'this-value-should-be-appended' },
+        ok('echo-v1', { requestHeaders: { 'x-test-case': 'add', 'x-header-add': 'this-value-should-be-appended,add-appends-values' } }),
+      ),
+      grpcCase(
+        'remove removes a header',
+        { 'x-test-case': 'remove', 'x-header-remove': 'this-should-be-removed' },
+        ok('echo-v1', { requestHeaders: { 'x-test-case': 'remove' }, absentRequestHeaders: ['x-header-remove'] }),
+      ),
+      grpcCase(
+        'set, add and remove together',
+        { 'x-test-case': 'multi', 'x-header-set-2': 'set-header-2', 'x-header-add-2': 'add-header-2', 'x-header-remove-2': 'should-be-removed-2' },
+        ok('echo-v2', {
+          requestHeaders: { 'x-test-case': 'multi', 'x-header-set-1': 'header-set-1', 'x-header-set-2': 'header-set-2', 'x-header-add-1': 'header-add-1', 'x-header-add-2': 'add-header-2,header-add-2' },
+          absentRequestHeaders: ['x-header-remove-1', 'x-header-remove-2'],
+        }),
+      ),
+    ],
+  },
+];
+
+SCENARIOS.push(...GRPC_SCENARIOS);
