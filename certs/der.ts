@@ -1,9 +1,12 @@
 // DER building and reading with forge.asn1, for what forge's pki cannot do:
 // EC P-256 keys in CSRs and certificates. Strings here are forge's binary
 // strings (one char per byte); Buffers at the edges.
-import forge from 'node-forge';
+// Only forge's asn1 module is loaded (~10 ms), not all of forge (~100 ms):
+// the sidecar loads this at start-up, and start-up time counts.
+import { createRequire } from 'node:module';
+import type forge from 'node-forge';
 
-const asn1 = forge.asn1;
+export const asn1 = createRequire(import.meta.url)('node-forge/lib/asn1.js') as typeof forge.asn1;
 export type Asn1 = forge.asn1.Asn1;
 const U = asn1.Class.UNIVERSAL;
 const T = asn1.Type;
@@ -47,7 +50,7 @@ export const oid = (o: string): Asn1 => asn1.create(U, T.OID, false, asn1.oidToD
 export const nul = (): Asn1 => asn1.create(U, T.NULL, false, '');
 export const bool = (v: boolean): Asn1 => asn1.create(U, T.BOOLEAN, false, v ? '\xff' : '\x00');
 export const octets = (b: Buffer): Asn1 => asn1.create(U, T.OCTETSTRING, false, toBin(b));
-export const utf8 = (s: string): Asn1 => asn1.create(U, T.UTF8, false, forge.util.encodeUtf8(s));
+export const utf8 = (s: string): Asn1 => asn1.create(U, T.UTF8, false, Buffer.from(s, 'utf8').toString('binary'));
 /** BIT STRING whose first content byte is the unused-bit count. */
 export const bits = (unused: number, b: Buffer): Asn1 => asn1.create(U, T.BITSTRING, false, String.fromCharCode(unused) + toBin(b));
 /** Context-specific tag [n], primitive (IMPLICIT over a primitive type) or constructed. */

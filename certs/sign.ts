@@ -3,20 +3,22 @@
 // Workload leaves are EC P-256 (keygen ~0.5 ms instead of 100-600 ms for RSA):
 // forge's pki cannot handle EC keys, so leaves and CSRs are laid out with
 // forge.asn1 (der.ts) and signed and verified with node's crypto.
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forge from 'node-forge';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as nodeSign, verify as nodeVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { LEAF_LIFETIME_MS } from '../api/index.js';
 import {
-  OID, bits, certExtensions, ctx, encode, extension, generalNames, isUniversal, kids, name, nul, octets, oid, oidOf, parse, prim, seq, set, smallInt, time, toBuf, uint,
+  OID, asn1 as derAsn1, bits, certExtensions, ctx, encode, extension, generalNames, isUniversal, kids, name, nul, octets, oid, oidOf, parse, prim, seq, set, smallInt, time, toBuf, uint,
   type Asn1,
 } from './der.js';
 
 export interface Pem { certPem: string; keyPem: string }
 
-const pki = forge.pki;
-const asn1 = forge.asn1;
-const SHA256_RSA = pki.oids['sha256WithRSAEncryption'] as string;
+// All of forge (~100 ms to load) only where anchors and issuers are made, never in a sidecar.
+let forgeLib: typeof forge | undefined;
+const loadForge = (): typeof forge => (forgeLib ??= createRequire(import.meta.url)('node-forge') as typeof forge);
+const SHA256_RSA = OID.sha256WithRSA;
 /** notBefore is backdated so a peer whose clock is a little behind still accepts a fresh cert. */
 const CLOCK_SKEW_MS = 60_000;
 const ANCHOR_VALIDITY_MS = 10 * 365 * 24 * 3600 * 1000;
@@ -26,7 +28,6 @@ const ISSUER_VALIDITY_MS = 365 * 24 * 3600 * 1000;
 interface ForgeInternals {
   getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1;
 }
-const internals = pki as unknown as ForgeInternals;
 
 export function generateKeyPem(): string {
   const { privateKey } = generateKeyPairSync('rsa', {
@@ -38,6 +39,7 @@ export function generateKeyPem(): string {
 }
 
 function publicKeyOf(keyPem: string): forge.pki.rsa.PublicKey {
+  const pki = loadForge().pki;
   const priv = pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
   return pki.setRsaPublicKey(priv.n, priv.e);
 }
@@ -54,8 +56,9 @@ function signCert(cert: forge.pki.Certificate, signerKeyPem: string): string {
   const c = cert as forge.pki.Certificate & { signatureOid: string; siginfo: { algorithmOid: string }; tbsCertificate: forge.asn1.Asn1 };
   c.signatureOid = SHA256_RSA;
   c.siginfo.algorithmOid = SHA256_RSA;
-  c.tbsCertificate = internals.getTBSCertificate(cert);
-  const der = Buffer.from(asn1.toDer(c.tbsCertificate).getBytes(), 'binary');
+  const pki = loadForge().pki;
+  c.tbsCertificate = (pki as unknown as ForgeInternals).getTBSCertificate(cert);
+  const der = Buffer.from(derAsn1.toDer(c.tbsCertificate).getBytes(), 'binary');
   c.signature = nodeSign('sha256', der, signerKeyPem).toString('binary');
   return pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
@@ -75,7 +78,7 @@ interface BuildOpts {
 }
 
 function build(o: BuildOpts): { certPem: string; cert: forge.pki.Certificate } {
-  const cert = pki.createCertificate();
+  const cert = loadForge().pki.createCertificate();
   cert.publicKey = o.publicKey;
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = o.notBefore;
@@ -112,7 +115,7 @@ export function createTrustAnchor(opts: { commonName?: string; validityMs?: numb
 /** Intermediate that signs workload leaves (pathLen 0: it signs no further CAs); 1 year by default, never past the anchor. */
 export function createIssuer(anchor: Pem, opts: { commonName?: string; validityMs?: number; now?: Date } = {}): Pem {
   const now = opts.now ?? new Date();
-  const anchorCert = pki.certificateFromPem(anchor.certPem);
+  const anchorCert = loadForge().pki.certificateFromPem(anchor.certPem);
   const keyPem = generateKeyPem();
   const wanted = now.getTime() + (opts.validityMs ?? ISSUER_VALIDITY_MS);
   const { certPem } = build({
@@ -191,11 +194,11 @@ function readCsr(csrPem: string): { spkiDer: Buffer; keyType: 'rsa' | 'ec' } {
   const [info, alg, sig] = kids(top, 'certs: CSR');
   const infoKids = kids(info, 'certs: CSR: certificationRequestInfo');
   const spki = infoKids[2];
-  if (!isUniversal(infoKids[0], forge.asn1.Type.INTEGER) || prim(infoKids[0], 'version') !== '\x00') throw new Error('certs: CSR: version is not 0');
-  if (!isUniversal(spki, forge.asn1.Type.SEQUENCE) || !spki) throw new Error('certs: CSR: subjectPublicKeyInfo missing');
+  if (!isUniversal(infoKids[0], derAsn1.Type.INTEGER) || prim(infoKids[0], 'version') !== '\x00') throw new Error('certs: CSR: version is not 0');
+  if (!isUniversal(spki, derAsn1.Type.SEQUENCE) || !spki) throw new Error('certs: CSR: subjectPublicKeyInfo missing');
   const algOid = oidOf(kids(alg, 'certs: CSR: signatureAlgorithm')[0], 'certs: CSR: signatureAlgorithm');
   const sigBits = toBuf(prim(sig, 'certs: CSR: signature'));
-  if (!isUniversal(sig, forge.asn1.Type.BITSTRING) || sigBits[0] !== 0) throw new Error('certs: CSR: signature is not a whole-byte BIT STRING');
+  if (!isUniversal(sig, derAsn1.Type.BITSTRING) || sigBits[0] !== 0) throw new Error('certs: CSR: signature is not a whole-byte BIT STRING');
   const spkiDer = encode(spki);
   let pub: KeyObject;
   try {
@@ -271,7 +274,7 @@ function issuerInfo(issuer: Pem): IssuerInfo {
   if (issuerCache && issuerCache.certPem === issuer.certPem && issuerCache.keyPem === issuer.keyPem) return issuerCache;
   const x = new X509Certificate(issuer.certPem);
   const tbs = kids(kids(parse(x.raw), 'issuer certificate')[0], 'issuer tbsCertificate');
-  const off = tbs[0]?.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC ? 1 : 0; // [0] version present
+  const off = tbs[0]?.tagClass === derAsn1.Class.CONTEXT_SPECIFIC ? 1 : 0; // [0] version present
   const subject = tbs[off + 4];
   const spki = tbs[off + 5];
   if (!subject || !spki) throw new Error('certs: issuer certificate: no subject or public key');
