@@ -249,22 +249,31 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
       return;
     }
     down.respond(out, { waitForTrailers: true });
-    u.pipe(down);
+    // Not ended by pipe: on 'close' we know whether the stream ended or was reset.
+    u.pipe(down, { end: false });
   });
   u.on('trailers', (t: IncomingHttpHeaders) => {
     grpcStatus = grpcStatusOf(t);
     trailers = downstreamHeaders(t, undefined);
   });
-  u.once('end', () => {
-    // pipe() ends `down`; wantTrailers then sends what came.
-    if (!finished && status) down.once('finish', () => finish({ status, grpcStatus, proxyError: undefined }));
-  });
   u.once('close', () => {
     if (finished) return;
     const code = u.rstCode ?? C.NGHTTP2_NO_ERROR;
+    if (status && code === C.NGHTTP2_NO_ERROR && u.readableEnded) {
+      // Ended normally: end ours; wantTrailers sends the trailers that came.
+      if (!down.closed && !down.writableEnded) down.end();
+      finish({ status, grpcStatus, proxyError: undefined });
+      return;
+    }
+    const err = (u as unknown as { _weftErr?: Error & { code?: string } })._weftErr;
+    if (!status && code !== C.NGHTTP2_NO_ERROR && err?.code === 'ERR_HTTP2_STREAM_ERROR' && !down.closed) {
+      // The peer reset this stream before answering (its session is fine): pass the reset on.
+      down.close(code);
+      finish({ status: 0, grpcStatus: '', proxyError: `upstream reset (code ${code})` });
+      return;
+    }
     if (!status) {
-      // No response: the session failed (refused, TLS, identity) or the peer reset the stream.
-      const err = (u as unknown as { _weftErr?: Error })._weftErr;
+      // No response: the session failed (refused, TLS, identity).
       meshError(code === C.NGHTTP2_REFUSED_STREAM || code === C.NGHTTP2_CANCEL || !err ? 503 : 502, `upstream reset the stream (code ${code})${err ? `: ${err.message}` : ''}`);
       return;
     }
@@ -272,7 +281,10 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
       // A reset after the response started passes through.
       down.close(code);
       finish({ status, grpcStatus, proxyError: `upstream reset (code ${code})` });
-    } else if (down.writableFinished || down.closed) finish({ status, grpcStatus, proxyError: undefined });
+    } else {
+      if (!down.closed && !down.writableEnded) down.end();
+      finish({ status, grpcStatus, proxyError: undefined });
+    }
   });
   u.on('error', (e: Error) => {
     (u as unknown as { _weftErr?: Error })._weftErr = e;
