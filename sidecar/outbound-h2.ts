@@ -17,7 +17,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { hopServerName, PORTS } from '../api/index.js';
 import { observe } from './balancer-p2c-ewma.js';
-import { chooseBackend, chooseEndpoint } from './backend.js';
+import { chooseBackend, chooseEndpoint, sessionAffinity } from './backend.js';
 import { buildEndpoint, type BuiltPort, type BuiltRouteBackend, type BuiltRule, type BuiltService, type EndpointRt, type MeshState } from './config-apply.js';
 import type { EndpointPools } from './endpoint-pool.js';
 import { editRequestHeaders, isRewrite, redirectLocation, rewritePath, type CompiledFilters } from './filters.js';
@@ -202,7 +202,7 @@ function routeService(st: OutState, r: Req, svc: BuiltService, port: number, url
     upstreamPath = applyRequestFilters(f, r.headers, path, query, prefix, upstreamPath, auth);
     if (rule.mirrors.length) mirror(st, r, rule, upstreamPath, auth.v);
   }
-  const rb = chooseBackend(rule);
+  const rb = chooseBackend(rule, r);
   if (!rb) return fail(r, rule.series, NO_PEER, 500, 'no backend with weight > 0');
   toBackend(st, r, rule, rb, upstreamPath, path, query, prefix, auth);
 }
@@ -219,13 +219,22 @@ function toBackend(st: OutState, r: Req, rule: BuiltRule, rb: BuiltRouteBackend,
   }
   const backend = rb.backend;
   if (backend.tlsRefusal) return fail(r, rb.series, NO_PEER, 503, backend.tlsRefusal);
-  const ep = rule.session || backend.session ? chooseEndpoint(rule, backend, { headers: r.headers } as unknown as IncomingMessage) : backend.balancer.pick();
+  const sessionReq = rule.session || backend.session ? ({ headers: r.headers } as unknown as IncomingMessage) : undefined;
+  const ep = sessionReq ? chooseEndpoint(rule, backend, sessionReq) : backend.balancer.pick();
   if (!ep) return fail(r, rb.series, NO_PEER, 503, `no endpoints for ${backend.key}`);
+  let edits = rb.responseEdits;
+  const affinity = sessionReq && sessionAffinity();
+  if (affinity) {
+    // Session persistence: the cookie/header that starts or refreshes the session, added to the response.
+    const extra: string[] = [];
+    affinity.onResponse(rule, backend, ep, sessionReq!, extra);
+    if (extra.length) edits = [...(edits ?? []), { set: [], add: [[extra[0]!, extra[1]!]], remove: [] }];
+  }
   const elapsed = performance.now() - r.start;
   const requestLeft = rule.requestMs ? Math.max(1, rule.requestMs - elapsed) : 0;
   const grpcLeft = r.grpcTimeoutMs ? Math.max(1, r.grpcTimeoutMs - elapsed) : 0;
   const timeoutMs = minTimeout(minTimeout(requestLeft, rule.backendRequestMs), grpcLeft);
-  dispatch(st, r, ep, upstreamPath, auth.v, timeoutMs, rb.series, rb.responseEdits);
+  dispatch(st, r, ep, upstreamPath, auth.v, timeoutMs, rb.series, edits);
 }
 
 function dispatch(st: OutState, r: Req, ep: EndpointRt, upstreamPath: string, authority: string, timeoutMs: number, series: SeriesCache, edits: BuiltRouteBackend['responseEdits']): void {
