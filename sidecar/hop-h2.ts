@@ -20,6 +20,8 @@ const C = http2.constants;
 /** Flow-control windows: large enough for 4 MiB messages without a round trip per 64 KiB, small enough to push back. */
 export const H2_SETTINGS: http2.Settings = { initialWindowSize: 1 << 20, maxConcurrentStreams: 10_000, enablePush: false };
 const SESSION_WINDOW = 16 << 20;
+/** A client session without any frame for this long is closed (like the HTTP/1 pools' keep-alive timeout). */
+export const SESSION_IDLE_MS = 120_000;
 
 /** Headers that must not cross an HTTP/2 hop (RFC 9113 8.2.2) or that the next hop sets itself. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
@@ -81,6 +83,11 @@ export class H2Sessions {
     s.on('error', drop);
     s.once('close', drop);
     s.once('goaway', drop);
+    // An idle session (endpoint gone, caller quiet) is closed gracefully: streams in flight finish, new ones get a new session.
+    s.setTimeout(SESSION_IDLE_MS, () => {
+      drop();
+      s.close();
+    });
     s.on('frameError', () => {});
     s.once('connect', () => {
       try {

@@ -81,10 +81,13 @@ let pending: ConnInfo | undefined;
 export function inboundH2(socket: TLSSocket, port: number, spiffe: string, ctx: InboundContext): void {
   const st = stateOf(ctx);
   pending = { port, spiffe, peer: peerOf(st, spiffe) };
-  st.server.once('session', (s: ServerHttp2Session) => {
+  const tag = (s: ServerHttp2Session) => {
     if (pending) st.info.set(s, pending);
-  });
+  };
+  st.server.once('session', tag);
   st.server.emit('connection', socket);
+  // The session is made synchronously; never let the listener tag a later connection's session.
+  st.server.removeListener('session', tag);
   pending = undefined;
 }
 
