@@ -322,6 +322,11 @@ function toPod(st: OutState, r: Req, t: Extract<Target, { kind: 'pod' }>, url: s
 }
 
 function toExternal(st: OutState, r: Req, t: Extract<Target, { kind: 'external' }>, url: string, authority: string): void {
+  // A request addressed to this listener itself would loop through it forever.
+  const sock = r.stream.session?.socket;
+  if (sock && t.port === sock.localPort && (t.host === sock.localAddress || t.host === 'localhost' || t.host === '127.0.0.1')) {
+    return fail(r, st.badSeries, NO_PEER, 508, 'request addressed to the sidecar itself (proxy loop)');
+  }
   const sessions = st.sessions;
   forwardH2(r.stream, {
     session: () => sessions.plain(t.host, t.port),

@@ -206,6 +206,13 @@ t.test('HTTP/2 through two sidecars', async (t) => {
     t.equal(seen.find((s) => s.path === '/hang')?.closedWith, C.NGHTTP2_CANCEL);
   });
 
+  await t.test('a request addressed to the sidecar itself is refused with 508, not looped', async (t) => {
+    const r = await call(session, '/x', { headers: { ':authority': client.outboundAddress } });
+    t.equal(r.headers[':status'], 508);
+    const g = await call(session, '/x', { grpc: true, headers: { ':authority': client.outboundAddress } });
+    t.equal(g.headers['grpc-status'], '14');
+  });
+
   await t.test('gRPC: trailers-only errors made by the mesh', async (t) => {
     const fixed = await call(session, '/weft.test.Echo/Fixed', { grpc: true });
     t.equal(fixed.headers[':status'], 200);
