@@ -100,10 +100,11 @@ function serviceConfig(): ServiceConfig {
     rule('grpc', [to('meshed')]),
     rule('nobody', [to('nobody')]),
     rule('plain', [to('plain')]),
+    rule('mirror', [to('meshed')], { filters: [{ type: 'RequestMirror', backend: 'demo/plain:80' }] }),
     rule('meshed', [to('meshed')]),
   ];
   const paths: Array<[MatchEntry['path']['type'], string]> = [
-    ['Exact', '/weft.test.Echo/Fixed'], ['PathPrefix', '/weft.test.Echo/Slow'], ['PathPrefix', '/weft.test.Echo'], ['PathPrefix', '/nobody'], ['PathPrefix', '/plain'], ['PathPrefix', '/'],
+    ['Exact', '/weft.test.Echo/Fixed'], ['PathPrefix', '/weft.test.Echo/Slow'], ['PathPrefix', '/weft.test.Echo'], ['PathPrefix', '/nobody'], ['PathPrefix', '/plain'], ['PathPrefix', '/mirror'], ['PathPrefix', '/'],
   ];
   return {
     service: 'demo/echo', namespace: 'demo', name: 'echo', consumerNamespace: 'demo', clusterIP: '10.96.0.10', sessionSecret: '',
@@ -204,6 +205,17 @@ t.test('HTTP/2 through two sidecars', async (t) => {
     st.close(C.NGHTTP2_CANCEL);
     await waitUntil(() => seen.find((s) => s.path === '/hang')?.closedWith !== undefined, 3000);
     t.equal(seen.find((s) => s.path === '/hang')?.closedWith, C.NGHTTP2_CANCEL);
+  });
+
+  await t.test('RequestMirror: the mirror gets a copy with the body; the caller gets the main answer', async (t) => {
+    const body = Buffer.from('mirrored body');
+    const r = await call(session, '/mirror/x', { body });
+    t.equal(r.headers['x-app'], 'meshed');
+    t.equal(r.body.toString(), 'mirrored body');
+    await waitUntil(() => seen.some((s) => s.path === '/mirror/x' && s.closedWith !== undefined && !s.headers['x-weft-peer-identity']), 3000);
+    const copies = seen.filter((s) => s.path === '/mirror/x');
+    t.equal(copies.length, 2, 'the app behind the hop and the mirror each saw it once');
+    t.ok(copies.some((s) => !s.headers['x-weft-peer-identity']), 'the plain mirror endpoint got its copy directly');
   });
 
   await t.test('a request addressed to the sidecar itself is refused with 508, not looped', async (t) => {
