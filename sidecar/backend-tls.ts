@@ -7,11 +7,13 @@
 // the policy (see proxy-errors: code WEFT_BACKEND_TLS).
 import { connect as tlsConnect, createSecureContext, checkServerIdentity, rootCertificates, type SecureContext, type PeerCertificate } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
+import http2, { type ClientHttp2Session } from 'node:http2';
 import { Pool, type Dispatcher, type buildConnector } from 'undici';
 import type { BackendTLS } from '../api/index.js';
 import type { EndpointRt } from './config-apply.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
+const H2_IDLE_MS = 60_000;
 const POOL_OPTIONS = { pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000, headersTimeout: 0, bodyTimeout: 0, connections: 64 };
 
 export class BackendTlsError extends Error {
@@ -24,6 +26,7 @@ export type TlsConnectionSink = (socket: Socket, peer: string, tls: boolean) => 
 /** TLS origination for one backend: pools per endpoint, all sharing one context. */
 export class BackendTlsOrigin {
   private readonly pools = new Map<string, Pool>();
+  private readonly h2 = new Map<string, ClientHttp2Session>();
   /** Connections that failed verification (fail closed), for /metrics and tests. */
   failures = 0;
 
@@ -47,6 +50,49 @@ export class BackendTlsOrigin {
       this.pools.set(key, p);
     }
     return p;
+  }
+
+  /** An HTTP/2 session over TLS (ALPN h2) to the endpoint, for the h2/gRPC path; same verification. */
+  h2Session(ep: EndpointRt): ClientHttp2Session {
+    const key = `${ep.ip}:${ep.port}`;
+    const cur = this.h2.get(key);
+    if (cur && !cur.closed && !cur.destroyed) return cur;
+    const { hostname, policy } = this.tls;
+    const host = ep.ip.includes(':') ? `[${ep.ip}]` : ep.ip;
+    const s = http2.connect(`https://${host}:${ep.port}`, {
+      createConnection: () => {
+        const sock = tlsConnect({
+          host: ep.ip,
+          port: ep.port,
+          servername: isIP(hostname) ? undefined : hostname,
+          secureContext: this.context,
+          ALPNProtocols: ['h2'],
+          rejectUnauthorized: true,
+          checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(hostname, cert),
+        });
+        sock.setNoDelay(true);
+        const timer = setTimeout(() => sock.destroy(Object.assign(new Error('TLS connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+        sock.once('close', () => clearTimeout(timer));
+        sock.once('secureConnect', () => {
+          clearTimeout(timer);
+          this.count?.(sock, hostname, true);
+        });
+        sock.once('error', (e: Error & { code?: string }) => {
+          // First listener: name the policy before http2 cancels the pending streams with this error.
+          this.failures++;
+          e.message = `BackendTLSPolicy ${policy}: TLS to ${hostname} at ${key} failed: ${e.message}${e.code ? ` (${e.code})` : ''}`;
+        });
+        return sock;
+      },
+    });
+    s.on('error', () => {});
+    // An idle session closes (a Service that left the config must not hold it forever).
+    s.setTimeout(H2_IDLE_MS, () => s.close());
+    s.once('close', () => {
+      if (this.h2.get(key) === s) this.h2.delete(key);
+    });
+    this.h2.set(key, s);
+    return s;
   }
 
   private connector(ip: string, port: number): buildConnector.connector {
@@ -90,6 +136,8 @@ export class BackendTlsOrigin {
   close(): void {
     for (const p of this.pools.values()) void p.close().catch(() => {});
     this.pools.clear();
+    for (const s of this.h2.values()) s.close();
+    this.h2.clear();
   }
 }
 
