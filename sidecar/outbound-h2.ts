@@ -218,7 +218,7 @@ function toBackend(st: OutState, r: Req, rule: BuiltRule, rb: BuiltRouteBackend,
     upstreamPath = applyRequestFilters(f, r.headers, path, query, prefix, upstreamPath, auth);
   }
   const backend = rb.backend;
-  if (backend.tlsRefusal) return fail(r, rb.series, NO_PEER, 503, backend.tlsRefusal);
+  if (backend.tlsRefusal && !backend.tlsOrigin) return fail(r, rb.series, NO_PEER, 503, backend.tlsRefusal);
   const sessionReq = rule.session || backend.session ? ({ headers: r.headers } as unknown as IncomingMessage) : undefined;
   const ep = sessionReq ? chooseEndpoint(rule, backend, sessionReq) : backend.balancer.pick();
   if (!ep) return fail(r, rb.series, NO_PEER, 503, `no endpoints for ${backend.key}`);
@@ -234,17 +234,19 @@ function toBackend(st: OutState, r: Req, rule: BuiltRule, rb: BuiltRouteBackend,
   const requestLeft = rule.requestMs ? Math.max(1, rule.requestMs - elapsed) : 0;
   const grpcLeft = r.grpcTimeoutMs ? Math.max(1, r.grpcTimeoutMs - elapsed) : 0;
   const timeoutMs = minTimeout(minTimeout(requestLeft, rule.backendRequestMs), grpcLeft);
-  dispatch(st, r, ep, upstreamPath, auth.v, timeoutMs, rb.series, edits);
+  // BackendTLSPolicy: HTTP/2 over TLS (ALPN h2) to the endpoint, verified like the HTTP/1 path.
+  const origin = backend.tlsOrigin;
+  dispatch(st, r, ep, upstreamPath, auth.v, timeoutMs, rb.series, edits, origin ? () => origin.h2Session(ep) : undefined);
 }
 
-function dispatch(st: OutState, r: Req, ep: EndpointRt, upstreamPath: string, authority: string, timeoutMs: number, series: SeriesCache, edits: BuiltRouteBackend['responseEdits']): void {
+function dispatch(st: OutState, r: Req, ep: EndpointRt, upstreamPath: string, authority: string, timeoutMs: number, series: SeriesCache, edits: BuiltRouteBackend['responseEdits'], sessionOf?: () => ReturnType<H2Sessions['plain']>): void {
   const headers = upstreamHeaders(r.headers, upstreamPath, authority);
   if (timeoutMs > 0 && r.grpc) headers['grpc-timeout'] = formatGrpcTimeout(timeoutMs);
   const sessions = st.sessions;
   const inboundPort = peerInboundPort(st.ctx.pools);
-  const session = ep.identity && ep.spiffe
+  const session = sessionOf ?? (ep.identity && ep.spiffe
     ? () => sessions.mesh(ep.ip, inboundPort, hopServerName(ep.port, ep.identity!.serviceAccount, ep.identity!.namespace), ep.spiffe!)
-    : () => sessions.plain(ep.ip, ep.port);
+    : () => sessions.plain(ep.ip, ep.port));
   ep.inflight++;
   const sent = performance.now();
   forwardH2(r.stream, {
