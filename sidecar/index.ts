@@ -196,6 +196,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     stream.close();
     identity.close();
     await pools.close();
+    // BackendTLSPolicy origins keep their own pools and h2 sessions.
+    for (const svc of state.services.values()) for (const b of svc.backends.values()) b.tlsOrigin?.close();
     admin.closeAllConnections();
     await new Promise<void>((r) => admin.close(() => r()));
     log('sidecar stopped');
