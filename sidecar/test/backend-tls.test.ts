@@ -3,9 +3,9 @@
 // hostname the sidecar originates TLS (SNI = hostname) and the request
 // passes; a wrong hostname, a wrong CA, the system roots, an invalid policy
 // or a plaintext server fail closed with 503 naming the policy, the server
-// never sees a request, and each is counted in weft_requests_total.
+// never sees a request, and each is counted in weft_requests_total. HTTP/2
+// (gRPC) is originated as TLS with ALPN h2; failures are UNAVAILABLE.
 import t, { type Test } from 'tap';
-import https from 'node:https';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -71,10 +71,12 @@ t.test('BackendTLSPolicy through a sidecar', async (t) => {
   control.setService(serviceConfig(otherCa.certPem), 'v1');
 
   const seen: Array<{ url: string; sni: string | false; host: string }> = [];
-  const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
-    seen.push({ url: req.url!, sni: (req.socket as TLSSocket).servername, host: req.headers.host ?? '' });
+  // HTTP/1.1 and HTTP/2 over TLS (ALPN), as an external API would be.
+  const server = http2.createSecureServer({ cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true }, (req, res) => {
+    const sock = (req.httpVersion === '2.0' ? req.stream.session!.socket : req.socket) as TLSSocket;
+    seen.push({ url: req.url, sni: sock.servername, host: req.headers.host ?? String(req.headers[':authority'] ?? '') });
     req.resume();
-    res.writeHead(200, { 'content-type': 'application/json' });
+    res.writeHead(200, { 'content-type': 'application/json', 'x-proto': req.httpVersion });
     res.end(JSON.stringify({ tls: true, url: req.url }));
   });
   await new Promise<void>((r) => server.listen(8443, HTTPS, r));
@@ -85,7 +87,6 @@ t.test('BackendTLSPolicy through a sidecar', async (t) => {
   });
   await new Promise<void>((r) => plain.listen(8443, PLAIN, r));
   t.teardown(() => {
-    server.closeAllConnections();
     server.close();
     plain.closeAllConnections();
     plain.close();
@@ -154,26 +155,41 @@ t.test('BackendTLSPolicy through a sidecar', async (t) => {
     t.equal((await get('/switch/3')).status, 503, 'and back: the kept-alive connection is not reused under the wrong CA');
   });
 
-  await t.test('HTTP/2 (gRPC) to a TLS backend refuses rather than send h2c', async (t) => {
-    const before = seen.length;
-    const session = http2.connect(`http://${client.outboundAddress}`);
-    t.teardown(() => session.close());
-    const got = await new Promise<{ status: number; grpc: string; why: string }>((resolve, reject) => {
-      const s = session.request({ ':path': '/good/h2', ':authority': 'ext.demo:443', 'content-type': 'application/grpc', te: 'trailers' });
-      const r = { status: 0, grpc: '', why: '' };
+  const h2call = (path: string) =>
+    new Promise<{ status: number; grpc: string; why: string; app: string }>((resolve, reject) => {
+      const session = http2.connect(`http://${client.outboundAddress}`);
+      session.on('error', () => {});
+      const s = session.request({ ':method': 'POST', ':path': path, ':authority': 'ext.demo:443', 'content-type': 'application/grpc', te: 'trailers' });
+      const r = { status: 0, grpc: '', why: '', app: '' };
       s.on('response', (h) => {
         r.status = Number(h[':status']) || 0;
         r.grpc = String(h['grpc-status'] ?? '');
-        r.why = String(h['weft-proxy-error'] ?? h['grpc-message'] ?? '');
+        r.why = decodeURIComponent(String(h['weft-proxy-error'] ?? h['grpc-message'] ?? ''));
+        r.app = String(h['x-proto'] ?? '');
       });
       s.on('trailers', (h) => (r.grpc ||= String(h['grpc-status'] ?? '')));
       s.on('error', reject);
-      s.on('close', () => resolve(r));
+      s.on('close', () => {
+        session.close();
+        resolve(r);
+      });
       s.resume();
-      s.end();
+      s.end(Buffer.alloc(5));
     });
-    t.equal(got.grpc, '14', `gRPC UNAVAILABLE (HTTP ${got.status}: ${got.why})`);
-    t.match(decodeURIComponent(got.why), /BackendTLSPolicy demo\/good/);
-    t.equal(seen.length, before, 'nothing reached the server over h2c');
+
+  await t.test('HTTP/2 (gRPC) is originated as TLS with ALPN h2 and verified the same way', async (t) => {
+    const before = seen.length;
+    const ok = await h2call('/good/h2');
+    t.equal(ok.status, 200, ok.why);
+    t.equal(ok.app, '2.0', 'the backend saw HTTP/2');
+    t.equal(seen.length, before + 1);
+    t.equal(seen[seen.length - 1]!.sni, HOST);
+    for (const [name, why] of [['wronghost', /other\.example\.test|altnames|ERR_TLS_CERT_ALTNAME_INVALID/i], ['wrongca', /certificate|issuer/i], ['invalid', /missing-ca not found/]] as const) {
+      const bad = await h2call(`/${name}/h2`);
+      t.equal(bad.grpc, '14', `${name}: gRPC UNAVAILABLE (HTTP ${bad.status}: ${bad.why})`);
+      t.match(bad.why, new RegExp(`BackendTLSPolicy demo/${name}`));
+      t.match(bad.why, why);
+    }
+    t.equal(seen.length, before + 1, 'nothing else reached the server');
   });
 });
