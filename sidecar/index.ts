@@ -136,8 +136,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   });
   const pools = new EndpointPools(identity, opts.peerInboundPort ?? PORTS.inbound, 64, (socket, direction, peer, tls) => metrics.connection(socket, direction, peer, tls));
   let outPort = 0;
+  // In a pod, iptables REDIRECT in the OUTPUT chain sends the app's
+  // connections to 127.0.0.1:7001, so the outbound listens there — and only
+  // there: on the pod IP, any other pod could send traffic as this workload.
+  // In local mode the pod IP is itself a loopback address the app dials.
+  const outHost = opts.podIP.startsWith('127.') ? opts.podIP : '127.0.0.1';
   const maxHeaderSize = opts.maxHeaderSize;
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: opts.podIP, port: outPort }), log });
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log });
   let closing: Promise<void> | undefined;
   const admin = createAdmin({
@@ -153,7 +158,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const ports = opts.ports ?? {};
   let inPort: number, adminPort: number;
   try {
-    outPort = await listen(outbound.server, opts.podIP, ports.outbound ?? PORTS.outbound);
+    outPort = await listen(outbound.server, outHost, ports.outbound ?? PORTS.outbound);
     inPort = await listen(inbound.server, opts.podIP, ports.inbound ?? PORTS.inbound);
     adminPort = await listen(admin, opts.podIP, ports.admin ?? PORTS.admin);
   } catch (e) {
@@ -209,7 +214,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     closed,
     ready,
     adminAddress: hostPort(opts.podIP, adminPort),
-    outboundAddress: hostPort(opts.podIP, outPort),
+    outboundAddress: hostPort(outHost, outPort),
     inboundAddress: hostPort(opts.podIP, inPort),
     close(graceMs?: number) {
       if (!closing) closing = close(graceMs).finally(closedResolve);
