@@ -56,6 +56,10 @@ export function createAdmin(o: AdminOptions): Server {
     }
     if (path === '/shutdown') {
       if (req.method !== 'POST') return send(405, 'POST only\n');
+      // Only the pod itself may stop its sidecar (the admin port is reachable
+      // from other pods for probes and scraping).
+      const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      if (!(from.startsWith('127.') || from === '::1' || from === o.self.podIP)) return send(403, 'shutdown is allowed from the pod itself only\n');
       send(202, 'shutting down\n');
       setImmediate(o.onShutdown);
       return;
