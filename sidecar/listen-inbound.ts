@@ -133,7 +133,8 @@ export function createInbound(o: InboundOptions): Inbound {
     (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port, 'inbound')) };
     http.emit('connection', s);
   });
-  tls.on('tlsClientError', () => {});
+  // A caller without a valid mesh certificate: close it (and the socket under it) at once.
+  tls.on('tlsClientError', (_e: Error, s: TLSSocket) => s.destroy());
 
   function servePlainHttp(socket: Socket, port: number): void {
     (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port, 'inbound')) };
