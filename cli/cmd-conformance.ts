@@ -63,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   const only = values['run-test'] ? String(values['run-test']).split(',') : undefined;
   const log = (line: string) => process.stderr.write(`conformance: ${line}\n`);
   const results = await runConformance({ only, log: values.verbose ? log : (l) => (/SUCCEEDED|FAILED|SKIPPED|✗/.test(l) ? log(l) : undefined) });
-  const outcomes = applySupport(results, SUPPORTED_FEATURES, ['Mesh', 'HTTPRoute']);
+  const outcomes = applySupport(results, SUPPORTED_FEATURES, ['Mesh', 'HTTPRoute', 'GRPCRoute']);
   const report = buildReport(outcomes, {
     profiles: profiles as Array<'MESH-HTTP' | 'MESH-GRPC'>,
     supportedFeatures: SUPPORTED_FEATURES,

@@ -21,8 +21,8 @@ t.test('every mesh HTTP conformance scenario passes through real sidecars', asyn
     t.equal(r.result, 'SUCCEEDED', `${r.name}: ${r.cases.filter((c) => !c.ok).map((c) => `${c.name}: ${c.error}`).join('; ')}`);
     t.ok(r.cases.length > 0, `${r.name} checked at least one case`);
   }
-  const report = buildReport(applySupport(results, SUPPORTED_FEATURES, ['Mesh', 'HTTPRoute']), {
-    profiles: ['MESH-HTTP'],
+  const report = buildReport(applySupport(results, SUPPORTED_FEATURES, ['Mesh', 'HTTPRoute', 'GRPCRoute']), {
+    profiles: ['MESH-HTTP', 'MESH-GRPC'],
     supportedFeatures: SUPPORTED_FEATURES,
     date: '2026-01-01T00:00:00Z',
     version: 'v0.1.0',
@@ -32,4 +32,8 @@ t.test('every mesh HTTP conformance scenario passes through real sidecars', asyn
   t.equal(p.core.statistics.Passed, 7, 'core: MeshBasic, MeshTrafficSplit and the five core-only newer tests');
   t.equal(p.extended?.statistics.Failed, 0);
   t.same(p.extended?.skippedTests, ['MeshFrontendHostname']);
+  const g = report.profiles[1]!;
+  t.equal(g.name, 'MESH-GRPC');
+  t.equal(g.core.result, 'success');
+  t.ok(g.core.statistics.Passed >= 3, 'MESH-GRPC core: MeshBasic and the GRPCRoute scenarios');
 });
