@@ -97,7 +97,7 @@ export function issueServingCert(state: ControlState, listenHost: string): Servi
   return { certPem: c.certPem, keyPem: c.keyPem, notAfter: c.notAfter };
 }
 
-/** Control's own serving certificate and key, kept so a restart skips the RSA key generation. */
+/** Control's own serving certificate and key, kept across restarts (a restart reuses it until it is due for renewal). */
 export const SERVING_CERT_FILE = 'control-serving.pem';
 export const SERVING_KEY_FILE = 'control-serving.key'; // mode 0600
 
