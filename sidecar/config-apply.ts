@@ -42,9 +42,9 @@ export interface BuiltBackend {
   config: BackendConfig;
   balancer: P2cEwma<EndpointRt>;
   /**
-   * BackendTLSPolicy present: paths that cannot originate TLS (HTTP/2, opaque
-   * TCP, mirrors) refuse with this (503), never plaintext; the HTTP/1 path
-   * uses `tlsOrigin` when the policy is valid.
+   * BackendTLSPolicy present: paths that cannot originate TLS (opaque TCP)
+   * refuse with this (503), never plaintext; HTTP/1, HTTP/2 and mirrors use
+   * `tlsOrigin` when the policy is valid (then this only says why not TCP).
    */
   tlsRefusal: string | undefined;
   /** TLS origination built from a valid BackendTLSPolicy (backend-tls.ts). */
@@ -202,7 +202,7 @@ export function buildService(cfg: ServiceConfig, version: string, prev: BuiltSer
       name: `${b.namespace}/${b.name}`,
       config: b,
       balancer: new P2cEwma(eps),
-      tlsRefusal: tls ? (tls.refusal ?? `BackendTLSPolicy ${b.tls!.policy}: TLS origination is HTTP/1.1 only`) : undefined,
+      tlsRefusal: tls ? (tls.refusal ?? `BackendTLSPolicy ${b.tls!.policy}: TLS origination covers HTTP only; opaque TCP to this backend is refused`) : undefined,
       tlsOrigin: tls?.origin,
       session: b.session,
     });

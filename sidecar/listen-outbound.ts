@@ -338,7 +338,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
 
   function mirror(rule: BuiltRule, req: IncomingMessage, upstreamPath: string, hasBody: boolean): void {
     for (const b of rule.mirrors) {
-      if (b.tlsRefusal) continue;
+      if (b.tlsRefusal && !b.tlsOrigin) continue;
       const ep = b.balancer.pick();
       if (!ep) continue;
       let body: PassThrough | null = null;
@@ -351,7 +351,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
         body = teeBody(req);
       }
       try {
-        pools.forEndpoint(ep).dispatch({ path: upstreamPath, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: { ...req.headers } as Record<string, string | string[]>, body }, DISCARD_HANDLER);
+        (b.tlsOrigin ? b.tlsOrigin.dispatcher(ep) : pools.forEndpoint(ep)).dispatch({ path: upstreamPath, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: { ...req.headers } as Record<string, string | string[]>, body }, DISCARD_HANDLER);
       } catch {
         // A mirror never affects the original request.
       }
