@@ -50,12 +50,14 @@ function serviceConfig(switchCa: string): ServiceConfig {
     filters: [],
     backends: [{ backend: `demo/${n}:443`, weight: 1, filters: [] }],
   }));
+  // /mirror: to the good backend, mirrored to it as well (the mirror originates TLS too).
+  rules.push({ route: { kind: 'HTTPRoute', namespace: 'demo', name: 'ext', ruleIndex: NAMES.length, ruleName: 'mirror' }, filters: [{ type: 'RequestMirror', backend: 'demo/good:443' }], backends: [{ backend: 'demo/good:443', weight: 1, filters: [] }] });
   return {
     service: 'demo/ext', namespace: 'demo', name: 'ext', consumerNamespace: 'demo', clusterIP: '10.96.0.20', sessionSecret: '',
     backends,
     ports: [{
       port: 443, targetPort: 8443, appProtocol: 'http', routeKind: 'HTTPRoute', defaultBackend: 'demo/good:443', rules,
-      matches: NAMES.map((n, i) => ({ rule: i, path: { type: 'PathPrefix' as const, value: `/${n}` }, headers: [], queryParams: [] })),
+      matches: [...NAMES, 'mirror'].map((n, i) => ({ rule: i, path: { type: 'PathPrefix' as const, value: `/${n}` }, headers: [], queryParams: [] })),
     }],
   };
 }
@@ -111,6 +113,14 @@ t.test('BackendTLSPolicy through a sidecar', async (t) => {
     t.equal(seen.length, 20);
     t.ok(seen.every((s) => s.sni === HOST), 'SNI is the policy hostname');
     t.equal(seen[0]!.host, 'ext.demo:443', 'the Host header is the one the app sent');
+  });
+
+  await t.test('a RequestMirror to a TLS backend originates TLS too', async (t) => {
+    const r = await get('/mirror/1');
+    t.equal(r.status, 200, r.why);
+    let n = 0;
+    for (let i = 0; i < 100 && (n = seen.filter((s) => s.url === '/mirror/1').length) < 2; i++) await new Promise((res) => setTimeout(res, 20));
+    t.equal(n, 2, 'the request and its mirror both arrived over TLS');
   });
 
   const failClosed = async (t: Test, name: string, why: RegExp) => {
