@@ -2,7 +2,8 @@
 // hop server name) for meshed endpoints, per ip:port for plain ones, one Agent
 // for traffic leaving the mesh. Pools are shared by every Service that
 // reaches the same endpoint, and closed when no config names them any more.
-import { Agent, Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, Pool } from './undici-lite.js';
 import { hopServerName, PORTS } from '../api/index.js';
 import type { IdentityHolder } from './bootstrap.js';
 import type { EndpointRt } from './config-apply.js';
