@@ -636,30 +636,21 @@ spec:
       redirectCase('/scheme-and-host-and-status', 302, { scheme: 'https', host: 'example.org' }),
     ],
   },
-  {
-    name: 'MeshHTTPRoute303Redirect',
-    description: 'An HTTPRoute with statusCode 303 redirect filter',
-    features: ['Mesh', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode'],
-    provisional: true,
-    manifests: route('mesh-303-redirect', redirectRule('/redirect', '        statusCode: 303') + '\n'),
-    cases: [redirectCase('/redirect', 303, { path: '/redirect' })],
-  },
-  {
-    name: 'MeshHTTPRoute307Redirect',
-    description: 'An HTTPRoute with statusCode 307 redirect filter',
-    features: ['Mesh', 'HTTPRoute', 'HTTPRoute307RedirectStatusCode'],
-    provisional: true,
-    manifests: route('mesh-307-redirect', redirectRule('/temporary', '        statusCode: 307') + '\n'),
-    cases: [redirectCase('/temporary', 307, { path: '/temporary' })],
-  },
-  {
-    name: 'MeshHTTPRoute308Redirect',
-    description: 'An HTTPRoute with statusCode 308 redirect filter',
-    features: ['Mesh', 'HTTPRoute', 'HTTPRoute308RedirectStatusCode'],
-    provisional: true,
-    manifests: route('mesh-308-redirect', redirectRule('/permanent', '        statusCode: 308') + '\n'),
-    cases: [redirectCase('/permanent', 308, { path: '/permanent' })],
-  },
+  // Provisional upstream tests, one per redirect status code added after v1.1.
+  ...([
+    [303, '/redirect'],
+    [307, '/temporary'],
+    [308, '/permanent'],
+  ] as const).map(
+    ([code, path]): Scenario => ({
+      name: `MeshHTTPRoute${code}Redirect`,
+      description: `An HTTPRoute with statusCode ${code} redirect filter`,
+      features: ['Mesh', 'HTTPRoute', `HTTPRoute${code}RedirectStatusCode`],
+      provisional: true,
+      manifests: route(`mesh-${code}-redirect`, redirectRule(path, `        statusCode: ${code}`) + '\n'),
+      cases: [redirectCase(path, code, { path })],
+    }),
+  ),
   {
     name: 'MeshHTTPRouteRewritePath',
     description: 'An HTTPRoute with path rewrite filter',
