@@ -8,7 +8,8 @@
 import { connect as tlsConnect, createSecureContext, checkServerIdentity, rootCertificates, type SecureContext, type PeerCertificate } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
 import http2, { type ClientHttp2Session } from 'node:http2';
-import { Pool, type Dispatcher, type buildConnector } from 'undici';
+import type { Dispatcher, buildConnector } from 'undici';
+import { Pool } from './undici-lite.js';
 import type { BackendTLS } from '../api/index.js';
 import type { EndpointRt } from './config-apply.js';
 
