@@ -20,8 +20,8 @@ import type {
 import { compile } from './compile.js';
 import { isServiceParent } from './compile-routes.js';
 import { formatDuration } from './duration.js';
-import type { CompileResult, ConfigError, RegisteredWorkload, ResourceStatus, StoreSnapshot } from './types.js';
-import { formatConfigError } from './types.js';
+import type { CompileResult, ConfigError, RegisteredWorkload, ResourceStatus } from './types.js';
+import { formatConfigError, snapshotOf } from './types.js';
 
 /** What `GET /resources` serves (registered entries may be wrapped as {workload}). */
 export interface Inventory {
@@ -41,23 +41,7 @@ export function inventoryFrom(body: unknown): Inventory {
   return { resources: arr('resources') as AnyResource[], statuses: arr('statuses') as ResourceStatus[], errors: arr('errors') as ConfigError[], registered };
 }
 
-export function snapshotOf(resources: AnyResource[], registered: RegisteredWorkload[], sessionKey = ''): StoreSnapshot {
-  const of = <K extends AnyResource['kind']>(k: K) => resources.filter((r) => r.kind === k) as Array<Extract<AnyResource, { kind: K }>>;
-  return {
-    services: of('Service'),
-    endpointSlices: of('EndpointSlice'),
-    namespaces: of('Namespace'),
-    configMaps: of('ConfigMap'),
-    httpRoutes: of('HTTPRoute'),
-    grpcRoutes: of('GRPCRoute'),
-    referenceGrants: of('ReferenceGrant'),
-    backendLBPolicies: of('BackendLBPolicy'),
-    backendTLSPolicies: of('BackendTLSPolicy'),
-    workloads: of('Workload'),
-    registered,
-    sessionKey,
-  };
-}
+export { snapshotOf };
 
 // ---- label selectors -------------------------------------------------------------
 

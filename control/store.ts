@@ -4,21 +4,9 @@
 // (connected sidecars, local mode) come from the registry. snapshot() is what
 // compile reads; listeners hear about every change and decide themselves when
 // to recompile (the push engine debounces).
-import type {
-  AnyResource,
-  BackendLBPolicy,
-  BackendTLSPolicy,
-  ConfigMap,
-  EndpointSlice,
-  GRPCRoute,
-  HTTPRoute,
-  Namespace,
-  ReferenceGrant,
-  Service,
-  Workload,
-} from '../api/index.js';
+import type { AnyResource } from '../api/index.js';
 import { performance } from 'node:perf_hooks';
-import type { ConfigError, RegisteredWorkload, StoreSnapshot } from './types.js';
+import { snapshotOf, type ConfigError, type RegisteredWorkload, type StoreSnapshot } from './types.js';
 
 export function resourceKey(kind: string, namespace: string | undefined, name: string): string {
   return `${kind}/${namespace ?? ''}/${name}`;
@@ -141,57 +129,8 @@ export class Store {
   }
 
   snapshot(): StoreSnapshot {
-    if (this.cached) return this.cached;
-    const snap: StoreSnapshot = {
-      services: [],
-      endpointSlices: [],
-      namespaces: [],
-      configMaps: [],
-      httpRoutes: [],
-      grpcRoutes: [],
-      referenceGrants: [],
-      backendLBPolicies: [],
-      backendTLSPolicies: [],
-      workloads: [],
-      registered: this.registeredList,
-      sessionKey: this.sessionKey,
-    };
-    for (const r of this.resources()) {
-      switch (r.kind) {
-        case 'Service':
-          snap.services.push(r as Service);
-          break;
-        case 'EndpointSlice':
-          snap.endpointSlices.push(r as EndpointSlice);
-          break;
-        case 'Namespace':
-          snap.namespaces.push(r as Namespace);
-          break;
-        case 'ConfigMap':
-          snap.configMaps.push(r as ConfigMap);
-          break;
-        case 'HTTPRoute':
-          snap.httpRoutes.push(r as HTTPRoute);
-          break;
-        case 'GRPCRoute':
-          snap.grpcRoutes.push(r as GRPCRoute);
-          break;
-        case 'ReferenceGrant':
-          snap.referenceGrants.push(r as ReferenceGrant);
-          break;
-        case 'BackendLBPolicy':
-          snap.backendLBPolicies.push(r as BackendLBPolicy);
-          break;
-        case 'BackendTLSPolicy':
-          snap.backendTLSPolicies.push(r as BackendTLSPolicy);
-          break;
-        case 'Workload':
-          snap.workloads.push(r as Workload);
-          break;
-      }
-    }
-    this.cached = snap;
-    return snap;
+    if (!this.cached) this.cached = snapshotOf(this.resources(), this.registeredList, this.sessionKey);
+    return this.cached;
   }
 
   /** Calls `fn` after every change; returns the unsubscribe function. */

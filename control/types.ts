@@ -86,4 +86,36 @@ export interface CompileResult {
   errors: ConfigError[];
 }
 
+/** The StoreSnapshot of a list of resources: each kind in its own list, in input order. */
+export function snapshotOf(resources: Iterable<AnyResource>, registered: RegisteredWorkload[], sessionKey = ''): StoreSnapshot {
+  const snap: StoreSnapshot = {
+    services: [],
+    endpointSlices: [],
+    namespaces: [],
+    configMaps: [],
+    httpRoutes: [],
+    grpcRoutes: [],
+    referenceGrants: [],
+    backendLBPolicies: [],
+    backendTLSPolicies: [],
+    workloads: [],
+    registered,
+    sessionKey,
+  };
+  const lists: Record<AnyResource['kind'], AnyResource[]> = {
+    Service: snap.services,
+    EndpointSlice: snap.endpointSlices,
+    Namespace: snap.namespaces,
+    ConfigMap: snap.configMaps,
+    HTTPRoute: snap.httpRoutes,
+    GRPCRoute: snap.grpcRoutes,
+    ReferenceGrant: snap.referenceGrants,
+    BackendLBPolicy: snap.backendLBPolicies,
+    BackendTLSPolicy: snap.backendTLSPolicies,
+    Workload: snap.workloads,
+  };
+  for (const r of resources) lists[r.kind]?.push(r);
+  return snap;
+}
+
 export type { AnyResource };

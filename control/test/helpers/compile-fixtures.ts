@@ -1,7 +1,7 @@
 // Builders for compile tests: small, valid resources run through
 // validateResource so defaults are applied exactly as for real input.
 import type { AnyResource, GRPCRoute, HTTPRoute, Service } from '../../../api/index.js';
-import type { RegisteredWorkload, StoreSnapshot } from '../../types.js';
+import { snapshotOf, type RegisteredWorkload, type StoreSnapshot } from '../../types.js';
 import { validateResource } from '../../validate.js';
 
 export function v<T extends AnyResource>(doc: unknown): T {
@@ -47,21 +47,7 @@ export function pod(ns: string, app: string, ip: string, extra: Partial<Register
 }
 
 export function snapshot(resources: AnyResource[], registered: RegisteredWorkload[] = []): StoreSnapshot {
-  const of = <K extends AnyResource['kind']>(k: K) => resources.filter((r) => r.kind === k) as Array<Extract<AnyResource, { kind: K }>>;
-  return {
-    services: of('Service'),
-    endpointSlices: of('EndpointSlice'),
-    namespaces: of('Namespace'),
-    configMaps: of('ConfigMap'),
-    httpRoutes: of('HTTPRoute'),
-    grpcRoutes: of('GRPCRoute'),
-    referenceGrants: of('ReferenceGrant'),
-    backendLBPolicies: of('BackendLBPolicy'),
-    backendTLSPolicies: of('BackendTLSPolicy'),
-    workloads: of('Workload'),
-    registered,
-    sessionKey: Buffer.from('test session key').toString('base64'),
-  };
+  return snapshotOf(resources, registered, Buffer.from('test session key').toString('base64'));
 }
 
 export const parent = (name: string, extra: Record<string, unknown> = {}) => ({ group: '', kind: 'Service', name, ...extra });
