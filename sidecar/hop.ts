@@ -26,7 +26,6 @@ export function meshConnector(identity: IdentityHolder, ip: string, port: number
       cb(new Error('no mesh certificate yet'), null);
       return;
     }
-    let done = false;
     const socket = tlsConnect({
       host: ip,
       port,
@@ -42,47 +41,39 @@ export function meshConnector(identity: IdentityHolder, ip: string, port: number
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
-    const fail = (e: Error) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      cb(e, null);
-    };
-    socket.once('secureConnect', () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.removeListener('error', fail);
-      count?.(socket, expectSpiffe, true);
-      cb(null, socket);
-    });
-    socket.once('error', fail);
+    settle(socket, 'secureConnect', () => count?.(socket, expectSpiffe, true), cb);
   };
 }
 
 /** Plain TCP to an endpoint without a sidecar (or the app behind the inbound). */
 export function plainConnector(ip: string, port: number, count?: ConnectionSink): buildConnector.connector {
   return (_opts, cb) => {
-    let done = false;
     const socket = netConnect({ host: ip, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
-    const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
-    const fail = (e: Error) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      cb(e, null);
-    };
-    socket.once('connect', () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.removeListener('error', fail);
-      count?.(socket, '', false);
-      cb(null, socket);
-    });
-    socket.once('error', fail);
+    settle(socket, 'connect', () => count?.(socket, '', false), cb);
   };
+}
+
+/**
+ * Hands `socket` to undici once `ready` fires, or fails it on the first
+ * error or after CONNECT_TIMEOUT_MS — whichever comes first, exactly once.
+ */
+function settle(socket: Socket, ready: 'connect' | 'secureConnect', onReady: () => void, cb: Parameters<buildConnector.connector>[1]): void {
+  let done = false;
+  const fail = (e: Error) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    socket.destroy();
+    cb(e, null);
+  };
+  const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+  socket.once(ready, () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    socket.removeListener('error', fail);
+    onReady();
+    cb(null, socket);
+  });
+  socket.once('error', fail);
 }
