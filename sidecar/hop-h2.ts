@@ -23,6 +23,27 @@ const SESSION_WINDOW = 16 << 20;
 /** A client session without any frame for this long is closed (like the HTTP/1 pools' keep-alive timeout). */
 export const SESSION_IDLE_MS = 120_000;
 
+/**
+ * An h2 server for the sidecar's listeners (outbound h2c, inbound over the
+ * mTLS hop): every stream goes to onStream; each session gets a 16 MiB
+ * receive window (so one slow stream does not stall the connection) and
+ * session errors end only that session.
+ */
+export function createH2Server(onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void): http2.Http2Server {
+  const server = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: 64 });
+  server.on('stream', onStream);
+  server.on('session', (s: http2.ServerHttp2Session) => {
+    s.on('error', () => {});
+    try {
+      s.setLocalWindowSize(16 << 20);
+    } catch {
+      /* closed */
+    }
+  });
+  server.on('sessionError', () => {});
+  return server;
+}
+
 /** Headers that must not cross an HTTP/2 hop (RFC 9113 8.2.2) or that the next hop sets itself. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
 

@@ -7,7 +7,7 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream, type Http2Server } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { parseSpiffeId } from '../certs/index.js';
-import { forwardH2, H2_SETTINGS, h2SessionsOf, upstreamHeaders } from './hop-h2.js';
+import { createH2Server, forwardH2, h2SessionsOf, upstreamHeaders } from './hop-h2.js';
 import { isGrpc } from './grpc-status.js';
 import { peerLabels, SeriesCache, type PeerLabels } from './metrics.js';
 import type { InboundContext } from './protocol-hooks.js';
@@ -34,18 +34,8 @@ type EndpointPoolsKey = InboundContext['pools'];
 function stateOf(ctx: InboundContext): InState {
   let st = states.get(ctx.pools);
   if (st) return st;
-  const server = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: 64 });
+  const server = createH2Server((stream, headers) => onStream(created, stream, headers));
   const created: InState = { ctx, server, info: new WeakMap(), series: new Map(), peers: new Map() };
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => onStream(created, stream, headers));
-  server.on('session', (s: ServerHttp2Session) => {
-    s.on('error', () => {});
-    try {
-      s.setLocalWindowSize(16 << 20);
-    } catch {
-      /* closed */
-    }
-  });
-  server.on('sessionError', () => {});
   states.set(ctx.pools, created);
   return created;
 }

@@ -22,7 +22,7 @@ import { buildEndpoint, type BuiltPort, type BuiltRouteBackend, type BuiltRule, 
 import type { EndpointPools } from './endpoint-pool.js';
 import { editRequestHeaders, isRewrite, redirectLocation, rewritePath, type CompiledFilters } from './filters.js';
 import { formatGrpcTimeout, isGrpc, parseGrpcTimeout, sendH2MeshError } from './grpc-status.js';
-import { forwardH2, H2_SETTINGS, h2SessionsOf, type H2Sessions, upstreamHeaders, type H2Result } from './hop-h2.js';
+import { createH2Server, forwardH2, h2SessionsOf, type H2Sessions, upstreamHeaders, type H2Result } from './hop-h2.js';
 import { inboundH2 } from './inbound-h2.js';
 import { NO_PEER, SeriesCache, type PeerLabels } from './metrics.js';
 import type { OriginalDst } from './original-dst.js';
@@ -54,7 +54,7 @@ function stateOf(ctx: OutboundContext): OutState {
     dst_namespace: '', dst_workload: '', dst_service_account: '', dst_service: 'external', dst_port: '',
     route_kind: '', route_namespace: '', route_name: '', route_rule: '', backend: '', grpc_status: '', tls: 'false', peer_identity: '',
   };
-  const server = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: 64 });
+  const server = createH2Server((stream, headers) => onStream(created, stream, headers));
   const created: OutState = {
     ctx,
     server,
@@ -65,16 +65,6 @@ function stateOf(ctx: OutboundContext): OutState {
     podSeries: new Map(),
     podEndpoints: new Map(),
   };
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => onStream(created, stream, headers));
-  server.on('session', (s: ServerHttp2Session) => {
-    s.on('error', () => {});
-    try {
-      s.setLocalWindowSize(16 << 20);
-    } catch {
-      /* closed */
-    }
-  });
-  server.on('sessionError', () => {});
   states.set(ctx.state, created);
   return created;
 }
