@@ -186,6 +186,18 @@ export interface HTTPRouteRule {
   backendRefs?: HTTPBackendRef[];
   timeouts?: { request?: string; backendRequest?: string };
   sessionPersistence?: SessionPersistence;
+  /** GEP-1731 (experimental channel). */
+  retry?: HTTPRouteRetry;
+}
+
+/** HTTPRouteRetry (GEP-1731, apis/v1 experimental). */
+export interface HTTPRouteRetry {
+  /** HTTP response codes to retry, each 400–599. */
+  codes?: number[];
+  /** The most retries of one request (so at most 1 + attempts tries). */
+  attempts?: number;
+  /** Minimum wait between tries, a Gateway API duration. */
+  backoff?: string;
 }
 
 export interface HTTPRoute extends KubeObject<'HTTPRoute'> {
@@ -267,6 +279,24 @@ export interface BackendTLSPolicy extends KubeObject<'BackendTLSPolicy'> {
   status?: PolicyStatus;
 }
 
+// ---- XBackendTrafficPolicy (gateway.networking.x-k8s.io/v1alpha1, GEP-3388) ---
+
+export interface XBackendTrafficPolicy extends KubeObject<'XBackendTrafficPolicy'> {
+  spec: {
+    targetRefs: LocalObjectReference[];
+    retryConstraint?: {
+      /** CRD default {percent: 20, interval: "10s"}. */
+      budget?: { percent?: number; interval?: string };
+      /** CRD default {count: 10, interval: "1s"}. */
+      minRetryRate?: { count?: number; interval?: string };
+    };
+    sessionPersistence?: SessionPersistence;
+  };
+  status?: PolicyStatus;
+}
+
+export const GATEWAY_X_GROUP = 'gateway.networking.x-k8s.io';
+
 // ---- local.weft.io/v1alpha1 Workload (local mode only) ----------------------
 
 export interface Workload extends KubeObject<'Workload'> {
@@ -296,6 +326,7 @@ export type AnyResource =
   | ReferenceGrant
   | BackendLBPolicy
   | BackendTLSPolicy
+  | XBackendTrafficPolicy
   | Workload;
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';

@@ -91,7 +91,58 @@ export interface CompiledRule {
    * backendRef is invalid or all weights are zero).
    */
   fixed?: { status: number; reason: string };
+  /**
+   * Retries configured on the rule (HTTPRoute `rules[].retry`, GEP-1731, or a
+   * GRPCRoute's `retry.weft.io/*` annotations). Absent: only safe retries
+   * (attempts that never reached the app) are made, see SAFE_RETRIES.
+   */
+  retry?: RetryPolicy;
 }
+
+/** A rule's retry policy, as the sidecar's forward step applies it. */
+export interface RetryPolicy {
+  /** HTTP response codes to retry (GEP-1731 `codes`, 400–599). */
+  codes: number[];
+  /** gRPC status codes (numbers 1–16) to retry (`retry.weft.io/grpc`). */
+  grpcCodes: number[];
+  /** The most retries of one request: at most 1 + attempts tries reach the app. */
+  attempts: number;
+  /** Minimum wait before a retry (GEP-1731 `backoff`); jitter and doubling add to it. */
+  backoffMs: number;
+  /** Per-try timeout (`retry.weft.io/timeout`); the rule's backendRequest timeout otherwise. */
+  perTryTimeoutMs?: number;
+  /** Where it came from, for describe and /config. */
+  source: 'HTTPRoute' | 'annotations';
+}
+
+/**
+ * Attempts that failed before any byte reached the destination app (connect
+ * refused or timed out, TLS handshake failure, REFUSED_STREAM, ...) are tried
+ * again on another endpoint this many more times, for every method, with or
+ * without a RetryPolicy.
+ */
+export const SAFE_RETRIES = 2;
+
+/** GEP-1731 leaves unset `attempts` / `backoff` to the implementation: weft's choice. */
+export const DEFAULT_RETRY_ATTEMPTS = 2;
+export const DEFAULT_RETRY_BACKOFF_MS = 25;
+
+/**
+ * A retry budget (XBackendTrafficPolicy `retryConstraint`, GEP-3388): retries
+ * to a backend may be at most `percent`% of its requests over `intervalMs`,
+ * plus `minRetryCount` per `minRetryIntervalMs` whatever the traffic.
+ */
+export interface RetryBudget {
+  percent: number;
+  intervalMs: number;
+  minRetryCount: number;
+  minRetryIntervalMs: number;
+  /** "namespace/name" of the XBackendTrafficPolicy, absent for the defaults. */
+  policy?: string;
+}
+
+/** The CRD's defaults: budget {percent: 20, interval: 10s}, minRetryRate {count: 10, interval: 1s}. */
+export const DEFAULT_RETRY_BUDGET: RetryBudget = { percent: 20, intervalMs: 10_000, minRetryCount: 10, minRetryIntervalMs: 1000 };
 
 export interface WeightedBackend {
   /** Backend key; '' when the backendRef did not resolve. */
@@ -153,6 +204,8 @@ export interface BackendConfig {
   tls?: BackendTLS;
   /** Session persistence from a BackendLBPolicy targeting this Service. */
   session?: SessionConfig;
+  /** Retry budget from an XBackendTrafficPolicy targeting this Service; absent: DEFAULT_RETRY_BUDGET. */
+  retryBudget?: RetryBudget;
 }
 
 export interface Endpoint {

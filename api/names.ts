@@ -34,3 +34,52 @@ export const STATE_FILES = {
   sessionKey: 'session-key', // mode 0600
   controlAddress: 'control-address', // "127.0.0.1:7443"
 } as const;
+
+/**
+ * GRPCRoute retries, configured the way Linkerd's `retry.linkerd.io/*` are:
+ * annotations on the route that apply to each of its rules.
+ */
+export const RETRY_ANNOTATIONS = {
+  /** Comma-separated gRPC status names to retry: `unavailable,resource-exhausted`. */
+  grpc: 'retry.weft.io/grpc',
+  /** The most retries of one call (default 2). */
+  limit: 'retry.weft.io/limit',
+  /** Timeout of each try, a Gateway API duration (`500ms`). */
+  timeout: 'retry.weft.io/timeout',
+  /** Minimum wait between tries, a Gateway API duration (default 25ms). */
+  backoff: 'retry.weft.io/backoff',
+} as const;
+
+/** gRPC status names (lower-case, dashes) → codes, as `retry.weft.io/grpc` spells them. */
+export const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
+  cancelled: 1,
+  unknown: 2,
+  'invalid-argument': 3,
+  'deadline-exceeded': 4,
+  'not-found': 5,
+  'already-exists': 6,
+  'permission-denied': 7,
+  'resource-exhausted': 8,
+  'failed-precondition': 9,
+  aborted: 10,
+  'out-of-range': 11,
+  unimplemented: 12,
+  internal: 13,
+  unavailable: 14,
+  'data-loss': 15,
+  unauthenticated: 16,
+};
+
+/**
+ * Per-workload resilience settings: pod (or local Workload) annotations the
+ * sidecar reads as its `--failure-accrual` / `--max-in-flight` flags.
+ */
+export const RESILIENCE_ANNOTATIONS = {
+  /** Consecutive failed attempts that take an endpoint out of the balancer (default 7; 0 turns it off). */
+  failureAccrual: 'weft.io/failure-accrual',
+  /** In-flight requests per backend past which the sidecar sheds with 503 (default 10000; 0: no bound). */
+  maxInFlight: 'weft.io/max-in-flight',
+} as const;
+
+export const DEFAULT_FAILURE_ACCRUAL = 7;
+export const DEFAULT_MAX_IN_FLIGHT = 10_000;

@@ -24,6 +24,7 @@ import type {
 } from '../api/index.js';
 import { backendKey } from '../api/index.js';
 import { parseDuration } from './duration.js';
+import { retryPolicyOf } from './compile-retry.js';
 import { compareGRPCMatch, compareHTTPMatch, createdMs, prefixLength, type GRPCMatchKey, type HTTPMatchKey } from './precedence.js';
 import { RouteReason } from './status.js';
 
@@ -443,6 +444,8 @@ export function compileRule(info: RouteInfo, ri: number, servicePort: number, ct
     if (timeouts.backendRequest !== undefined) t.backendRequestMs = parseDuration(timeouts.backendRequest) ?? undefined;
     compiled.timeouts = t;
   }
+  const retry = retryPolicyOf(info.kind, info.route, ri);
+  if (retry) compiled.retry = retry;
   const backendSvcs: string[] = [];
   for (const b of rule.backendRefs ?? []) {
     const weight = b.weight ?? 1;

@@ -6,6 +6,7 @@ import { EndpointIndex, directoryEntry } from './compile-endpoints.js';
 import { compilePolicies, sessionConfig } from './compile-policies.js';
 import { analyzeRoute, attachments, type Attachment, type RouteInfo } from './compile-routes.js';
 import { routeStatuses } from './compile-status.js';
+import { compileTrafficPolicies } from './compile-traffic-policy.js';
 import type { CompileResult, ConfigError, ResourceStatus, StoreSnapshot } from './types.js';
 import { buildView, type ViewContext } from './view.js';
 
@@ -25,6 +26,8 @@ export function compile(snap: StoreSnapshot): CompileResult {
   const configMaps = new Map<string, Record<string, string>>();
   for (const c of snap.configMaps) configMaps.set(`${c.metadata.namespace ?? 'default'}/${c.metadata.name}`, c.data ?? {});
   const policies = compilePolicies(snap.backendLBPolicies, snap.backendTLSPolicies, services, configMaps, (k) => meshed.get(k) ?? false);
+
+  const traffic = compileTrafficPolicies(snap.xBackendTrafficPolicies, services);
 
   const res = { services };
   const infos: RouteInfo[] = [
@@ -59,7 +62,7 @@ export function compile(snap: StoreSnapshot): CompileResult {
 
   const errors: ConfigError[] = [...policies.errors];
   const routeStatus = routeStatuses(infos, allAtts, grpcHeld, errors);
-  const statuses: ResourceStatus[] = [...routeStatus, ...policies.statuses].sort((a, b) =>
+  const statuses: ResourceStatus[] = [...routeStatus, ...policies.statuses, ...traffic.statuses].sort((a, b) =>
     a.kind !== b.kind ? (a.kind < b.kind ? -1 : 1) : a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
   );
 
@@ -68,6 +71,7 @@ export function compile(snap: StoreSnapshot): CompileResult {
     idx,
     groups,
     policies,
+    traffic,
     sessionKey: snap.sessionKey,
     ruleCtx: { res, lbSession: (k) => policies.lbSession(k), sessionConfig },
   };

@@ -15,6 +15,7 @@ import type {
   ServiceConfig,
   DirectoryEntry,
   Workload,
+  XBackendTrafficPolicy,
 } from '../api/index.js';
 
 /** A problem with input, naming where it is. Errors are values, not throws. */
@@ -57,6 +58,7 @@ export interface StoreSnapshot {
   referenceGrants: ReferenceGrant[];
   backendLBPolicies: BackendLBPolicy[];
   backendTLSPolicies: BackendTLSPolicy[];
+  xBackendTrafficPolicies: XBackendTrafficPolicy[];
   workloads: Workload[];
   /** Connected sidecars (local mode) — endpoints of selector Services. */
   registered: RegisteredWorkload[];
@@ -98,6 +100,7 @@ export function snapshotOf(resources: Iterable<AnyResource>, registered: Registe
     referenceGrants: [],
     backendLBPolicies: [],
     backendTLSPolicies: [],
+    xBackendTrafficPolicies: [],
     workloads: [],
     registered,
     sessionKey,
@@ -112,6 +115,7 @@ export function snapshotOf(resources: Iterable<AnyResource>, registered: Registe
     ReferenceGrant: snap.referenceGrants,
     BackendLBPolicy: snap.backendLBPolicies,
     BackendTLSPolicy: snap.backendTLSPolicies,
+    XBackendTrafficPolicy: snap.xBackendTrafficPolicies,
     Workload: snap.workloads,
   };
   for (const r of resources) lists[r.kind]?.push(r);

@@ -3,6 +3,7 @@
 // Rule ids (H3, G14, ...) refer to shared/research/gateway-api-v1.1-mesh.md §6.
 // Works on a clone: defaults are written into the object as the API server would.
 import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { checkHTTPRouteRetry } from './validate-retry.js';
 import {
   Checker,
   GROUP,
@@ -401,9 +402,11 @@ export function checkRouteSpec(c: Checker, obj: Obj, kind: RouteKind): void {
     if (kind === 'HTTPRoute') {
       checkTimeouts(c, r.timeouts, `${rf}.timeouts`);
       checkRuleCombinations(c, r, rf);
+      checkHTTPRouteRetry(c, r.retry, `${rf}.retry`);
     } else if (has(r, 'timeouts')) {
       c.err(`${rf}.timeouts`, 'field not declared in schema');
     }
+    if (kind === 'GRPCRoute' && has(r, 'retry')) c.err(`${rf}.retry`, 'field not declared in schema (GRPCRoute retries are set with retry.weft.io/* annotations)');
     checkSessionPersistence(c, r.sessionPersistence, `${rf}.sessionPersistence`);
   });
 }

@@ -22,6 +22,7 @@ import {
   type Obj,
 } from './validate-checker.js';
 import { checkRouteSpec, checkSessionPersistence } from './validate-route.js';
+import { checkRetryAnnotations, checkXBackendTrafficPolicy } from './validate-retry.js';
 
 const GW = 'gateway.networking.k8s.io';
 
@@ -37,6 +38,7 @@ export const SUPPORTED_API_VERSIONS: Record<string, readonly string[]> = {
   ReferenceGrant: [`${GW}/v1beta1`, `${GW}/v1alpha2`],
   BackendLBPolicy: [`${GW}/v1alpha2`],
   BackendTLSPolicy: [`${GW}/v1alpha3`],
+  XBackendTrafficPolicy: ['gateway.networking.x-k8s.io/v1alpha1'],
   Workload: ['local.weft.io/v1alpha1'],
 };
 
@@ -118,6 +120,7 @@ export function validateResource(obj: unknown, source: string): { resource?: Any
     case 'HTTPRoute':
     case 'GRPCRoute':
       checkRouteSpec(c, o, kind);
+      checkRetryAnnotations(c, o, kind);
       break;
     case 'ReferenceGrant':
       checkReferenceGrant(c, o);
@@ -127,6 +130,9 @@ export function validateResource(obj: unknown, source: string): { resource?: Any
       break;
     case 'BackendTLSPolicy':
       checkBackendTLSPolicy(c, o);
+      break;
+    case 'XBackendTrafficPolicy':
+      checkXBackendTrafficPolicy(c, o, checkSessionPersistence);
       break;
     case 'Workload':
       checkWorkload(c, o);

@@ -6,6 +6,7 @@ import type { BackendConfig, CompiledRule, PortConfig, Service, ServiceConfig } 
 import { backendKey } from '../api/index.js';
 import { EndpointIndex, clusterIPOf, normalizeAppProtocol, numericTargetPort } from './compile-endpoints.js';
 import type { PolicyIndex } from './compile-policies.js';
+import type { TrafficPolicyIndex } from './compile-traffic-policy.js';
 import { compileRule, sortMatches, type Attachment, type PendingMatch, type RouteKind, type RuleContext } from './compile-routes.js';
 
 export interface ViewContext {
@@ -14,6 +15,8 @@ export interface ViewContext {
   /** "ns/name:port" → route namespace → attachments. */
   groups: Map<string, Map<string, Attachment[]>>;
   policies: PolicyIndex;
+  /** XBackendTrafficPolicy retry budgets (absent in older callers: defaults apply). */
+  traffic?: TrafficPolicyIndex;
   sessionKey: string;
   ruleCtx: RuleContext;
 }
@@ -114,5 +117,7 @@ function backendConfig(ctx: ViewContext, key: string): BackendConfig | undefined
   if (tls) b.tls = tls;
   const lb = ctx.policies.lbSession(svcKey);
   if (lb) b.session = ctx.ruleCtx.sessionConfig(lb.policy, `BackendLBPolicy/${lb.name}/${key}`, 'BackendLBPolicy');
+  const budget = ctx.traffic?.retryBudget(svcKey);
+  if (budget) b.retryBudget = budget;
   return b;
 }

@@ -134,6 +134,7 @@ function check(c: Checker, raw: unknown, expectKey: string | undefined): void {
       }
     });
     if (b.tls !== undefined && c.obj(b.tls, `${at}.tls`)) c.str(b.tls.hostname, `${at}.tls.hostname`);
+    if (b.retryBudget !== undefined) checkRetryBudget(c, b.retryBudget, `${at}.retryBudget`);
   }
   if (!c.arr(raw.ports, 'ports')) return;
   raw.ports.forEach((p, pi) => {
@@ -172,6 +173,7 @@ function check(c: Checker, raw: unknown, expectKey: string | undefined): void {
         if (r.timeouts.backendRequestMs !== undefined) c.num(r.timeouts.backendRequestMs, `${ra}.timeouts.backendRequestMs`, 0);
       }
       if (r.fixed !== undefined && c.obj(r.fixed, `${ra}.fixed`)) c.num(r.fixed.status, `${ra}.fixed.status`, 100, 599);
+      if (r.retry !== undefined) checkRetry(c, r.retry, `${ra}.retry`);
     });
     if (!c.arr(p.matches, `${at}.matches`)) return;
     p.matches.forEach((m, mi) => {
@@ -189,4 +191,21 @@ function check(c: Checker, raw: unknown, expectKey: string | undefined): void {
       c.optStr(m.method, `${ma}.method`);
     });
   });
+}
+
+function checkRetry(c: Checker, v: unknown, at: string): void {
+  if (!c.obj(v, at)) return;
+  if (c.arr(v.codes, `${at}.codes`)) (v.codes as unknown[]).forEach((n, i) => c.num(n, `${at}.codes[${i}]`, 400, 599));
+  if (c.arr(v.grpcCodes, `${at}.grpcCodes`)) (v.grpcCodes as unknown[]).forEach((n, i) => c.num(n, `${at}.grpcCodes[${i}]`, 1, 16));
+  c.num(v.attempts, `${at}.attempts`, 0, 1000);
+  c.num(v.backoffMs, `${at}.backoffMs`, 0);
+  if (v.perTryTimeoutMs !== undefined) c.num(v.perTryTimeoutMs, `${at}.perTryTimeoutMs`, 1);
+}
+
+function checkRetryBudget(c: Checker, v: unknown, at: string): void {
+  if (!c.obj(v, at)) return;
+  c.num(v.percent, `${at}.percent`, 0, 100);
+  c.num(v.intervalMs, `${at}.intervalMs`, 1);
+  c.num(v.minRetryCount, `${at}.minRetryCount`, 0);
+  c.num(v.minRetryIntervalMs, `${at}.minRetryIntervalMs`, 1);
 }
