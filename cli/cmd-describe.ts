@@ -3,7 +3,7 @@
 // port and consumer namespace, a route's parents with status and compiled
 // rules, a policy's targets and status.
 import { stringify } from 'yaml';
-import { DESCRIBE_KINDS, describe, withStatus, type Inventory } from '../control/index.js';
+import { DESCRIBE_KINDS, POLICY_KINDS, describe, withStatus, type Inventory } from '../control/index.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
 import { SOURCE_FLAGS, loadInventory, outputFormat } from './cmd-get.js';
 
@@ -14,7 +14,8 @@ const HELP = `usage: weft describe route|service|policy NAME [flags]
                  consumer namespace in the order the sidecar tries them
   route NAME     parents with Accepted/ResolvedRefs and their reasons, and
                  each rule as compiled (matches, filters, backends, weights)
-  policy NAME    a BackendLBPolicy or BackendTLSPolicy: targets, settings, status
+  policy NAME    a BackendLBPolicy, BackendTLSPolicy or XBackendTrafficPolicy:
+                 targets, settings (session, TLS, retry budget), status
 
 NAME may also be written KIND/NAME (service/echo) or NAMESPACE/NAME.
 
@@ -51,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   if (format === 'yaml' || format === 'json') {
-    const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : ['BackendLBPolicy', 'BackendTLSPolicy'];
+    const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : POLICY_KINDS;
     const items = inv.resources.filter((r) => kinds.includes(r.kind) && (r.metadata.namespace ?? 'default') === ns && r.metadata.name === name).map((r) => withStatus(inv, r));
     if (items.length === 0) {
       process.stderr.write(`weft describe: ${kind} ${ns}/${name} not found\n`);

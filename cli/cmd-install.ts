@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { PORTS, PROXY_UID, WEFT_VERSION, INJECT_NAMESPACE_LABEL } from '../api/index.js';
 import { createIssuer, createTrustAnchor, issueCert, loadIssuerDir, ISSUER_DIR_FILES, type Pem } from '../certs/index.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
+import { xBackendTrafficPolicyCRD } from './install-crds.js';
 
 export const NAMESPACE = 'weft-system';
 export const CONTROL = 'weft-control';
@@ -109,6 +110,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes', 'grpcroutes', 'referencegrants', 'backendlbpolicies', 'backendtlspolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes/status', 'grpcroutes/status', 'backendlbpolicies/status', 'backendtlspolicies/status'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: ['gateway.networking.x-k8s.io'], resources: ['xbackendtrafficpolicies'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['gateway.networking.x-k8s.io'], resources: ['xbackendtrafficpolicies/status'], verbs: ['get', 'update', 'patch'] },
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       // create cannot be limited by name (the object does not exist yet); update/patch can.
       { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
@@ -330,6 +333,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
       },
     ],
   });
+  // Retry budgets (GEP-3388): not in the Gateway API v1.1 bundle.
+  out.push(xBackendTrafficPolicyCRD(labels('crd')));
   return out;
 }
 
@@ -365,7 +370,8 @@ const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sideca
 
 Prints the manifests that install weft: namespace weft-system, control (2
 replicas), the injector webhook, RBAC, the trust anchor ConfigMap and the
-issuer Secret. Apply them with:  weft install --certs DIR | kubectl apply -f -
+issuer Secret, and the XBackendTrafficPolicy CRD (retry budgets, GEP-3388).
+Apply them with:  weft install --certs DIR | kubectl apply -f -
 Install the Gateway API v1.1 CRDs first.
 
 --certs DIR       use the anchor and issuer written by \`weft certs --out DIR\`

@@ -16,8 +16,12 @@ import type {
   RouteStatus,
   Service,
   SessionConfig,
+  RetryPolicy,
+  XBackendTrafficPolicy,
 } from '../api/index.js';
+import { DEFAULT_RETRY_BUDGET, GRPC_STATUS_CODES } from '../api/index.js';
 import { compile } from './compile.js';
+import { describeRetryBudget, retryBudgetOf } from './compile-traffic-policy.js';
 import { isServiceParent } from './compile-routes.js';
 import { formatDuration } from './duration.js';
 import type { CompileResult, ConfigError, RegisteredWorkload, ResourceStatus } from './types.js';
@@ -119,6 +123,9 @@ export function selectorMatches(reqs: Requirement[], labels: Record<string, stri
 
 // ---- get -------------------------------------------------------------------------
 
+/** The direct policies `weft get policies` and `weft describe policy` cover. */
+export const POLICY_KINDS: string[] = ['BackendLBPolicy', 'BackendTLSPolicy', 'XBackendTrafficPolicy'];
+
 export type GetKind = 'routes' | 'services' | 'policies';
 
 export interface GetOptions {
@@ -146,12 +153,15 @@ export const GET_KINDS: Record<string, GetKind> = {
   backendtlspolicies: 'policies',
   blbpolicy: 'policies',
   btlspolicy: 'policies',
+  xbackendtrafficpolicies: 'policies',
+  xbackendtrafficpolicy: 'policies',
+  xbtrafficpolicy: 'policies',
 };
 
 const KINDS_OF: Record<GetKind, string[]> = {
   routes: ['HTTPRoute', 'GRPCRoute'],
   services: ['Service'],
-  policies: ['BackendLBPolicy', 'BackendTLSPolicy'],
+  policies: POLICY_KINDS,
 };
 
 export function nsOf(r: AnyResource): string {
@@ -271,7 +281,7 @@ function getRows(inv: Inventory, kind: GetKind, o: GetOptions, c?: CompileResult
     return table([...leadH, 'NAME', 'CLUSTER-IP', 'PORTS', 'MESHED', 'ENDPOINTS', 'ROUTES', 'AGE'], rows);
   }
   const rows = items.map((r) => {
-    const p = r as BackendLBPolicy | BackendTLSPolicy;
+    const p = r as BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy;
     const st = statusOf(inv, r)?.status as PolicyStatus | undefined;
     const targets = p.spec.targetRefs.map((t) => `${t.kind}/${t.name}${'sectionName' in t && t.sectionName ? `:${t.sectionName}` : ''}`);
     const acc = summarize(st?.ancestors.map((a) => a.conditions.find((x) => x.type === 'Accepted')) ?? []);
@@ -315,6 +325,8 @@ export const DESCRIBE_KINDS: Record<string, DescribeKind> = {
   backendtlspolicy: 'policy',
   blbpolicy: 'policy',
   btlspolicy: 'policy',
+  xbackendtrafficpolicy: 'policy',
+  xbtrafficpolicy: 'policy',
 };
 
 function conditionLines(conds: Condition[], indent: string): string[] {
@@ -384,7 +396,16 @@ function ruleLines(rule: CompiledRule, c: CompileResult, svcKey: string, consume
     out.push(`${indent}timeouts ${t.filter(Boolean).join(', ')}`);
   }
   if (rule.session) out.push(`${indent}session ${describeSession(rule.session)}`);
+  if (rule.retry) out.push(`${indent}retry ${describeRetry(rule.retry)}`);
   return out;
+}
+
+/** "codes 503, 504; at most 2 retries; backoff 25ms (from HTTPRoute)". */
+export function describeRetry(r: RetryPolicy): string {
+  const grpcName = (n: number) => Object.entries(GRPC_STATUS_CODES).find(([, c]) => c === n)?.[0] ?? String(n);
+  const on = [r.codes.length ? `codes ${r.codes.join(', ')}` : '', r.grpcCodes.length ? `grpc ${r.grpcCodes.map(grpcName).join(', ')}` : ''].filter(Boolean).join('; ') || 'connection failures only';
+  const e = [on, `at most ${r.attempts} ${r.attempts === 1 ? 'retry' : 'retries'}`, `backoff ${formatDuration(r.backoffMs)}`, r.perTryTimeoutMs ? `per-try timeout ${formatDuration(r.perTryTimeoutMs)}` : '', `from ${r.source === 'HTTPRoute' ? 'rules[].retry' : 'retry.weft.io annotations'}`];
+  return e.filter(Boolean).join(', ');
 }
 
 function header(r: AnyResource, now: number): string[] {
@@ -412,7 +433,7 @@ export interface DescribeOptions {
 
 /** Find the resources of `kind` named `name` in `namespace`; kinds with two types may yield two. */
 export function findForDescribe(inv: Inventory, kind: DescribeKind, namespace: string, name: string): AnyResource[] {
-  const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : ['BackendLBPolicy', 'BackendTLSPolicy'];
+  const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : POLICY_KINDS;
   return inv.resources.filter((r) => kinds.includes(r.kind) && nsOf(r) === namespace && r.metadata.name === name);
 }
 
@@ -420,7 +441,7 @@ export function describe(inv: Inventory, kind: DescribeKind, namespace: string, 
   const found = findForDescribe(inv, kind, namespace, name);
   if (found.length === 0) {
     // Still show load errors for a resource that did not validate.
-    const labels = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : ['BackendLBPolicy', 'BackendTLSPolicy'];
+    const labels = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : POLICY_KINDS;
     const errs = inv.errors.filter((e) => labels.some((k) => e.resource === `${k} ${namespace}/${name}`));
     if (errs.length === 0) return undefined;
     return [`${kind} ${namespace}/${name} was not loaded: it is invalid`, 'Errors:', ...errs.map((e) => `  ${formatConfigError(e)}`)].join('\n') + '\n';
@@ -430,7 +451,7 @@ export function describe(inv: Inventory, kind: DescribeKind, namespace: string, 
   const text = found.map((r) => {
     if (r.kind === 'Service') return describeService(inv, c, r, now);
     if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') return describeRoute(inv, c, r, now);
-    return describePolicy(inv, c, r as BackendLBPolicy | BackendTLSPolicy, now);
+    return describePolicy(inv, c, r as BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy, now);
   });
   return text.join('\n---\n\n');
 }
@@ -491,6 +512,9 @@ function describeService(inv: Inventory, c: CompileResult, s: Service, now: numb
     const eps = producerView?.backends[`${key}:${p.port}`]?.endpoints ?? [];
     out.push(`  ${p.name || '(unnamed)'} ${p.port} → ${p.targetPort} ${p.appProtocol || 'auto-detect'}: ${eps.length === 0 ? 'no endpoints' : eps.map((e) => `${e.ip}:${e.port}${e.pod ? ` (${e.pod})` : ''}${e.ready ? '' : ' not-ready'}${e.identity ? '' : ' no-sidecar'}`).join(', ')}`);
   }
+  // GEP-3388: every caller's sidecar holds its own budget for this Service's backends.
+  const budget = producerView?.backends[`${key}:${d?.ports[0]?.port ?? 0}`]?.retryBudget;
+  out.push(`Retry budget: ${budget ? `${describeRetryBudget(budget)} (XBackendTrafficPolicy ${budget.policy})` : `${describeRetryBudget(DEFAULT_RETRY_BUDGET)} (default)`}`);
   // Routes attached and policies targeting this Service.
   const routes = [...(attachedRoutes(inv.resources).get(key) ?? [])].sort(
     (a, b) => Number(nsOf(a) !== ns) - Number(nsOf(b) !== ns) || cmp(nsOf(a), nsOf(b)) || cmp(a.kind, b.kind) || cmp(a.metadata.name, b.metadata.name),
@@ -504,8 +528,8 @@ function describeService(inv: Inventory, c: CompileResult, s: Service, now: numb
     out.push(`  ${r.kind} ${nsOf(r)}/${r.metadata.name}  ${role}  Accepted=${acc}`);
   }
   const policies = inv.resources.filter(
-    (r): r is BackendLBPolicy | BackendTLSPolicy =>
-      (r.kind === 'BackendLBPolicy' || r.kind === 'BackendTLSPolicy') && nsOf(r) === ns && r.spec.targetRefs.some((t) => t.kind === 'Service' && t.name === s.metadata.name),
+    (r): r is BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy =>
+      POLICY_KINDS.includes(r.kind) && nsOf(r) === ns && (r as BackendLBPolicy).spec.targetRefs.some((t) => t.kind === 'Service' && t.name === s.metadata.name),
   );
   if (policies.length > 0) {
     out.push('Policies:');
@@ -542,7 +566,7 @@ function describeService(inv: Inventory, c: CompileResult, s: Service, now: numb
   return out.join('\n') + '\n';
 }
 
-function describePolicy(inv: Inventory, c: CompileResult, p: BackendLBPolicy | BackendTLSPolicy, now: number): string {
+function describePolicy(inv: Inventory, c: CompileResult, p: BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy, now: number): string {
   const ns = nsOf(p);
   const out = header(p, now);
   out.push('Targets:');
@@ -550,6 +574,8 @@ function describePolicy(inv: Inventory, c: CompileResult, p: BackendLBPolicy | B
   if (p.kind === 'BackendLBPolicy') {
     const sp = p.spec.sessionPersistence;
     out.push(`Session persistence: ${sp ? `${sp.type ?? 'Cookie'}${sp.sessionName ? ` ${sp.sessionName}` : ' (generated name per route rule)'}${sp.absoluteTimeout ? `, absolute ${sp.absoluteTimeout}` : ''}${sp.idleTimeout ? `, idle ${sp.idleTimeout}` : ''}${sp.cookieConfig?.lifetimeType ? `, ${sp.cookieConfig.lifetimeType}` : ''}` : 'none'}`);
+  } else if (p.kind === 'XBackendTrafficPolicy') {
+    out.push(`Retry budget: ${p.spec.retryConstraint ? describeRetryBudget(retryBudgetOf(p)) : 'none set (the default applies)'}`);
   } else {
     const v = p.spec.validation;
     out.push(`Validation:   hostname ${v.hostname}; CA ${v.wellKnownCACertificates ? `well-known ${v.wellKnownCACertificates}` : ''}${v.caCertificateRefs?.length ? (v.caCertificateRefs ?? []).map((r) => `${r.kind} ${r.name}`).join(', ') : ''}`);

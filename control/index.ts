@@ -34,7 +34,7 @@ export { loadOrCreateState, CONTROL_SERVER_NAME, type ControlState } from './sta
 // get/describe data and text, and status-writing helpers (control-core helper).
 export {
   getTable, describe, parseSelector, selectorMatches, inventoryFrom, snapshotOf, selectResources, withStatus,
-  GET_KINDS, DESCRIBE_KINDS, type Inventory, type GetKind, type DescribeKind, type Requirement,
+  GET_KINDS, DESCRIBE_KINDS, POLICY_KINDS, type Inventory, type GetKind, type DescribeKind, type Requirement,
 } from './describe.js';
 export { carryTransitionTimes, carryRouteStatusTimes, carryPolicyStatusTimes, mergeRouteStatus, mergePolicyStatus } from './status.js';
 export { parseDuration, formatDuration } from './duration.js';

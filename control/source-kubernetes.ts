@@ -46,6 +46,8 @@ export const KINDS: KindSpec[] = [
   spec('ReferenceGrant', GW, 'v1beta1', 'referencegrants', { optional: true }),
   spec('BackendLBPolicy', GW, 'v1alpha2', 'backendlbpolicies', { optional: true, keepRaw: true }),
   spec('BackendTLSPolicy', GW, 'v1alpha3', 'backendtlspolicies', { optional: true, keepRaw: true }),
+  // GEP-3388 retry budgets: experimental channel (v1.3+) or `weft install`'s CRD.
+  spec('XBackendTrafficPolicy', 'gateway.networking.x-k8s.io', 'v1alpha1', 'xbackendtrafficpolicies', { optional: true, keepRaw: true }),
   // Pods are not compiled; they say which endpoint IPs have a sidecar (mTLS
   // at podIP:7002) and under which service account: store.setRegistered.
   spec('Pod', '', 'v1', 'pods'),

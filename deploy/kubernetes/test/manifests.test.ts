@@ -12,6 +12,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { renderManifests, installCerts, toYamlStream } from '../../../cli/cmd-install.js';
 import { verifyChain } from '../../../certs/index.js';
 
@@ -33,6 +34,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': MutatingWebhookConfiguration,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
 };
 
 const { certs } = installCerts(undefined);
@@ -137,4 +139,17 @@ t.test('the printed YAML has no anchors or aliases (plain for every tool)', asyn
   const text = toYamlStream(renderManifests({ certs }));
   t.notMatch(text, /^\s*(- )?[&*]a\d+/m);
   t.notMatch(text, /: [&*]a\d+/);
+});
+
+t.test('retry budgets: the XBackendTrafficPolicy CRD ships with its defaults, and control may read it and write its status', async (t) => {
+  const crd = find('CustomResourceDefinition', 'xbackendtrafficpolicies.gateway.networking.x-k8s.io');
+  t.ok(crd, 'CRD present');
+  t.equal(crd.spec.group, 'gateway.networking.x-k8s.io');
+  const rc = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.retryConstraint.properties;
+  t.same(rc.budget.default, { interval: '10s', percent: 20 });
+  t.same(rc.minRetryRate.default, { count: 10, interval: '1s' });
+  const rules = find('ClusterRole', 'weft-control').rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+  const can = (res: string, verb: string) => rules.some((r) => r.apiGroups.includes('gateway.networking.x-k8s.io') && r.resources.includes(res) && r.verbs.includes(verb));
+  t.ok(can('xbackendtrafficpolicies', 'watch'));
+  t.ok(can('xbackendtrafficpolicies/status', 'update'));
 });
