@@ -61,6 +61,29 @@ export const LATENCY_BUCKETS = [
   0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ];
 
+/**
+ * Resilience (issue 14), outbound only: retries made and not made, endpoints
+ * out of the balancer, requests shed. Recorded by the caller's sidecar.
+ */
+export const RESILIENCE_METRICS = {
+  retries: 'weft_retries_total', // counter, RETRY_LABELS
+  retriesSkipped: 'weft_retries_skipped_total', // counter, RETRY_LABELS; reason budget|body_too_large|attempts|deadline|no_endpoint
+  endpointEjected: 'weft_endpoint_ejected', // gauge 0/1 per endpoint, ENDPOINT_LABELS
+  endpointEjections: 'weft_endpoint_ejections_total', // counter, ENDPOINT_LABELS
+  requestsShed: 'weft_requests_shed_total', // counter, ['dst_namespace', 'dst_service', 'backend']
+} as const;
+
+/**
+ * Labels of weft_retries_total / weft_retries_skipped_total. `reason` (retried):
+ * connect_refused, connect_timeout, unreachable, tls_handshake,
+ * reset_before_request, refused_stream, goaway, app_refused (safe), reset,
+ * timeout, status, grpc_status (by policy).
+ */
+export const RETRY_LABELS = ['dst_namespace', 'dst_service', 'route_kind', 'route_namespace', 'route_name', 'route_rule', 'backend', 'reason'] as const;
+
+/** Labels of the endpoint metrics: endpoint is "ip:port" of a mesh pod (bounded). */
+export const ENDPOINT_LABELS = ['dst_namespace', 'dst_service', 'backend', 'endpoint'] as const;
+
 /** Control-plane metrics. */
 export const CONTROL_METRICS = {
   connectedSidecars: 'weft_control_connected_sidecars', // gauge
@@ -97,6 +120,11 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [SIDECAR_METRICS.certExpiry]: ['kind', 'identity'], // kind: leaf | anchor
   [SIDECAR_METRICS.detectTotal]: ['direction', 'protocol'],
   [SIDECAR_METRICS.controlConnected]: [],
+  [RESILIENCE_METRICS.retries]: RETRY_LABELS,
+  [RESILIENCE_METRICS.retriesSkipped]: RETRY_LABELS,
+  [RESILIENCE_METRICS.endpointEjected]: ENDPOINT_LABELS,
+  [RESILIENCE_METRICS.endpointEjections]: ENDPOINT_LABELS,
+  [RESILIENCE_METRICS.requestsShed]: ['dst_namespace', 'dst_service', 'backend'],
   [CONTROL_METRICS.connectedSidecars]: [],
   [CONTROL_METRICS.compileDuration]: [],
   [CONTROL_METRICS.pushDuration]: [],

@@ -8,7 +8,7 @@
 // connections, detection) are small labelled families below: prom-client
 // (with its OpenTelemetry and t-digest dependencies) cost ~50 ms of start-up
 // and ~13 MB RSS for eleven counters and gauges.
-import { LATENCY_BUCKETS, REQUEST_LABELS, SIDECAR_METRICS } from '../api/index.js';
+import { ENDPOINT_LABELS, LATENCY_BUCKETS, REQUEST_LABELS, RESILIENCE_METRICS, RETRY_LABELS, SIDECAR_METRICS } from '../api/index.js';
 
 export type RequestLabelName = (typeof REQUEST_LABELS)[number];
 export type RequestLabels = Record<RequestLabelName, string>;
@@ -178,6 +178,12 @@ export class SidecarMetrics {
   readonly certExpiry = this.family(SIDECAR_METRICS.certExpiry, 'Expiry of certificates in use (unix seconds)', 'gauge', ['kind', 'identity']);
   readonly detect = this.family(SIDECAR_METRICS.detectTotal, 'Protocol detection outcomes', 'counter', ['direction', 'protocol']);
   readonly controlConnected = this.family(SIDECAR_METRICS.controlConnected, '1 while the config stream to control is up', 'gauge');
+  // Resilience (retry-policy.ts, retry-budget.ts, failure-accrual.ts, load-shed.ts).
+  readonly retries = this.family(RESILIENCE_METRICS.retries, 'Requests tried again, by reason', 'counter', RETRY_LABELS);
+  readonly retriesSkipped = this.family(RESILIENCE_METRICS.retriesSkipped, 'Retries that were due but not made, by reason (budget, body_too_large, attempts, deadline, no_endpoint)', 'counter', RETRY_LABELS);
+  readonly endpointEjected = this.family(RESILIENCE_METRICS.endpointEjected, '1 while failure accrual keeps the endpoint out of the balancer', 'gauge', ENDPOINT_LABELS);
+  readonly endpointEjections = this.family(RESILIENCE_METRICS.endpointEjections, 'Times failure accrual took the endpoint out of the balancer', 'counter', ENDPOINT_LABELS);
+  readonly requestsShed = this.family(RESILIENCE_METRICS.requestsShed, 'Requests answered 503 overloaded because the backend had too many in flight', 'counter', ['dst_namespace', 'dst_service', 'backend']);
 
   private readonly versionLabels = new Map<string, string>();
 
