@@ -32,16 +32,20 @@ export class P2cEwma<T extends Balanced> {
   }
 
   pick(rand: () => number = Math.random): T | undefined {
-    const list = this.fallback;
-    const n = list.length;
-    if (n <= 1) return list[0];
-    const i = (rand() * n) | 0;
-    let j = (rand() * (n - 1)) | 0;
-    if (j >= i) j++;
-    const a = list[i]!;
-    const b = list[j]!;
-    return cost(a) <= cost(b) ? a : b;
+    return pickFrom(this.fallback, rand);
   }
+}
+
+/** P2C over any list (failure accrual passes the endpoints still in the balancer). */
+export function pickFrom<T extends Balanced>(list: readonly T[], rand: () => number = Math.random): T | undefined {
+  const n = list.length;
+  if (n <= 1) return list[0];
+  const i = (rand() * n) | 0;
+  let j = (rand() * (n - 1)) | 0;
+  if (j >= i) j++;
+  const a = list[i]!;
+  const b = list[j]!;
+  return cost(a) <= cost(b) ? a : b;
 }
 
 function cost(e: Balanced): number {
