@@ -10,7 +10,7 @@
 //     the labels the table groups on, then the same aggregation.
 import http from 'node:http';
 import https from 'node:https';
-import { PORTS, REQUEST_LABELS, SIDECAR_METRICS } from '../api/index.js';
+import { PORTS, REQUEST_LABELS, RESILIENCE_METRICS, SIDECAR_METRICS } from '../api/index.js';
 import { bool, list, parseFlags, str, UsageError, waitForSignal } from './args.js';
 import {
   aggregate,
@@ -31,6 +31,9 @@ p50/p95/p99 latency, per destination Service (default), per route and rule
 (routes), per backend of each Service (backends: the traffic split as it
 happened, with each backend's SHARE), or per workload as its sidecar served
 it (workloads, inbound). SERVICE limits the table to one Service.
+Outbound tables also show RETRIES (retries per second the callers made),
+SHED (requests answered 503 overloaded) and EJECTIONS (endpoints failure
+accrual took out of the balancer) over the window.
 
 Sources (default: the local mesh of \`weft up\`):
   --control-admin H:P   control's admin address, whose /resources lists the
@@ -127,6 +130,19 @@ const GROUP_LABELS = [
 ] as const satisfies ReadonlyArray<(typeof REQUEST_LABELS)[number]>;
 
 /** The two PromQL queries behind a table: request increases and latency bucket increases over the window. */
+/** The resilience counters of outbound tables: retries, shed requests, ejections, by the labels they carry. */
+export function promResilienceQueries(windowS: number, f: SeriesFilter): Record<string, string> {
+  const matchers: string[] = [];
+  if (f.namespace !== undefined) matchers.push(`dst_namespace=${promString(f.namespace)}`);
+  if (f.service !== undefined) matchers.push(`dst_service=${promString(f.service)}`);
+  const sel = `{${matchers.join(',')}}[${Math.round(windowS)}s]`;
+  return {
+    [RESILIENCE_METRICS.retries]: `sum by (dst_namespace, dst_service, route_kind, route_namespace, route_name, route_rule, backend) (increase(${RESILIENCE_METRICS.retries}${sel}))`,
+    [RESILIENCE_METRICS.requestsShed]: `sum by (dst_namespace, dst_service, backend) (increase(${RESILIENCE_METRICS.requestsShed}${sel}))`,
+    [RESILIENCE_METRICS.endpointEjections]: `sum by (dst_namespace, dst_service, backend) (increase(${RESILIENCE_METRICS.endpointEjections}${sel}))`,
+  };
+}
+
 export function promQueries(windowS: number, direction: 'outbound' | 'inbound', f: SeriesFilter): { requests: string; buckets: string } {
   const matchers = [`direction=${promString(direction)}`];
   if (f.namespace !== undefined) matchers.push(`dst_namespace=${promString(f.namespace)}`);
@@ -288,6 +304,11 @@ export async function rowsFromPrometheus(base: string, kind: StatKind, windowS: 
     ...increasesFromProm(SIDECAR_METRICS.requestsTotal, reqs, windowS),
     ...increasesFromProm(`${SIDECAR_METRICS.requestDuration}_bucket`, buckets, windowS),
   ];
+  if (d.direction === 'outbound') {
+    const rq = Object.entries(promResilienceQueries(windowS, f));
+    const results = await Promise.all(rq.map(([, expr]) => promQuery(base, expr)));
+    rq.forEach(([name], i) => incs.push(...increasesFromProm(name, results[i]!, windowS)));
+  }
   return aggregateIncreases(incs, statOptions(kind));
 }
 
@@ -305,6 +326,10 @@ function rowJson(r: StatRow): Record<string, unknown> {
     successRate: num(r.successRate),
     share: num(r.share),
     latency: Object.fromEntries(Object.entries(r.latency).map(([k, v]) => [k, num(v)])),
+    retries: num(r.retries),
+    retryRate: num(r.retryRate),
+    shed: num(r.shed),
+    ejections: num(r.ejections),
   };
 }
 
@@ -355,7 +380,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify({ kind, windowSeconds: windowS, source, rows: rows.map(rowJson) }) + '\n');
     } else {
       const title = `${d.direction} traffic, last ${windowS}s, from ${source}`;
-      process.stdout.write(`${title}\n${renderStat(rows, { by: d.by, share: d.share })}\n`);
+      process.stdout.write(`${title}\n${renderStat(rows, { by: d.by, share: d.share, resilience: d.direction === 'outbound' })}\n`);
     }
   };
 

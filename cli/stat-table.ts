@@ -10,7 +10,7 @@
 // Prometheus' rate() would compute them over that window; quantiles follow
 // histogram_quantile(): linear interpolation inside the bucket that holds the
 // rank, the upper bound of the last finite bucket when the rank falls in +Inf.
-import { SIDECAR_METRICS } from '../api/index.js';
+import { RESILIENCE_METRICS, SIDECAR_METRICS } from '../api/index.js';
 
 export interface Sample {
   name: string;
@@ -240,6 +240,13 @@ export interface StatRow {
   latency: Record<string, number>;
   /** rps / rps of all rows with the same first dimension (a split's share). */
   share: number;
+  /** Retries the callers made in the window (weft_retries_total), and per second. */
+  retries: number;
+  retryRate: number;
+  /** Requests shed (503 overloaded) in the window. */
+  shed: number;
+  /** Times failure accrual took an endpoint out of the balancer in the window. */
+  ejections: number;
 }
 
 /**
@@ -261,7 +268,10 @@ export function quantileLabel(q: number): string {
 
 const REQ = SIDECAR_METRICS.requestsTotal;
 const BUCKET = `${SIDECAR_METRICS.requestDuration}_bucket`;
-export const STAT_METRICS: ReadonlySet<string> = new Set([REQ, BUCKET]);
+const RETRIES = RESILIENCE_METRICS.retries;
+const SHED = RESILIENCE_METRICS.requestsShed;
+const EJECTIONS = RESILIENCE_METRICS.endpointEjections;
+export const STAT_METRICS: ReadonlySet<string> = new Set([REQ, BUCKET, RETRIES, SHED, EJECTIONS]);
 
 /** Rows from counter increases (from two scrapes, or from Prometheus' increase()). */
 export function aggregateIncreases(incs: readonly Increase[], opts: StatOptions): StatRow[] {
@@ -273,10 +283,15 @@ export function aggregateIncreases(incs: readonly Increase[], opts: StatOptions)
     rps: number;
     failed: number;
     buckets: Map<number, number>;
+    retries: number;
+    retryRate: number;
+    shed: number;
+    ejections: number;
   }
   const groups = new Map<string, Acc>();
-  const groupOf = (l: Record<string, string>): Acc | undefined => {
-    if (direction !== 'any' && (l.direction ?? '') !== direction) return undefined;
+  const groupOf = (l: Record<string, string>, outboundOnly = false): Acc | undefined => {
+    // The resilience metrics are recorded by the caller and carry no direction.
+    if (outboundOnly ? direction === 'inbound' : direction !== 'any' && (l.direction ?? '') !== direction) return undefined;
     const keys: Partial<Record<Dimension, string>> = {};
     for (const d of opts.by) {
       const v = dimValue(d, l);
@@ -287,7 +302,7 @@ export function aggregateIncreases(incs: readonly Increase[], opts: StatOptions)
     const k = opts.by.map((d) => keys[d]).join('\u0000');
     let g = groups.get(k);
     if (!g) {
-      g = { keys, requests: 0, rps: 0, failed: 0, buckets: new Map() };
+      g = { keys, requests: 0, rps: 0, failed: 0, buckets: new Map(), retries: 0, retryRate: 0, shed: 0, ejections: 0 };
       groups.set(k, g);
     }
     return g;
@@ -305,6 +320,14 @@ export function aggregateIncreases(incs: readonly Increase[], opts: StatOptions)
       const le = parseValue(s.labels.le ?? '');
       if (Number.isNaN(le)) continue;
       g.buckets.set(le, (g.buckets.get(le) ?? 0) + s.value);
+    } else if (s.name === RETRIES || s.name === SHED || s.name === EJECTIONS) {
+      const g = groupOf(s.labels, true);
+      if (!g) continue;
+      if (s.name === RETRIES) {
+        g.retries += s.value;
+        g.retryRate += s.value / s.seconds;
+      } else if (s.name === SHED) g.shed += s.value;
+      else g.ejections += s.value;
     }
   }
   const rows: StatRow[] = [];
@@ -319,6 +342,10 @@ export function aggregateIncreases(incs: readonly Increase[], opts: StatOptions)
       successRate: g.requests > 0 ? (g.requests - g.failed) / g.requests : NaN,
       latency,
       share: NaN,
+      retries: g.retries,
+      retryRate: g.retryRate,
+      shed: g.shed,
+      ejections: g.ejections,
     });
   }
   // Share within the first dimension: with by = [service, backend] this is
@@ -384,6 +411,8 @@ export interface RenderOptions {
   quantiles?: number[];
   /** Add a SHARE column (the split within the first dimension). */
   share?: boolean;
+  /** Add RETRIES (per second), SHED and EJECTIONS (in the window): outbound tables. */
+  resilience?: boolean;
 }
 
 export function renderStat(rows: readonly StatRow[], opts: RenderOptions): string {
@@ -395,6 +424,7 @@ export function renderStat(rows: readonly StatRow[], opts: RenderOptions): strin
     'RPS',
     'SUCCESS',
     ...qLabels.map((q) => q.toUpperCase()),
+    ...(opts.resilience ? ['RETRIES', 'SHED', 'EJECTIONS'] : []),
   ];
   const align: Array<'l' | 'r'> = [...opts.by.map(() => 'l' as const), ...header.slice(opts.by.length).map(() => 'r' as const)];
   const body = rows.map((r) => [
@@ -403,6 +433,7 @@ export function renderStat(rows: readonly StatRow[], opts: RenderOptions): strin
     formatRate(r.rps),
     formatPercent(r.successRate),
     ...qLabels.map((q) => formatLatency(r.latency[q] ?? NaN)),
+    ...(opts.resilience ? [formatRate(r.retryRate ?? 0), String(Math.round(r.shed ?? 0)), String(Math.round(r.ejections ?? 0))] : []),
   ]);
   if (body.length === 0) return `${renderTable(header, [], align)}\n(no traffic yet)`;
   return renderTable(header, body, align);

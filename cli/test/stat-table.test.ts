@@ -192,3 +192,28 @@ t.test('renders an aligned table', async (t) => {
   t.same([quantileLabel(0.5), quantileLabel(0.95), quantileLabel(0.999)], ['p50', 'p95', 'p99_9']);
   t.same([formatLatency(0.00025), formatLatency(0.0042), formatLatency(0.25), formatLatency(2.5), formatLatency(NaN)], ['0.25ms', '4.2ms', '250ms', '2.50s', '-']);
 });
+
+t.test('outbound tables show retries per second, shed requests and ejections', async (t) => {
+  const scrape = (at: number, retries: number, shed: number, ejections: number, reqs: number): TargetScrape => ({
+    target: 'a',
+    at,
+    samples: parseExposition([
+      `weft_requests_total{direction="outbound",dst_namespace="shop",dst_service="cart",backend="shop/cart",status_code="200",status_class="2xx"} ${reqs}`,
+      `weft_retries_total{dst_namespace="shop",dst_service="cart",route_kind="HTTPRoute",route_namespace="shop",route_name="r",route_rule="",backend="shop/cart",reason="connect_refused"} ${retries}`,
+      `weft_retries_total{dst_namespace="shop",dst_service="cart",route_kind="HTTPRoute",route_namespace="shop",route_name="r",route_rule="",backend="shop/cart",reason="status"} ${retries}`,
+      `weft_requests_shed_total{dst_namespace="shop",dst_service="cart",backend="shop/cart"} ${shed}`,
+      `weft_endpoint_ejections_total{dst_namespace="shop",dst_service="cart",backend="shop/cart",endpoint="10.0.0.1:8080"} ${ejections}`,
+    ].join('\n')),
+  });
+  const rows = aggregate([scrape(0, 10, 0, 1, 100)], [scrape(10_000, 30, 5, 2, 600)], { by: ['service'] });
+  t.equal(rows.length, 1);
+  t.equal(rows[0]!.retries, 40);
+  t.equal(rows[0]!.retryRate, 4);
+  t.equal(rows[0]!.shed, 5);
+  t.equal(rows[0]!.ejections, 1);
+  const text = renderStat(rows, { by: ['service'], resilience: true });
+  t.match(text, /SERVICE\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99\s+RETRIES\s+SHED\s+EJECTIONS/);
+  t.match(text, /shop\/cart\s+50\.0\s+100\.00%.*\s4\.0\s+5\s+1$/m);
+  const inbound = aggregate([scrape(0, 10, 0, 1, 100)], [scrape(10_000, 30, 5, 2, 600)], { by: ['workload'] });
+  t.same(inbound, [], 'inbound tables do not count the callers’ retries');
+});

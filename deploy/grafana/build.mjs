@@ -254,6 +254,8 @@ const overview = dashboard(
 
 // ---- Service and routes ----
 const SVC = 'direction="outbound",dst_namespace=~"$namespace",dst_service=~"$service"';
+// The resilience metrics are outbound only and carry no direction label.
+const RES = 'dst_namespace=~"$namespace",dst_service=~"$service"';
 const ROUTE = 'route_kind, route_namespace, route_name';
 const routes = dashboard(
   'weft-service-routes',
@@ -302,6 +304,26 @@ const routes = dashboard(
     timeseries('Requests by destination workload', 'reqps', [[reqRate(SVC, 'dst_namespace, dst_workload'), '{{dst_namespace}}/{{dst_workload}}']]),
     timeseries('Requests by caller', 'reqps', [[reqRate(SVC, 'src_namespace, src_workload'), '{{src_namespace}}/{{src_workload}}']]),
     timeseries('Requests by TLS', 'reqps', [[reqRate(SVC, 'tls'), 'tls={{tls}}']]),
+    // Resilience (issue 14): retries made and not made, endpoints failure
+    // accrual keeps out, requests shed. "or vector(0)": quiet is a 0, not "no data".
+    row('Retries, ejections and shedding'),
+    timeseries('Retries by reason', 'reqps', [[`sum by (reason) (rate(weft_retries_total{${RES}}${W})) or vector(0)`, '{{reason}}']], {
+      stack: 'normal',
+      description: 'Tries made again by the calling sidecars. Safe (nothing reached the app): connect_refused, connect_timeout, unreachable, tls_handshake, reset_before_request, refused_stream, goaway, app_refused. By the route\'s retry policy: status, grpc_status, timeout, reset.',
+    }),
+    timeseries('Retries as a share of requests', 'percentunit', [[`(sum(rate(weft_retries_total{${RES}}${W})) or vector(0)) / ${reqRate(SVC)}`, 'retries / requests']], {
+      description: 'Kept below the retry budget (XBackendTrafficPolicy, default 20% plus 10 per second).',
+    }),
+    timeseries('Retries not made', 'reqps', [[`sum by (reason) (rate(weft_retries_skipped_total{${RES}}${W})) or vector(0)`, '{{reason}}']], {
+      description: 'A retry was due but not made: budget (the retry budget was spent), body_too_large (more than 64 KiB of request body), attempts, deadline (timeouts.request), no_endpoint.',
+    }),
+    timeseries('Requests shed', 'reqps', [[`sum by (backend) (rate(weft_requests_shed_total{${RES}}${W})) or vector(0)`, '{{backend}}']], {
+      description: 'Answered 503 weft-proxy-error: overloaded because the backend had too many requests in flight from one sidecar.',
+    }),
+    timeseries('Endpoints out of the balancer', 'short', [[`max by (backend, endpoint) (weft_endpoint_ejected{${RES}}) or vector(0)`, '{{backend}} {{endpoint}}']], {
+      description: '1 while failure accrual keeps an endpoint out (after consecutive failures), probing it again with backoff.',
+    }),
+    timeseries('Ejections', 'short', [[`sum by (backend, endpoint) (increase(weft_endpoint_ejections_total{${RES}}${W})) or vector(0)`, '{{backend}} {{endpoint}}']]),
   ],
 );
 
