@@ -76,9 +76,9 @@ export const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
  */
 export const RESILIENCE_ANNOTATIONS = {
   /** Consecutive failed attempts that take an endpoint out of the balancer (default 7; 0 turns it off). */
-  failureAccrual: 'weft.io/failure-accrual',
+  failureAccrual: 'config.weft.io/failure-accrual',
   /** In-flight requests per backend past which the sidecar sheds with 503 (default 10000; 0: no bound). */
-  maxInFlight: 'weft.io/max-in-flight',
+  maxInFlight: 'config.weft.io/max-in-flight',
 } as const;
 
 export const DEFAULT_FAILURE_ACCRUAL = 7;

@@ -408,6 +408,7 @@ export async function run(argv: string[]): Promise<number> {
     if (w.ports.length) sidecarArgs.push('--app-ports', w.ports.join(','));
     for (const c of w.calls) sidecarArgs.push('--subscribe', c);
     if (w.strict) sidecarArgs.push('--strict');
+    if (w.sidecarFlags) sidecarArgs.push(...w.sidecarFlags);
     const proxy = `http://${pod.ip}:${PORTS.outbound}`;
     const [cmd0, ...cmdRest] = w.command;
     const r: PodRun = {

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { RESILIENCE_ANNOTATIONS } from '../api/index.js';
 
 export const WORKLOAD_API_VERSION = 'local.weft.io/v1alpha1';
 
@@ -20,6 +21,8 @@ export interface LocalWorkload {
   /** Services to subscribe to ahead of the first call, as "ns/name". */
   calls: string[];
   strict: boolean;
+  /** Sidecar flags from the Workload's annotations (config.weft.io/failure-accrual, config.weft.io/max-in-flight). */
+  sidecarFlags?: string[];
   /** File it came from, relative to the config directory. */
   source: string;
 }
@@ -113,6 +116,16 @@ export function parseWorkload(doc: Obj, source: string): { workload?: LocalWorkl
     err('spec.calls', 'must be a list of Service names ("name" or "namespace/name")');
   }
   if (spec.strict !== undefined && typeof spec.strict !== 'boolean') err('spec.strict', 'must be true or false');
+  // Per-workload resilience settings, as pod annotations set them in a cluster.
+  const sidecarFlags: string[] = [];
+  const ann = isObj(meta.annotations) ? meta.annotations : {};
+  for (const [key, flag, max] of [[RESILIENCE_ANNOTATIONS.failureAccrual, '--failure-accrual', 1000], [RESILIENCE_ANNOTATIONS.maxInFlight, '--max-in-flight', 999_999_999]] as const) {
+    const v = ann[key];
+    if (v === undefined) continue;
+    const text = String(v).trim();
+    if (!/^[0-9]{1,9}$/.test(text) || Number(text) > max) err(`metadata.annotations["${key}"]`, `must be a whole number from 0 to ${max}`);
+    else sidecarFlags.push(flag, text);
+  }
   if (errors.length) return { errors };
   return {
     workload: {
@@ -126,6 +139,7 @@ export function parseWorkload(doc: Obj, source: string): { workload?: LocalWorkl
       ports: ports as number[],
       calls: (calls as string[]).map((c) => (c.includes('/') ? c : `${namespace}/${c}`)),
       strict: spec.strict === true,
+      ...(sidecarFlags.length ? { sidecarFlags } : {}),
       source,
     },
     errors,

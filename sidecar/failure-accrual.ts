@@ -1,6 +1,6 @@
 // Failure accrual (Finagle, linkerd2-proxy's consecutive-failures breaker):
 // an endpoint whose last N attempts all failed (default 7, per workload:
-// --failure-accrual / weft.io/failure-accrual) leaves the balancer; after a
+// --failure-accrual / config.weft.io/failure-accrual) leaves the balancer; after a
 // backoff (exponential from 1 s to 60 s, with jitter) one request is let
 // through as a probe: success puts the endpoint back, failure ejects it again
 // for longer. Never every endpoint: when all of a backend's endpoints would

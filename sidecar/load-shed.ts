@@ -1,5 +1,5 @@
 // Load shedding: a bound on the requests in flight to one backend (default
-// DEFAULT_MAX_IN_FLIGHT, per workload: --max-in-flight / weft.io/max-in-flight).
+// DEFAULT_MAX_IN_FLIGHT, per workload: --max-in-flight / config.weft.io/max-in-flight).
 // Past it the sidecar answers 503 `weft-proxy-error: overloaded` at once
 // instead of queueing without end behind a backend that cannot keep up.
 // Retries take a slot like any try.
