@@ -8,7 +8,7 @@
 //   GET      /count                  {requests} seen since start (or since POST /reset)
 //   POST     /mode?fail=C            from now on every request but /mode, /count, /tries answers C (0: heal)
 //   POST     /reset                  forgets counts and tries
-//   anything else                    200 with {pod, path}
+//   anything else                    200 with {pod, path}; ?delay=ms answers after ms
 //   gRPC Echo: text "fail:<n>:<id>" answers UNAVAILABLE to the first n calls of <id>, then OK
 //              (with pod); the tries are under /tries/grpc-<id>.
 //
@@ -67,6 +67,8 @@ function handler(req, res) {
     }
     m = /^\/always\/(\d{3})$/.exec(p);
     if (m) return send(res, Number(m[1]), { pod });
+    const delay = Number(url.searchParams.get('delay') ?? '0');
+    if (delay > 0) return void setTimeout(() => send(res, 200, { pod, path: p, bodyBytes: body.length }), delay);
     return send(res, 200, { pod, path: p, bodyBytes: body.length });
   });
 }
