@@ -197,22 +197,3 @@ t.test('compile: XBackendTrafficPolicy sets the budget of its Service’s backen
   t.equal(none.retryBudget, undefined, 'no policy: the sidecar applies the CRD defaults');
 });
 
-t.test('get policies and describe show the retry budget and route retries', async (t) => {
-  const { getTable, describe, inventoryFrom } = await import('../describe.js');
-  const { snapshotOf } = await import('../types.js');
-  const r = httpRoute(NS, 'r', { parentRefs: [parent('cart')], rules: [{ backendRefs: [backend('cart')], retry: { codes: [503], attempts: 1, backoff: '50ms' } }] });
-  const p = budgetPolicy('first', [{ group: '', kind: 'Service', name: 'cart' }], { budget: { percent: 10, interval: '5s' } }, '2026-01-01T00:00:00Z');
-  const resources = [cart, r, p];
-  const c = compile(snapshotOf(resources, pods));
-  const inv = inventoryFrom({ resources, statuses: c.statuses, errors: c.errors, registered: pods });
-  t.match(getTable(inv, 'policies', { namespace: NS }), /first\s+XBackendTrafficPolicy\s+Service\/cart\s+True/);
-  const pol = describe(inv, 'policy', NS, 'first')!;
-  t.match(pol, /Retry budget: retries at most 10% of requests over 5s, plus 10 per 1s/);
-  t.match(pol, /Accepted\s+True\s+Accepted/);
-  const s = describe(inv, 'service', NS, 'cart')!;
-  t.match(s, /Retry budget: retries at most 10% of requests over 5s, plus 10 per 1s \(XBackendTrafficPolicy shop\/first\)/);
-  t.match(s, /Policies:\n\s+XBackendTrafficPolicy shop\/first: True Accepted/);
-  t.match(s, /retry codes 503, at most 1 retry, backoff 50ms, from rules\[\]\.retry/);
-  const bare = inventoryFrom({ resources: [cart], statuses: [], errors: [], registered: pods });
-  t.match(describe(bare, 'service', NS, 'cart')!, /Retry budget: retries at most 20% of requests over 10s, plus 10 per 1s \(default\)/);
-});

@@ -1,6 +1,6 @@
 // A test app that fails on purpose and remembers every try it saw, for the
 // resilience end-to-end tests (issue 14). HTTP on PORTS (default 8080); with
-// GRPC_PORT set, also the weft.test.Echo gRPC service (grpc-echo.proto).
+// GRPC_PORT set, also the weft.test.Echo gRPC service (conformance/apps/grpc-echo.proto).
 //
 //   GET|POST /fail/<id>?n=N&code=C   answers C (default 503) to the first N tries of <id>, then 200
 //   GET|POST /always/<code>          always answers <code>
@@ -83,7 +83,7 @@ if (process.env.GRPC_PORT) {
   const { fileURLToPath } = await import('node:url');
   const grpc = await import('@grpc/grpc-js');
   const protoLoader = await import('@grpc/proto-loader');
-  const def = protoLoader.loadSync(fileURLToPath(new URL('./grpc-echo.proto', import.meta.url)), { longs: Number, defaults: true, bytes: Buffer });
+  const def = protoLoader.loadSync(fileURLToPath(new URL('../../conformance/apps/grpc-echo.proto', import.meta.url)), { longs: Number, defaults: true, bytes: Buffer });
   const Echo = grpc.loadPackageDefinition(def).weft.test.Echo;
   const server = new grpc.Server();
   const unimplemented = (call, cb) => cb({ code: grpc.status.UNIMPLEMENTED });
