@@ -2,7 +2,7 @@
 // or POST /shutdown, then a graceful drain. Kubernetes' downward API
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
-import { startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { parseFailureAccrual, parseMaxInFlight, startSidecar, type SidecarHandle } from '../sidecar/index.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
@@ -22,6 +22,12 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --token-file PATH        credential for Certify (default STATE/bootstrap-token)
   --trust-bundle PATH      trust anchors (default STATE/trust-bundle.pem)
   --grace-ms MS            drain time on shutdown (default 5000)
+  --failure-accrual N      consecutive failures that take an endpoint out of the
+                           balancer (default 7, 0 turns it off; pod annotation
+                           config.weft.io/failure-accrual, $WEFT_FAILURE_ACCRUAL)
+  --max-in-flight N        requests in flight per backend before the sidecar sheds
+                           with 503 overloaded (default 10000, 0: no bound;
+                           config.weft.io/max-in-flight, $WEFT_MAX_IN_FLIGHT)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -51,6 +57,8 @@ export async function run(argv: string[]): Promise<number> {
         'token-file': { type: 'string' },
         'trust-bundle': { type: 'string' },
         'grace-ms': { type: 'string' },
+        'failure-accrual': { type: 'string' },
+        'max-in-flight': { type: 'string' },
       },
       { positionals: false },
     );
@@ -76,6 +84,19 @@ export async function run(argv: string[]): Promise<number> {
       ...(str(p, 'trust-bundle') ? { trustBundleFile: str(p, 'trust-bundle') } : {}),
     };
     graceMs = int(p, 'grace-ms', { min: 0 }) ?? 5_000;
+    // Empty values (an unset annotation through the downward API) mean the default.
+    const accrual = str(p, 'failure-accrual') || env.WEFT_FAILURE_ACCRUAL || undefined;
+    if (accrual !== undefined) {
+      const v = parseFailureAccrual(accrual);
+      if (typeof v !== 'number') throw new UsageError(`--failure-accrual: ${v.error}`);
+      opts.failureAccrual = v;
+    }
+    const inflight = str(p, 'max-in-flight') || env.WEFT_MAX_IN_FLIGHT || undefined;
+    if (inflight !== undefined) {
+      const v = parseMaxInFlight(inflight);
+      if (typeof v !== 'number') throw new UsageError(`--max-in-flight: ${v.error}`);
+      opts.maxInFlight = v;
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weft sidecar: ${e.message}\n`);

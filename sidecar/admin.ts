@@ -1,4 +1,4 @@
-// The admin listener (POD_IP:7090): /ready, /live, /config, /metrics,
+// The admin listener (POD_IP:7090): /ready, /live, /config, /metrics, /resilience,
 // POST /shutdown. /ready is 200 only with a certificate and a first
 // directory from control (kubelet and `weft up` wait on it).
 import { createServer, type Server } from 'node:http';
@@ -16,6 +16,8 @@ export interface AdminOptions {
   onShutdown: () => void;
   /** True once draining: /ready answers 503 so nothing new is sent here. */
   draining: () => boolean;
+  /** GET /resilience: per backend in flight, shed, retry budget use and endpoint states (resilience.ts). */
+  resilience?: () => unknown;
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -47,6 +49,7 @@ export function createAdmin(o: AdminOptions): Server {
       return isReady(o.identity, o.state) ? send(200, 'ready\n') : send(503, `not ready: ${o.identity.current ? 'no config from control yet' : 'no certificate yet'}\n`);
     }
     if (path === '/config') return send(200, JSON.stringify(configSnapshot(o), null, 2) + '\n', 'application/json');
+    if (path === '/resilience' && o.resilience) return send(200, JSON.stringify(o.resilience(), null, 2) + '\n', 'application/json');
     if (path === '/metrics') {
       o.metrics.render().then(
         (text) => send(200, text, o.metrics.contentType),

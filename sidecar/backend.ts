@@ -4,6 +4,8 @@
 import type { BuiltBackend, BuiltRouteBackend, BuiltRule, EndpointRt } from './config-apply.js';
 import type { HeaderView } from './request.js';
 import { pinnedEndpoint, pinnedRouteBackend } from './session-token.js';
+import { pickFrom } from './balancer-p2c-ewma.js';
+import { availableEndpoints, isAvailable, markPicked } from './failure-accrual.js';
 
 export function chooseBackend(rule: BuiltRule, headers: HeaderView, now: number, rand?: () => number): BuiltRouteBackend | undefined {
   if (rule.session) {
@@ -13,10 +15,25 @@ export function chooseBackend(rule: BuiltRule, headers: HeaderView, now: number,
   return rule.backends.pick(rand);
 }
 
-export function chooseEndpoint(rule: BuiltRule, backend: BuiltBackend, headers: HeaderView, now: number): EndpointRt | undefined {
+/**
+ * Session failover: a pinned endpoint that failure accrual took out of the
+ * balancer is passed over at once (the response then pins the new one).
+ * Ejected endpoints are left out unless every endpoint is (failure-accrual.ts).
+ */
+export function chooseEndpoint(rule: BuiltRule, backend: BuiltBackend, headers: HeaderView, now: number, rand?: () => number): EndpointRt | undefined {
   if (rule.session || backend.session) {
     const pinned = pinnedEndpoint(rule, backend, headers, now);
-    if (pinned) return pinned;
+    if (pinned && isAvailable(pinned.accrual, now)) {
+      markPicked(pinned.accrual, now);
+      return pinned;
+    }
   }
-  return backend.balancer.pick();
+  return pickEndpoint(backend.balancer.fallback, now, rand);
+}
+
+/** P2C among the endpoints failure accrual leaves in the balancer (all of them when none is left). */
+export function pickEndpoint(list: readonly EndpointRt[], now: number, rand?: () => number): EndpointRt | undefined {
+  const ep = pickFrom(availableEndpoints(list, now), rand);
+  if (ep && ep.accrual.phase !== 'active') markPicked(ep.accrual, now);
+  return ep;
 }

@@ -3,6 +3,7 @@
 // Map.set per Service; JS is single-threaded so a request sees the old or the
 // new config, never a mix). A message that fails validation or building is
 // NACKed by the caller and the previous config stays.
+import type { RetryPolicy } from '../api/index.js';
 import type { BackendConfig, CompiledRule, DirectoryEntry, Endpoint, PortConfig, RouteRef, ServiceConfig, SessionConfig, AppProtocol } from '../api/index.js';
 import type { DirectoryMsg, ServiceUpdateMsg } from '../api/index.js';
 import { spiffeId } from '../certs/index.js';
@@ -10,6 +11,7 @@ import { buildRouteMatcher, MatchBuildError, type RouteMatcher } from './route-m
 import { compileFilters, type CompiledFilters, type CompiledHeaderEdits } from './filters.js';
 import { P2cEwma, newBalanced, type Balanced } from './balancer-p2c-ewma.js';
 import { validateServiceConfig } from './config-validate.js';
+import { newAccrualState, type AccrualState } from './failure-accrual.js';
 import { peerLabels, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
 import { buildBackendTls, type BackendTlsOrigin } from './backend-tls.js';
 
@@ -33,6 +35,8 @@ export interface EndpointRt extends Balanced {
   peer: PeerLabels;
   /** Dispatcher of this endpoint, attached on first use by endpoint-pool. */
   dispatcher: unknown;
+  /** Failure accrual (failure-accrual.ts): carried over with the endpoint across config swaps. */
+  accrual: AccrualState;
 }
 
 export interface BuiltBackend {
@@ -89,6 +93,8 @@ export interface BuiltRule {
   fixed: { status: number; reason: string } | undefined;
   requestMs: number;
   backendRequestMs: number;
+  /** The rule's retry policy (CompiledRule.retry); absent: safe retries only. */
+  retry: RetryPolicy | undefined;
   /** Hook for session persistence (session-cookie.ts / session-header.ts). */
   session: SessionConfig | undefined;
   /** "namespace/name" of the Service and its session-token secret (base64), for the session hook. */
@@ -177,6 +183,7 @@ export function buildEndpoint(e: Endpoint, trustDomain: string): EndpointRt {
       tls: !!spiffe,
     }),
     dispatcher: undefined,
+    accrual: newAccrualState(),
   };
 }
 
@@ -243,6 +250,7 @@ export function buildService(cfg: ServiceConfig, version: string, prev: BuiltSer
       backends: new Weighted(items, weights),
       series: new SeriesCache(ctx.metrics, baseLabels(ctx, cfg, portCfg.port, route, ''), 'dst'),
       fixed,
+      retry: r?.retry,
       requestMs: r?.timeouts?.requestMs ?? 0,
       backendRequestMs: r?.timeouts?.backendRequestMs ?? 0,
       session: r?.session,

@@ -23,13 +23,9 @@ import type { SeriesCache } from './metrics.js';
 import type { MeshRequest } from './request.js';
 import { sessionResponseHeader } from './session-token.js';
 
-/**
- * Retry policy of the rule (resilience, issue 14, fills this in from
- * api/mesh.ts `CompiledRule.retry`; a placeholder until then).
- */
-export interface RetryPolicy {
-  readonly [field: string]: unknown;
-}
+/** Retry policy of the rule (api/mesh.ts `CompiledRule.retry`; retry-policy.ts says what it retries). */
+export type { RetryPolicy } from '../api/index.js';
+import type { RetryPolicy } from '../api/index.js';
 
 export interface Timeouts {
   /** HTTPRoute timeouts.request: from when the request arrived; 0 = none. */
@@ -177,16 +173,8 @@ export function decide(service: BuiltService, port: number, req: MeshRequest, no
   const ep = chooseEndpoint(rule, backend, req.headers, now);
   if (!ep) return respond(503, `no endpoints for ${backend.key}`, rb.series, rule);
 
-  let responseEdits = rb.responseEdits;
-  if (rule.session || backend.session) {
-    const h = sessionResponseHeader(rule, backend, ep, req.headers, now);
-    if (h) {
-      // set-cookie is added as its own field line; the session header replaces any the app sent.
-      const edit: CompiledHeaderEdits = h[0] === 'set-cookie' ? { set: [], add: [h], remove: [] } : { set: [h], add: [], remove: [] };
-      responseEdits = responseEdits ? [...responseEdits, edit] : [edit];
-    }
-  }
-  const retry = (rule as BuiltRule & { retry?: RetryPolicy }).retry;
+  const responseEdits = responseEditsFor(rule, rb, backend, ep, req.headers, now);
+  const retry: RetryPolicy | undefined = rule.retry;
   return {
     kind: 'forward',
     rule,
@@ -202,6 +190,24 @@ export function decide(service: BuiltService, port: number, req: MeshRequest, no
     ...(retry ? { retry } : {}),
     series: rb.series,
   };
+}
+
+/**
+ * The response header edits of a forward to `ep`: the backendRef's
+ * ResponseHeaderModifiers, then the session cookie/header that pins `ep`
+ * (a retry on another endpoint recomputes them: session failover).
+ */
+export function responseEditsFor(rule: BuiltRule, rb: BuiltRouteBackend, backend: BuiltBackend, ep: EndpointRt, headers: MeshRequest['headers'], now: number): CompiledHeaderEdits[] | undefined {
+  let responseEdits = rb.responseEdits;
+  if (rule.session || backend.session) {
+    const h = sessionResponseHeader(rule, backend, ep, headers, now);
+    if (h) {
+      // set-cookie is added as its own field line; the session header replaces any the app sent.
+      const edit: CompiledHeaderEdits = h[0] === 'set-cookie' ? { set: [], add: [h], remove: [] } : { set: [h], add: [], remove: [] };
+      responseEdits = responseEdits ? [...responseEdits, edit] : [edit];
+    }
+  }
+  return responseEdits;
 }
 
 /**

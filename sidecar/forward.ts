@@ -8,6 +8,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { splice } from './opaque.js';
 import type { Dispatcher } from 'undici';
 import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
+import type { AttemptGate } from './resilience.js';
 import { classifyUpstreamError, CLIENT_GONE, sendProxyError, TimeoutError, PROXY_ERROR_HEADER } from './proxy-errors.js';
 
 /** Removes what must not cross a hop (RFC 9110 7.6.1) or that undici refuses; returns whether the request has a body. */
@@ -53,6 +54,15 @@ function isHopByHop(name: string): boolean {
   }
 }
 
+/** A response header's value from undici's raw list (name lower-case), or undefined. */
+function rawHeader(raw: Buffer[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === name.length && n.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+  }
+  return undefined;
+}
+
 export interface ForwardResult {
   status: number;
   /** Set when the mesh produced the response (upstream failure, timeout). */
@@ -72,6 +82,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private timedOut: TimeoutError | undefined;
   protected finished = false;
   protected status = 0;
+  /** Resilience: asked before a try's outcome is written; a dropped try ends quietly (the router retries). */
+  gate: AttemptGate | undefined = undefined;
+  /** The request has a body (written after connect: a failure after connect may have sent part of it). */
+  hasBody = false;
+  private connected = false;
+  private sent = false;
   constructor(
     protected readonly res: ServerResponse,
     private readonly responseEdits: CompiledHeaderEdits[] | undefined,
@@ -81,6 +97,28 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   ) {
     res.once('close', this.onClientClose);
     if (timeoutMs > 0) this.timer = setTimeout(this.onTimeout, timeoutMs, timeoutMs, timeoutKind);
+  }
+
+  /** Ends this try without answering: the gate decided to try again. */
+  private drop(): void {
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.res.removeListener('close', this.onClientClose);
+    this.abortFn?.(new Error('tried again elsewhere'));
+  }
+
+  /** Any byte of the request may have reached the peer. */
+  private get requestSent(): boolean {
+    return this.sent || (this.hasBody && this.connected);
+  }
+
+  onRequestSent(): void {
+    this.sent = true;
+  }
+
+  onBodySent(): void {
+    this.sent = true;
   }
 
   private readonly onClientClose = (): void => {
@@ -95,6 +133,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly onTimeout = (ms: number, kind: 'request' | 'backendRequest'): void => {
     this.timer = undefined;
     if (this.finished) return;
+    // A try's own timeout (backendRequest, per-try): the gate may try again.
+    if (this.gate && kind === 'backendRequest' && this.status === 0 && !this.gate.onError({ timedOut: true, requestSent: true })) {
+      this.drop();
+      return;
+    }
     this.timedOut = new TimeoutError(kind, ms);
     // Answer 504 now, then cancel the upstream request (spec: the backend
     // request is cancelled); its onError finds the request finished.
@@ -117,12 +160,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort;
+    this.connected = true;
     if (this.finished) abort(this.timedOut ?? new Error('request no longer wanted'));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.finished) return false;
     if (statusCode < 200) return true; // 1xx: node answers 100-continue itself
+    if (this.gate && !this.gate.onHead(statusCode, (n) => rawHeader(rawHeaders, n))) {
+      this.drop();
+      return false;
+    }
     this.status = statusCode;
     this.resumeFn = resume;
     let flat: string[] = [];
@@ -153,6 +201,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     if (this.finished) return;
+    if (this.gate && this.status === 0 && !this.res.headersSent) {
+      const e = err as Error & { code?: string };
+      if (!this.gate.onError({ code: e.code, message: e.message, requestSent: this.requestSent })) {
+        this.drop();
+        return;
+      }
+    }
     const { status, reason } = classifyUpstreamError(err);
     const written = sendProxyError(this.res, status, reason);
     this.finish({ status: this.res.headersSent && this.status ? this.status : written, proxyError: reason });

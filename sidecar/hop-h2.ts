@@ -15,6 +15,9 @@ import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
 import { PeerIdentityError } from './hop.js';
 import { grpcStatusOf } from './grpc-status.js';
 import { classifyH2Close, classifyUpstreamError, CLIENT_GONE, GRPC, sendH2MeshError } from './proxy-errors.js';
+import type { AttemptGate } from './resilience.js';
+import type { AttemptError } from './retry-policy.js';
+import type { Readable } from 'node:stream';
 
 const C = http2.constants;
 
@@ -194,6 +197,12 @@ export interface H2ForwardOptions {
   timeoutMs: number;
   responseEdits: CompiledHeaderEdits[] | undefined;
   done: (r: H2Result) => void;
+  /** Which timeout `timeoutMs` is: a try's own (backendRequest) may be retried by the gate. */
+  timeoutKind?: 'request' | 'backendRequest';
+  /** Resilience: asked before a try's outcome is written; a dropped try ends quietly (the router retries). */
+  gate?: AttemptGate;
+  /** The request body of this try (retry-body.ts); null: none; undefined: relay `down` itself. */
+  body?: Readable | Buffer | null;
 }
 
 const noop = (): void => {};
@@ -206,12 +215,26 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
   let trailers: OutgoingHttpHeaders | undefined;
   let timer: NodeJS.Timeout | undefined;
   let up: ClientHttp2Stream | undefined;
+  let dropped = false;
 
   const finish = (r: H2Result) => {
     if (finished) return;
     finished = true;
     if (timer) clearTimeout(timer);
     o.done(r);
+  };
+  /** The gate tries again: end this try without a word to the caller. */
+  const drop = () => {
+    finished = true;
+    dropped = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const u = up;
+    if (u) {
+      down.unpipe(u);
+      u.unpipe(down);
+      if (!u.closed) u.close(C.NGHTTP2_CANCEL);
+    }
   };
   const meshError = (httpStatus: number, reason: string) => {
     const g = sendH2MeshError(down, o.grpc, httpStatus, reason);
@@ -227,6 +250,7 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
     }
   });
   down.on('wantTrailers', () => {
+    if (dropped) return;
     try {
       down.sendTrailers(trailers ?? {});
     } catch {
@@ -234,9 +258,15 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
     }
   });
 
+  const body = o.body;
   try {
-    up = o.session().request(o.headers, { endStream: down.endAfterHeaders || down.readableEnded });
+    up = o.session().request(o.headers, { endStream: body === undefined ? down.endAfterHeaders || down.readableEnded : body === null || (Buffer.isBuffer(body) && body.length === 0) });
   } catch (e) {
+    const ee = e as Error & { code?: string };
+    if (o.gate && !o.gate.onError({ code: ee.code, message: ee.message, requestSent: false })) {
+      drop();
+      return;
+    }
     // Nothing was sent: the request was not processed (503) unless the peer's TLS or identity is at fault.
     const f = classifyUpstreamError(e as Error & { code?: string });
     const known = f.kind === 'tls' || f.kind === 'identity' || f.kind === 'no-config';
@@ -245,12 +275,20 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
   }
   const u = up;
   u.on('error', noop);
-  if (!down.endAfterHeaders && !down.readableEnded) down.pipe(u);
+  if (body === undefined) {
+    if (!down.endAfterHeaders && !down.readableEnded) down.pipe(u);
+  } else if (Buffer.isBuffer(body)) {
+    if (body.length > 0) u.end(body);
+  } else if (body) body.pipe(u);
 
   if (o.timeoutMs > 0) {
     timer = setTimeout(() => {
       timer = undefined;
       if (finished) return;
+      if (o.gate && !status && o.timeoutKind === 'backendRequest' && !o.gate.onError({ timedOut: true, requestSent: true })) {
+        drop();
+        return;
+      }
       const reason = `request timeout of ${Math.round(o.timeoutMs)} ms`;
       down.unpipe(u);
       u.unpipe(down);
@@ -270,6 +308,16 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
 
   u.on('response', (h, flags) => {
     if (finished || down.destroyed) return;
+    if (o.gate) {
+      const head = (n: string) => {
+        const v = h[n];
+        return v === undefined ? undefined : String(v);
+      };
+      if (!o.gate.onHead(Number(h[':status']) || 502, head)) {
+        drop();
+        return;
+      }
+    }
     status = Number(h[':status']) || 502;
     const out = downstreamHeaders(h, o.responseEdits);
     out[':status'] = status;
@@ -298,6 +346,22 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
       return;
     }
     const err = (u as unknown as { _weftErr?: Error & { code?: string } })._weftErr;
+    if (!status && o.gate) {
+      // No response: nothing reached the caller yet, so the gate may try again.
+      const root = (err?.cause instanceof Error ? err.cause : err) as (Error & { code?: string }) | undefined;
+      const id = u.id ?? 0;
+      const goaway = root?.code === 'ERR_HTTP2_GOAWAY_SESSION' || err?.code === 'ERR_HTTP2_GOAWAY_SESSION';
+      const ae: AttemptError = { code: root?.code, message: root?.message, requestSent: id > 0, h2Code: code };
+      if (goaway) {
+        // http2 fails the streams a GOAWAY left out (above its last stream id) this way.
+        ae.streamId = id;
+        ae.goawayLastStreamId = id - 1;
+      }
+      if (!o.gate.onError(ae)) {
+        drop();
+        return;
+      }
+    }
     if (!status) {
       // No response: the one classification (proxy-errors.ts) says what the caller gets.
       const f = classifyH2Close(code, err);

@@ -16,6 +16,7 @@ import { createInbound } from './listen-inbound.js';
 import { RequestObservers } from './request-observers.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
+import { Resilience } from './resilience.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
 
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
@@ -27,6 +28,9 @@ export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
+export { parseFailureAccrual } from './failure-accrual.js';
+export { parseMaxInFlight } from './load-shed.js';
+export { Resilience, RetryRun, type ResilienceSnapshot } from './resilience.js';
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */
@@ -55,6 +59,10 @@ export interface SidecarOptions {
   detectTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;
+  /** Consecutive failures that take an endpoint out of the balancer (default 7; 0: off). */
+  failureAccrual?: number;
+  /** In-flight requests per backend past which requests are shed with 503 overloaded (default 10,000; 0: no bound). */
+  maxInFlight?: number;
   log?: (line: string) => void;
 }
 
@@ -144,7 +152,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   // Draining (ops-life wires when it starts): HTTP/1.1 answers carry Connection: close, HTTP/2 sessions get a GOAWAY.
   const draining = () => closing !== undefined;
   const observers = new RequestObservers();
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers });
+  // Retries, budgets, failure accrual and shedding of the outbound forward step (issue 14).
+  const resilience = new Resilience(metrics, { ...(opts.failureAccrual !== undefined ? { failureAccrual: opts.failureAccrual } : {}), ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}) });
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining });
   const admin = createAdmin({
     identity,
@@ -154,6 +164,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(),
     draining: () => closing !== undefined,
+    resilience: () => resilience.snapshot(),
   });
 
   const ports = opts.ports ?? {};

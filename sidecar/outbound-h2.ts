@@ -21,6 +21,9 @@ import type { OriginalDst } from './original-dst.js';
 import type { Carrier, Done, OutboundDeps, OutboundRouter } from './outbound-route.js';
 import { h2Answerer } from './proxy-errors.js';
 import { requestOfH2 } from './request.js';
+import type { TryContext } from './resilience.js';
+import { BodyReplay, keepsBody } from './retry-body.js';
+import type { Readable } from 'node:stream';
 
 export interface H2Adapter {
   server: Http2Server;
@@ -74,24 +77,33 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
     const grpcTimeoutMs = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
     const req = requestOfH2(headers, grpc);
     const url = (headers[':path'] as string | undefined) ?? '/';
-    const relay = (session: () => ClientHttp2Session, out: OutgoingHttpHeaders, timeoutMs: number, edits: CompiledHeaderEdits[] | undefined, done: Done) => {
+    const relay = (session: () => ClientHttp2Session, out: OutgoingHttpHeaders, timeoutMs: number, edits: CompiledHeaderEdits[] | undefined, done: Done, tc?: TryContext, kind?: 'request' | 'backendRequest', body?: Readable | Buffer | null) => {
       if (timeoutMs > 0 && grpc) out['grpc-timeout'] = formatGrpcTimeout(timeoutMs);
-      forwardH2(stream, { session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r) });
+      forwardH2(stream, {
+        session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r),
+        ...(tc ? { gate: tc.gate, timeoutKind: kind, ...(body !== undefined ? { body } : {}) } : {}),
+      });
     };
     const carrier: Carrier = {
       req,
       start,
       answer: h2Answerer(stream, grpc),
       gone: () => stream.destroyed,
-      forward(d: Forward, done: Done) {
-        if (d.mirrors.length) for (const m of d.mirrors) mirror(stream, headers, m);
+      forward(d: Forward, done: Done, tc?: TryContext) {
+        const first = !tc || tc.index === 0;
+        if (first && d.mirrors.length) for (const m of d.mirrors) mirror(stream, headers, m);
+        // The body is kept for retries (up to 64 KiB; a gRPC unary call fits) from the first try on.
+        if (tc && first && !stream.endAfterHeaders && !stream.readableEnded) tc.body = keepsBody(headers['content-length'] as string | undefined, true) ? new BodyReplay(stream) : 'unkept';
         const out = upstreamHeaders(headers, d.path, d.authority);
         for (let i = 0; i < d.requestEdits.length; i++) editRequestHeaders(out as IncomingHttpHeaders, d.requestEdits[i]!);
         const t = attemptTimeout(d.timeouts, performance.now() - start, grpcTimeoutMs);
         // BackendTLSPolicy: HTTP/2 over TLS (ALPN h2) to the endpoint, verified like the HTTP/1 path.
         const origin = d.backend.tlsOrigin;
         const ep = d.endpoint;
-        relay(origin ? () => origin.h2Session(ep) : sessionOf(ep), out, t.ms, d.responseEdits, done);
+        // Without a try context the stream itself is relayed; with one: no body, the kept one, or (too large) the stream once.
+        const kept = tc?.body;
+        const body = !tc ? undefined : kept === undefined ? null : kept === 'unkept' ? undefined : (kept.body() ?? null);
+        relay(origin ? () => origin.h2Session(ep) : sessionOf(ep), out, t.ms, d.responseEdits, done, tc, t.kind, body);
       },
       pod(ep: EndpointRt, done: Done) {
         relay(sessionOf(ep), upstreamHeaders(headers, url, req.authority), grpcTimeoutMs, undefined, done);

@@ -10,7 +10,7 @@
 // build a MeshRequest, implement Carrier.
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { EndpointRt } from './config-apply.js';
 import { attemptTimeout, type Forward, type Mirror } from './decide.js';
@@ -20,6 +20,8 @@ import type { OriginalDst } from './original-dst.js';
 import type { Carrier, Done, OutboundDeps, OutboundRouter } from './outbound-route.js';
 import { answerClientError, http1Answerer } from './proxy-errors.js';
 import { requestOfHttp1 } from './request.js';
+import type { TryContext } from './resilience.js';
+import { BodyReplay, keepsBody } from './retry-body.js';
 
 export interface Http1AdapterOptions {
   maxHeaderSize: number | undefined;
@@ -51,44 +53,61 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
       }
     }
     const up = upgradeOf(req);
+    let hasBody = false;
+    let base: IncomingMessage['headers'] | undefined;
     const carrier: Carrier = {
       req: requestOfHttp1(req.method ?? 'GET', url, authority, req.headers, !!up),
       start,
       answer: http1Answerer(res),
       gone: () => res.destroyed,
-      forward(d: Forward, done: Done) {
-        const hasBody = prepareRequestHeaders(req.headers);
-        // Mirrors copy the request as the rule sends it, before the backendRef's own edits.
-        if (d.mirrors.length) for (const m of d.mirrors) mirror(req, m, hasBody);
-        applyEdits(req.headers, d.requestEdits, d.authority);
+      forward(d: Forward, done: Done, tc?: TryContext) {
+        // Once per request: hop-by-hop headers out, mirrors sent, the body kept for retries.
+        if (!tc || tc.index === 0) {
+          const length = req.headers['content-length'];
+          const chunked = req.headers['transfer-encoding'] !== undefined;
+          hasBody = prepareRequestHeaders(req.headers);
+          // Mirrors copy the request as the rule sends it, before the backendRef's own edits.
+          if (d.mirrors.length) for (const m of d.mirrors) mirror(req, m, hasBody);
+          if (tc && hasBody && !up) tc.body = keepsBody(length, chunked) ? new BodyReplay(bodyOf(req)) : 'unkept';
+          if (tc) base = { ...req.headers };
+        }
+        // Each try starts from the request as it arrived: edits are applied once per try.
+        const headers = tc && tc.index > 0 && base ? { ...base } : req.headers;
+        applyEdits(headers, d.requestEdits, d.authority);
         const ep = d.endpoint;
         const t = attemptTimeout(d.timeouts, performance.now() - start);
         const dispatcher = d.backend.tlsOrigin ? d.backend.tlsOrigin.dispatcher(ep) : pools.forEndpoint(ep);
-        dispatchTo(dispatcher, undefined, req, res, d.path, hasBody, d.responseEdits, t.ms, t.kind, done);
+        const kept = tc?.body;
+        const body = !hasBody || up ? null : kept && kept !== 'unkept' ? (kept.body() ?? null) : bodyOf(req);
+        dispatchTo(dispatcher, undefined, req, res, d.path, headers, body, d.responseEdits, t.ms, t.kind, done, tc);
       },
       pod(ep: EndpointRt, done: Done) {
-        const hasBody = prepareRequestHeaders(req.headers);
-        dispatchTo(pools.forEndpoint(ep), undefined, req, res, url, hasBody, undefined, 0, 'request', done);
+        const withBody = prepareRequestHeaders(req.headers);
+        dispatchTo(pools.forEndpoint(ep), undefined, req, res, url, req.headers, withBody && !up ? bodyOf(req) : null, undefined, 0, 'request', done);
       },
       external(host: string, port: number, done: Done) {
-        const hasBody = prepareRequestHeaders(req.headers);
+        const withBody = prepareRequestHeaders(req.headers);
         const h = host.includes(':') ? `[${host}]` : host;
-        dispatchTo(pools.external, `http://${h}:${port}`, req, res, url, hasBody, undefined, 0, 'request', done);
+        dispatchTo(pools.external, `http://${h}:${port}`, req, res, url, req.headers, withBody && !up ? bodyOf(req) : null, undefined, 0, 'request', done);
       },
     };
     router.route(carrier, o.dstOf(req.socket));
   }
 
   function dispatchTo(
-    d: Dispatcher, origin: string | undefined, req: IncomingMessage, res: ServerResponse, path: string, hasBody: boolean,
-    edits: CompiledHeaderEdits[] | undefined, timeoutMs: number, kind: 'request' | 'backendRequest', done: Done,
+    d: Dispatcher, origin: string | undefined, req: IncomingMessage, res: ServerResponse, path: string, headers: IncomingMessage['headers'],
+    body: Readable | Buffer | null, edits: CompiledHeaderEdits[] | undefined, timeoutMs: number, kind: 'request' | 'backendRequest', done: Done, tc?: TryContext,
   ): void {
     const fin = (r: ForwardResult) => done({ status: r.status, grpcStatus: '', proxyError: r.proxyError });
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, fin, up.socket, up.head) : new ForwardHandler(res, edits, fin, timeoutMs, kind);
+    if (tc && !up) {
+      handler.gate = tc.gate;
+      handler.hasBody = body !== null;
+    }
     try {
       d.dispatch(
-        { ...(origin ? { origin } : {}), path, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? bodyOf(req) : null, upgrade: up?.protocol ?? null },
+        { ...(origin ? { origin } : {}), path, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body, upgrade: up?.protocol ?? null },
         handler,
       );
     } catch (e) {

@@ -8,7 +8,7 @@ import type { IdentityHolder } from './bootstrap.js';
 import { observe } from './balancer-p2c-ewma.js';
 import { buildEndpoint, type EndpointRt, type MeshState, type SelfInfo } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
-import { decide, type Decision, type Forward } from './decide.js';
+import { decide, responseEditsFor, type Decision, type Forward } from './decide.js';
 import type { EndpointPools } from './endpoint-pool.js';
 import { NO_PEER, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
 import type { OriginalDst } from './original-dst.js';
@@ -16,9 +16,13 @@ import { answerFailure, CLIENT_GONE, type Answerer, type Outcome } from './proxy
 import type { MeshRequest } from './request.js';
 import type { RequestObservers } from './request-observers.js';
 import { lookupRequest, type Target } from './service-lookup.js';
+import { RetryRun, type AttemptGate, type Resilience, type RetryLabels, type TryContext, type TryEnd } from './resilience.js';
+import { classifyError, type AttemptOutcome } from './retry-policy.js';
 
 /** How long a request for a Service waits for its first config after subscribing. */
 export const SUBSCRIBE_WAIT_MS = 2_000;
+/** The outcome a dropped (retried) try is accounted with: a failure of its endpoint. */
+const RETRIED: Outcome = { status: 0, grpcStatus: '', proxyError: 'tried again' };
 /** Latency charged to an endpoint for a failed request. */
 const FAILURE_PENALTY_MS = 1_000;
 
@@ -37,6 +41,8 @@ export interface OutboundDeps {
   observers?: RequestObservers | undefined;
   /** True once the sidecar drains: HTTP/1.1 answers carry `Connection: close`, HTTP/2 sessions get a GOAWAY. */
   draining?: (() => boolean) | undefined;
+  /** Retries, budgets, failure accrual, load shedding (issue 14); absent: one try, as before. */
+  resilience?: Resilience | undefined;
 }
 
 /** How one request ended, as the adapter saw it. */
@@ -50,8 +56,12 @@ export interface Carrier {
   readonly answer: Answerer;
   /** The caller went away (nothing left to answer). */
   gone(): boolean;
-  /** Forward per the decision (mirrors included); calls `done` exactly once. */
-  forward(d: Forward, done: Done): void;
+  /**
+   * Forward per the decision (mirrors included, on the first try); calls
+   * `done` exactly once — unless `tc.gate` drops the try, then not at all
+   * (the router tries again with another decision).
+   */
+  forward(d: Forward, done: Done, tc?: TryContext): void;
   /** Straight to a meshed pod addressed by IP (no route table). */
   pod(ep: EndpointRt, done: Done): void;
   /** Out of the mesh, untouched. */
@@ -129,12 +139,88 @@ export class OutboundRouter {
       answerFailure(c.answer, d.status, d.reason, (o) => this.finish(c, series, NO_PEER, o, undefined, service));
       return;
     }
+    const res = this.deps.resilience;
+    if (res) return this.forwardWithRetries(c, d, service, res);
     const ep = d.endpoint;
     const sent = this.begin(ep);
     c.forward(d, (o) => {
       this.end(ep, sent, o);
       this.finish(c, d.series, ep.peer, o, ep, service, d, sent);
     });
+  }
+
+  /**
+   * The forward step with its tries (resilience.ts RetryRun): each try's
+   * outcome passes the gate before the adapter writes it; a try the run
+   * retries is dropped, and the next goes to another endpoint — with the
+   * session cookie/header recomputed for it (session failover).
+   */
+  private forwardWithRetries(c: Carrier, first: Forward, service: string, res: Resilience): void {
+    const policy = first.retry;
+    const timeouts = policy?.perTryTimeoutMs ? { ...first.timeouts, backendRequestMs: policy.perTryTimeoutMs } : first.timeouts;
+    let d: Forward = timeouts === first.timeouts ? first : { ...first, timeouts };
+    const gate: AttemptGate = { onHead: () => true, onError: () => true };
+    const tc: TryContext = { index: 0, gate };
+    const labels = (): RetryLabels => {
+      const r = d.rule.route;
+      const slash = d.rule.serviceKey.indexOf('/');
+      return {
+        dst_namespace: d.rule.serviceKey.slice(0, slash),
+        dst_service: d.rule.serviceKey.slice(slash + 1),
+        route_kind: r?.kind ?? '',
+        route_namespace: r?.namespace ?? '',
+        route_name: r?.name ?? '',
+        route_rule: r?.ruleName ?? '',
+        backend: d.backend.name,
+      };
+    };
+    const run = new RetryRun<EndpointRt>(res, { backend: d.backend, policy, method: c.req.method, timeouts, tc, labels });
+    let ep = d.endpoint;
+    let sent = 0;
+    const settle = (o: AttemptOutcome): boolean => {
+      const e: TryEnd<EndpointRt> = run.end(ep, o);
+      if (e.action === 'deliver') return true;
+      // This try is dropped: count it against its endpoint, then the next one.
+      this.end(ep, sent, RETRIED);
+      tc.index++;
+      d = { ...d, endpoint: e.endpoint, responseEdits: responseEditsFor(d.rule, d.routeBackend, d.backend, e.endpoint, c.req.headers, Date.now()) };
+      if (e.delayMs > 0) setTimeout(again, e.delayMs);
+      else queueMicrotask(again);
+      return false;
+    };
+    gate.onHead = (status, header) => {
+      const g = header('grpc-status');
+      return settle({ kind: 'response', status, grpcStatus: g !== undefined ? Number(g) : undefined, proxyError: header('weft-proxy-error') });
+    };
+    gate.onError = (e) => settle({ kind: 'error', reason: classifyError(e) });
+    const again = (): void => {
+      if (c.gone()) {
+        run.finish();
+        this.finish(c, d.series, ep.peer, { status: 499, grpcStatus: '', proxyError: CLIENT_GONE }, ep, service, d);
+        return;
+      }
+      attempt();
+    };
+    const attempt = (): void => {
+      ep = d.endpoint;
+      const st = run.begin(ep);
+      if (!st.ok) {
+        run.finish();
+        const dd = d;
+        answerFailure(c.answer, st.status, st.reason, (o) => this.finish(c, dd.series, NO_PEER, o, undefined, service, dd));
+        return;
+      }
+      sent = this.begin(ep);
+      const tryEp = ep;
+      const trySent = sent;
+      const dd = d;
+      c.forward(dd, (o) => {
+        this.end(tryEp, trySent, o);
+        run.finish();
+        this.finish(c, dd.series, tryEp.peer, o, tryEp, service, dd, trySent);
+      }, tc);
+    };
+    attempt();
   }
 
   private toPod(c: Carrier, t: Extract<Target, { kind: 'pod' }>): void {

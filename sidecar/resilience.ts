@@ -1,15 +1,13 @@
 // The sidecar's resilience state and the controller of one request's tries.
 //
 // `Resilience` (one per sidecar) holds what outlives a request: failure
-// accrual per endpoint (kept in a WeakMap on the endpoint objects, which
-// survive config swaps), retry budgets and in-flight bounds per backend, and
-// the metrics. `RetryRun` (one per forwarded request) is the forward step's
+// accrual per endpoint (its state lives on the endpoint objects, which
+// survive config swaps, so decide() sees it when it picks), retry budgets and
+// in-flight bounds per backend, and the metrics. `RetryRun` (one per forwarded request) is the forward step's
 // retry loop without the I/O: the protocol adapter asks it for the endpoint
 // and timeout of each try, tells it how each try ended, and is told to
 // deliver that outcome to the caller or to try again after a delay. HTTP/1.1
 // and HTTP/2 adapters share it, so both retry the same way.
-import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
 import type { RetryBudget, RetryPolicy } from '../api/index.js';
 import { DEFAULT_FAILURE_ACCRUAL, DEFAULT_MAX_IN_FLIGHT } from '../api/index.js';
 import { pickFrom, type Balanced } from './balancer-p2c-ewma.js';
@@ -19,7 +17,6 @@ import {
   describeAccrual,
   isOut,
   markPicked,
-  newAccrualState,
   recordFailure,
   recordSuccess,
   type AccrualConfig,
@@ -37,6 +34,7 @@ import {
   newRetryCounts,
   retryDecision,
   tryTimeout,
+  type AttemptError,
   type AttemptOutcome,
   type RetryCounts,
   type RetryReason,
@@ -48,6 +46,7 @@ export interface EndpointLike extends Balanced {
   key: string;
   ip: string;
   port: number;
+  accrual: AccrualState;
 }
 
 export interface BackendLike<E extends EndpointLike = EndpointLike> {
@@ -63,6 +62,7 @@ export interface ResilienceOptions {
   failureAccrual?: number;
   /** In-flight requests per backend before shedding (default 10,000; 0: no bound). */
   maxInFlight?: number;
+  /** Milliseconds; the same clock as decide()'s `now` (Date.now). */
   now?: () => number;
   rand?: () => number;
 }
@@ -89,11 +89,8 @@ export class Resilience {
   readonly budgets = new RetryBudgets();
   readonly now: () => number;
   readonly rand: () => number;
-  private readonly states = new WeakMap<object, AccrualState>();
   private readonly limits = new Map<string, InflightLimit>();
   private readonly tracked = new Map<string, Tracked>();
-  /** Endpoints not 'active' anywhere: 0 lets `pick` skip the accrual filter. */
-  private notActive = 0;
 
   constructor(
     private readonly metrics: SidecarMetrics | undefined,
@@ -101,20 +98,13 @@ export class Resilience {
   ) {
     this.accrualConfig = { ...DEFAULT_ACCRUAL, threshold: o.failureAccrual ?? DEFAULT_FAILURE_ACCRUAL };
     this.maxInFlight = o.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    this.now = o.now ?? (() => performance.now());
+    this.now = o.now ?? Date.now;
     this.rand = o.rand ?? Math.random;
   }
 
-  accrual(ep: object): AccrualState {
-    let s = this.states.get(ep);
-    if (!s) this.states.set(ep, (s = newAccrualState()));
-    return s;
-  }
-
-  /** Whether failure accrual keeps `ep` out of the balancer now (session failover asks this). */
-  isEjected(ep: object): boolean {
-    const s = this.states.get(ep);
-    return s !== undefined && s.phase !== 'active' && isOut(s, this.now());
+  /** Whether failure accrual keeps `ep` out of the balancer now. */
+  isEjected(ep: EndpointLike): boolean {
+    return ep.accrual.phase !== 'active' && isOut(ep.accrual, this.now());
   }
 
   limit(backendKey: string): InflightLimit {
@@ -128,27 +118,21 @@ export class Resilience {
    * all are) and, when others remain, the ones in `avoid` (tried already).
    */
   pick<E extends EndpointLike>(backend: BackendLike<E>, avoid?: ReadonlySet<E>): E | undefined {
-    let list: readonly E[] = backend.balancer.fallback;
-    if (this.notActive > 0) {
-      const now = this.now();
-      const accrued = list.map((e) => ({ e, accrual: this.accrual(e) }));
-      list = availableEndpoints(accrued, now).map((x) => x.e);
-    }
+    const now = this.now();
+    let list: readonly E[] = availableEndpoints(backend.balancer.fallback, now);
     if (avoid && avoid.size > 0 && list.length > 1) {
       const rest = list.filter((e) => !avoid.has(e));
       if (rest.length > 0) list = rest;
     }
     const ep = pickFrom(list, this.rand);
-    if (ep && this.notActive > 0) markPicked(this.accrual(ep), this.now());
+    if (ep && ep.accrual.phase !== 'active') markPicked(ep.accrual, now);
     return ep;
   }
 
   /** How one try to `ep` ended: failure accrual and the endpoint metrics. */
   recordOutcome(backend: BackendLike, ep: EndpointLike, o: AttemptOutcome): void {
-    const s = this.accrual(ep);
-    const wasActive = s.phase === 'active';
+    const s = ep.accrual;
     const ev = isEndpointFailure(o) ? recordFailure(s, this.accrualConfig, this.now(), this.rand) : recordSuccess(s);
-    if (wasActive !== (s.phase === 'active')) this.notActive += wasActive ? 1 : -1;
     let t = this.tracked.get(backend.key);
     if (!t) this.tracked.set(backend.key, (t = { backend, endpoints: new Map() }));
     t.backend = backend;
@@ -187,7 +171,7 @@ export class Resilience {
         inflight: l?.inflight ?? 0,
         shed: l?.shed ?? 0,
         ...(b ? { budget: { ...b.config, ...b.window(now), allowed: b.allowed, denied: b.denied } } : {}),
-        endpoints: t ? [...t.endpoints.values()].map((e) => ({ endpoint: `${e.ip}:${e.port}`, ...describeAccrual(this.accrual(e), now) })) : [],
+        endpoints: t ? [...t.endpoints.values()].map((e) => ({ endpoint: `${e.ip}:${e.port}`, ...describeAccrual(e.accrual, now) })) : [],
       });
     }
     return out;
@@ -211,11 +195,10 @@ export interface RunOptions<E extends EndpointLike> {
   policy: RetryPolicy | undefined;
   method: string;
   timeouts: Timeouts;
-  /** The kept body, or undefined for a request without one. */
-  body: BodyReplay | undefined;
-  /** A body that is not kept (larger than the replay limit): no retry can resend it. */
-  unkeptBody?: boolean;
-  labels: RetryLabels;
+  /** The request's tries as the adapter fills them in: the body it kept for replay ('unkept': too large). */
+  tc?: { body?: BodyReplay | 'unkept' };
+  /** Labels of the retry metrics, made only when one is counted. */
+  labels: () => RetryLabels;
 }
 
 export type TryStart =
@@ -260,10 +243,6 @@ export class RetryRun<E extends EndpointLike> {
     return { ok: true, timeoutMs: t.ms, timeoutKind: t.kind };
   }
 
-  /** The request body for this try (undefined: none, or send the request's own stream). */
-  body(): Readable | Buffer | undefined {
-    return this.o.body?.body();
-  }
 
   /**
    * A try to `ep` ended with `outcome`, nothing of it passed to the caller
@@ -272,11 +251,12 @@ export class RetryRun<E extends EndpointLike> {
   end(ep: E, outcome: AttemptOutcome, responseUntouched = true): TryEnd<E> {
     const o = this.o;
     this.res.recordOutcome(o.backend, ep, outcome);
-    const replayable = o.unkeptBody ? false : o.body ? o.body.replayable : true;
+    const kept = o.tc?.body;
+    const replayable = kept === undefined ? true : kept === 'unkept' ? false : kept.replayable;
     const d = retryDecision(outcome, { policy: o.policy, method: o.method, counts: this.counts, replayable, responseUntouched });
     if (!d.retry) {
       if (d.skip) {
-        this.res.countSkip(o.labels, d.skip);
+        this.res.countSkip(o.labels(), d.skip);
         return { action: 'deliver', skipped: d.skip };
       }
       return { action: 'deliver' };
@@ -284,20 +264,20 @@ export class RetryRun<E extends EndpointLike> {
     const now = this.res.now();
     const delayMs = backoffMs(o.policy?.backoffMs ?? 0, this.counts.policy + 1, d.safe, this.res.rand);
     if (!fitsDeadline(o.timeouts, this.startedAt, now, delayMs)) {
-      this.res.countSkip(o.labels, 'deadline');
+      this.res.countSkip(o.labels(), 'deadline');
       return { action: 'deliver', skipped: 'deadline' };
     }
     if (d.budgeted && !this.res.budgets.get(o.backend.key, o.backend.config.retryBudget, now).tryRetry(now)) {
-      this.res.countSkip(o.labels, 'budget');
+      this.res.countSkip(o.labels(), 'budget');
       return { action: 'deliver', skipped: 'budget' };
     }
     const next = this.res.pick(o.backend, this.tried);
     if (!next) {
-      this.res.countSkip(o.labels, 'no_endpoint');
+      this.res.countSkip(o.labels(), 'no_endpoint');
       return { action: 'deliver', skipped: 'no_endpoint' };
     }
     countRetry(this.counts, d);
-    this.res.countRetry(o.labels, d.reason);
+    this.res.countRetry(o.labels(), d.reason);
     return { action: 'retry', delayMs, endpoint: next, reason: d.reason };
   }
 
@@ -307,6 +287,28 @@ export class RetryRun<E extends EndpointLike> {
     this.closed = true;
     if (this.slot) this.res.limit(this.o.backend.key).release();
     this.slot = false;
-    this.o.body?.close();
+    const kept = this.o.tc?.body;
+    if (kept && kept !== 'unkept') kept.close();
   }
+}
+
+/**
+ * How a protocol adapter asks, at the end of one try and before writing
+ * anything, whether the outcome goes to the caller. `false`: the adapter
+ * drops the try quietly (no answer, no `done`); the router makes the next.
+ */
+export interface AttemptGate {
+  /** A response head arrived. true: write it (this try is the answer). */
+  onHead(status: number, header: (lowerName: string) => string | undefined): boolean;
+  /** The try failed before a response head. true: answer the failure as usual. */
+  onError(e: AttemptError): boolean;
+}
+
+/** One request's tries as the adapter sees them. */
+export interface TryContext {
+  /** 0 for the first try (mirrors go out with it only). */
+  index: number;
+  gate: AttemptGate;
+  /** Set by the adapter on the first try that sends a body: the body kept for replay, or 'unkept' (too large). */
+  body?: BodyReplay | 'unkept';
 }

@@ -5,10 +5,11 @@
 import t from 'tap';
 import type { RetryPolicy } from '../../api/index.js';
 import { newBalanced } from '../balancer-p2c-ewma.js';
+import { newAccrualState } from '../failure-accrual.js';
 import { SidecarMetrics } from '../metrics.js';
 import { Resilience, RetryRun, type BackendLike, type EndpointLike, type RetryLabels } from '../resilience.js';
 
-const ep = (n: number): EndpointLike => ({ ...newBalanced(true), key: `10.0.0.${n}:8080|`, ip: `10.0.0.${n}`, port: 8080 });
+const ep = (n: number): EndpointLike => ({ ...newBalanced(true), key: `10.0.0.${n}:8080|`, ip: `10.0.0.${n}`, port: 8080, accrual: newAccrualState() });
 const backend = (eps: EndpointLike[], retryBudget?: BackendLike['config']['retryBudget']): BackendLike => ({
   key: 'shop/cart:80',
   name: 'shop/cart',
@@ -44,7 +45,7 @@ t.test('a refused connection goes at once to another endpoint; at most two safe 
   const res = new Resilience(m, { now: c.now, rand: () => 0.3 });
   const eps = [ep(1), ep(2), ep(3)];
   const b = backend(eps);
-  const run = new RetryRun(res, { backend: b, policy: undefined, method: 'POST', timeouts: {}, body: undefined, labels });
+  const run = new RetryRun(res, { backend: b, policy: undefined, method: 'POST', timeouts: {}, labels: () => labels });
   const seen: EndpointLike[] = [];
   let cur = res.pick(b)!;
   for (let i = 0; i < 3; i++) {
@@ -68,7 +69,7 @@ t.test('policy retries: listed codes up to `attempts`, with backoff, within the 
   const c = clock();
   const res = new Resilience(undefined, { now: c.now, rand: () => 0 });
   const b = backend([ep(1), ep(2)]);
-  const run = new RetryRun(res, { backend: b, policy: policy({ attempts: 2, backoffMs: 100 }), method: 'POST', timeouts: { requestMs: 1000, backendRequestMs: 300 }, body: undefined, labels });
+  const run = new RetryRun(res, { backend: b, policy: policy({ attempts: 2, backoffMs: 100 }), method: 'POST', timeouts: { requestMs: 1000, backendRequestMs: 300 }, labels: () => labels });
   let cur = res.pick(b)!;
   t.same(run.begin(cur), { ok: true, timeoutMs: 300, timeoutKind: 'backendRequest' });
   let e = run.end(cur, { kind: 'response', status: 503 });
@@ -87,12 +88,12 @@ t.test('policy retries: listed codes up to `attempts`, with backoff, within the 
   t.same(run.end(cur, { kind: 'response', status: 503 }), { action: 'deliver', skipped: 'attempts' }, '1 + attempts tries at most');
   t.equal(run.tries, 3);
 
-  const late = new RetryRun(res, { backend: b, policy: policy({ backoffMs: 100 }), method: 'GET', timeouts: { requestMs: 1000 }, body: undefined, labels });
+  const late = new RetryRun(res, { backend: b, policy: policy({ backoffMs: 100 }), method: 'GET', timeouts: { requestMs: 1000 }, labels: () => labels });
   const first = res.pick(b)!;
   late.begin(first);
   c.advance(950);
   t.same(late.end(first, { kind: 'response', status: 503 }), { action: 'deliver', skipped: 'deadline' }, 'no time left for the backoff and a try');
-  const unlisted = new RetryRun(res, { backend: b, policy: policy(), method: 'GET', timeouts: {}, body: undefined, labels });
+  const unlisted = new RetryRun(res, { backend: b, policy: policy(), method: 'GET', timeouts: {}, labels: () => labels });
   unlisted.begin(first);
   t.same(unlisted.end(first, { kind: 'response', status: 500 }), { action: 'deliver' }, 'unlisted code: delivered');
 });
@@ -106,7 +107,7 @@ t.test('the budget stops retries of an always-failing backend; safe retries are 
   const requests = 200;
   for (let i = 0; i < requests; i++) {
     c.advance(5); // 200 req/s for 1 s
-    const run = new RetryRun(res, { backend: b, policy: policy({ attempts: 3, backoffMs: 0 }), method: 'GET', timeouts: {}, body: undefined, labels });
+    const run = new RetryRun(res, { backend: b, policy: policy({ attempts: 3, backoffMs: 0 }), method: 'GET', timeouts: {}, labels: () => labels });
     let cur = res.pick(b)!;
     for (;;) {
       run.begin(cur);
@@ -126,7 +127,7 @@ t.test('the budget stops retries of an always-failing backend; safe retries are 
   t.ok(snap.backends[0]!.budget!.denied > 0);
 
   // Connect failures are retried even with the budget spent.
-  const run = new RetryRun(res, { backend: b, policy: policy(), method: 'POST', timeouts: {}, body: undefined, labels });
+  const run = new RetryRun(res, { backend: b, policy: policy(), method: 'POST', timeouts: {}, labels: () => labels });
   const first = res.pick(b)!;
   run.begin(first);
   t.match(run.end(first, { kind: 'error', reason: 'connect_refused' }), { action: 'retry' });
@@ -166,7 +167,7 @@ t.test('load shedding: past the bound a request is refused at once with overload
   const m = new SidecarMetrics();
   const res = new Resilience(m, { maxInFlight: 2 });
   const b = backend([ep(1)]);
-  const runs = [0, 1, 2].map(() => new RetryRun(res, { backend: b, policy: undefined, method: 'GET', timeouts: {}, body: undefined, labels }));
+  const runs = [0, 1, 2].map(() => new RetryRun(res, { backend: b, policy: undefined, method: 'GET', timeouts: {}, labels: () => labels }));
   t.match(runs[0]!.begin(ep(1)), { ok: true });
   t.match(runs[1]!.begin(ep(1)), { ok: true });
   t.same(runs[2]!.begin(ep(1)), { ok: false, status: 503, reason: 'overloaded' });
@@ -179,7 +180,7 @@ t.test('load shedding: past the bound a request is refused at once with overload
 t.test('a body that was not kept is not sent again', async (t) => {
   const res = new Resilience(undefined);
   const b = backend([ep(1), ep(2)]);
-  const run = new RetryRun(res, { backend: b, policy: policy(), method: 'POST', timeouts: {}, body: undefined, unkeptBody: true, labels });
+  const run = new RetryRun(res, { backend: b, policy: policy(), method: 'POST', timeouts: {}, tc: { body: 'unkept' }, labels: () => labels });
   const first = res.pick(b)!;
   run.begin(first);
   t.same(run.end(first, { kind: 'response', status: 503 }), { action: 'deliver', skipped: 'body_too_large' });
