@@ -47,6 +47,17 @@ function flakyWorkload(o: { name: string; replicas?: number; grpc?: boolean }): 
   ].join('\n');
 }
 
+// One replica: the flaky app counts tries per replica, so "fail the first n" holds for the request as a whole.
+const soloRoute = (codes: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: solo, namespace: ${NS} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: solo, port: 80 }]
+  rules:
+    - backendRefs: [{ name: solo, port: 80 }]
+      retry: { codes: [${codes}], attempts: 2, backoff: 100ms }
+`;
+
 const webRoute = (codes: string) => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: web, namespace: ${NS} }
@@ -67,6 +78,7 @@ const dir = configDir(t, {
     `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS}\n`,
     service({ name: 'web', namespace: NS, selector: { app: 'web' } }),
     service({ name: 'sink', namespace: NS, selector: { app: 'sink' } }),
+    service({ name: 'solo', namespace: NS, selector: { app: 'solo' } }),
     service({ name: 'heal', namespace: NS, selector: { app: 'heal' } }),
     `apiVersion: v1
 kind: Service
@@ -77,6 +89,7 @@ spec:
 `,
   ),
   'web-route.yaml': webRoute('503'),
+  'solo-route.yaml': soloRoute('503'),
   'sink.yaml': docs(
     `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -114,9 +127,10 @@ spec:
   'workloads.yaml': docs(
     flakyWorkload({ name: 'web', replicas: 3 }),
     flakyWorkload({ name: 'sink' }),
+    flakyWorkload({ name: 'solo' }),
     flakyWorkload({ name: 'heal', replicas: 2 }),
-    flakyWorkload({ name: 'grpc', replicas: 2, grpc: true }),
-    echoWorkload({ name: 'client', namespace: NS, calls: ['web', 'sink', 'heal', 'grpc'] }),
+    flakyWorkload({ name: 'grpc', grpc: true }),
+    echoWorkload({ name: 'client', namespace: NS, calls: ['web', 'sink', 'heal', 'grpc', 'solo'] }),
     echoWorkload({ name: 'small', namespace: NS, calls: ['web'] }).replace('metadata:\n', 'metadata:\n  annotations: { config.weft.io/max-in-flight: "2" }\n'),
   ),
 });
@@ -162,9 +176,12 @@ const id = (what: string) => `${what}-${process.pid}-${++seq}`;
 
 t.test('HTTPRoute retry: a listed code is retried, the app sees 1 + attempts tries at most', async (t) => {
   const a = id('listed');
-  const r = await call(`/fail/${a}?n=1`);
+  const r = await call(`/fail/${a}?n=1`, {}, 'solo');
   t.equal(r.status, 200, 'one 503, then a success: the caller sees the success');
-  t.equal((await triesOf('web', a)).length, 2);
+  t.equal((await triesOf('solo', a)).length, 2);
+  const a2 = id('listed');
+  t.equal((await call(`/fail/${a2}?n=2`, {}, 'solo')).status, 200, 'two 503s, then a success');
+  t.equal((await triesOf('solo', a2)).length, 3);
 
   const b = id('always');
   const r2 = await call(`/fail/${b}?n=99`);
@@ -186,9 +203,9 @@ t.test('HTTPRoute retry: a 48 KiB POST body arrives identical on every try', asy
   t.equal(body.length, 48 * 1024);
   const sha = createHash('sha256').update(body).digest('hex');
   const a = id('body');
-  const r = await call(`/fail/${a}?n=2`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+  const r = await call(`/fail/${a}?n=2`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } }, 'solo');
   t.equal(r.status, 200);
-  const tries = await triesOf('web', a);
+  const tries = await triesOf('solo', a);
   t.equal(tries.length, 3);
   for (const [i, x] of tries.entries()) {
     t.equal(x.method, 'POST');
@@ -197,28 +214,28 @@ t.test('HTTPRoute retry: a 48 KiB POST body arrives identical on every try', asy
   }
   const big = randomBytes(72 * 1024).toString('base64');
   const b = id('bigbody');
-  const r2 = await call(`/fail/${b}?n=1`, { method: 'POST', body: big });
+  const r2 = await call(`/fail/${b}?n=1`, { method: 'POST', body: big }, 'solo');
   t.equal(r2.status, 503, 'a body over 64 KiB is not kept, so not retried');
-  t.equal((await triesOf('web', b)).length, 1);
+  t.equal((await triesOf('solo', b)).length, 1);
   const skipped = (await clientMetric('weft_retries_skipped_total')).filter((s) => s.labels.reason === 'body_too_large');
   t.ok(skipped.some((s) => s.value >= 1), 'and that is counted');
 });
 
 t.test('an invalid retry value rejects only that route; its last good version keeps serving', async (t) => {
-  writeConfig(dir, 'web-route.yaml', webRoute('503, 700'));
+  writeConfig(dir, 'solo-route.yaml', soloRoute('503, 700'));
   const admin = mesh.controlAdmin.replace('http://', '');
   await waitFor('control reports the bad field', async () => {
     const p = weft(t, ['get', 'routes', '-n', NS, '--control-admin', admin]);
     await p.exited;
-    return /spec\.rules\[1\]\.retry\.codes\[1\].*700/.test(p.stdout() + p.stderr());
+    return /HTTPRoute res\/solo: spec\.rules\[0\]\.retry\.codes\[1\]: Invalid value: 700/.test(p.stdout() + p.stderr());
   }, { timeoutMs: 15_000 });
   const a = id('lastgood');
-  const r = await call(`/fail/${a}?n=1`);
+  const r = await call(`/fail/${a}?n=1`, {}, 'solo');
   t.equal(r.status, 200, 'the previous version still retries');
-  t.equal((await triesOf('web', a)).length, 2);
-  const s = await call('/sink-check', {}, 'sink');
-  t.equal(s.status, 200, 'other routes are untouched');
-  writeConfig(dir, 'web-route.yaml', webRoute('503'));
+  t.equal((await triesOf('solo', a)).length, 2);
+  const s = await call(`/fail/${id('other')}?n=99`);
+  t.equal(s.status, 503, 'other routes are untouched');
+  writeConfig(dir, 'solo-route.yaml', soloRoute('503'));
 });
 
 t.test('gRPC retry on UNAVAILABLE with a real grpc-js server', async (t) => {
@@ -267,7 +284,6 @@ t.test('budget: a backend that always fails sees at most (1 + budget) × the req
 t.test('failure accrual: an endpoint that fails leaves the balancer, is probed, and comes back when it heals; weft stat shows it', async (t) => {
   const [bad, good] = podsOf('heal') as [PodInfo, PodInfo];
   const endpoint = `${bad.podIP}:8080`;
-  const stat = weft(t, ['stat', 'backends', 'heal', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', ''), '--window', '6s', '-o', 'json']);
   await direct(bad, '/mode?fail=500', 'POST');
   await direct(bad, '/reset', 'POST');
   const results: string[] = [];
@@ -278,6 +294,11 @@ t.test('failure accrual: an endpoint that fails leaves the balancer, is probed, 
   t.ok(before <= 12, `the failing endpoint got ${before} requests of 60 (7 to eject, then rare probes)`);
   const last = results.slice(-30);
   t.ok(last.every((p) => p === good.pod), 'once ejected, requests go to the healthy endpoint');
+  // While it keeps failing, each probe (after 1 s, 2 s, 4 s...) ejects it again: weft stat sees ejections in its window.
+  const stat = weft(t, ['stat', 'backends', 'heal', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', ''), '--window', '5s', '-o', 'json']);
+  let statDone = false;
+  void stat.exited.then(() => (statDone = true));
+  while (!statDone) await call('/x', {}, 'heal');
   const { code } = await stat.exited;
   t.equal(code, 0, stat.stderr());
   const rows = (JSON.parse(stat.stdout()) as { rows: Array<{ backend: string; ejections: number }> }).rows;
@@ -296,21 +317,29 @@ t.test('failure accrual: an endpoint that fails leaves the balancer, is probed, 
 
 t.test('load shedding: past the in-flight bound the sidecar answers 503 overloaded at once; weft stat shows it', async (t) => {
   const small = mesh.pod('small-0');
-  const rs = await Promise.all(Array.from({ length: 8 }, () => meshGet(small.podIP, `http://web.${NS}/slow?delay=800`, { timeoutMs: 5000 })));
+  const burst = () => Promise.all(Array.from({ length: 8 }, () => meshGet(small.podIP, `http://web.${NS}/slow?delay=800`, { timeoutMs: 5000 })));
+  const rs = await burst();
   const shed = rs.filter((r) => r.status === 503 && r.headers['weft-proxy-error'] === 'overloaded');
   t.equal(rs.filter((r) => r.status === 200).length, 2, 'config.weft.io/max-in-flight: "2" lets two through');
   t.equal(shed.length, 6, 'the rest are shed with weft-proxy-error: overloaded');
   const m = await clientMetric('weft_requests_shed_total', small);
   t.ok(m.some((s) => s.labels.backend === `${NS}/web` && s.value >= 6), 'counted');
+  const stat = weft(t, ['stat', 'services', 'web', '-n', NS, '--admin', small.adminUrl, '--window', '3s', '-o', 'json']);
+  let statDone = false;
+  void stat.exited.then(() => (statDone = true));
+  while (!statDone) await burst();
+  t.equal((await stat.exited).code, 0, stat.stderr());
+  const rows = (JSON.parse(stat.stdout()) as { rows: Array<{ service: string; shed: number }> }).rows;
+  t.ok(rows.some((r) => r.service === `${NS}/web` && r.shed >= 6), `weft stat shows shed requests: ${stat.stdout()}`);
 });
 
 t.test('weft stat shows retries', async (t) => {
-  const stat = weft(t, ['stat', 'services', 'web', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', ''), '--window', '3s']);
+  const stat = weft(t, ['stat', 'services', 'solo', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', ''), '--window', '3s']);
   const until = Date.now() + 3500;
-  while (Date.now() < until) await call(`/fail/${id('stat')}?n=1`);
+  while (Date.now() < until) await call(`/fail/${id('stat')}?n=1`, {}, 'solo');
   await stat.exited;
   t.match(stat.stdout(), /RETRIES\s+SHED\s+EJECTIONS/);
-  const row = stat.stdout().split('\n').find((l) => l.startsWith(`${NS}/web`));
+  const row = stat.stdout().split('\n').find((l) => l.startsWith(`${NS}/solo`));
   t.ok(row, stat.stdout());
   const cols = row!.trim().split(/\s+/);
   t.ok(Number(cols[cols.length - 3]) > 0, `RETRIES per second > 0: ${row}`);

@@ -12,6 +12,9 @@ export const ANNOTATIONS = {
   skipInboundPorts: 'config.weft.io/skip-inbound-ports',
   skipOutboundPorts: 'config.weft.io/skip-outbound-ports',
   proxyImage: 'config.weft.io/proxy-image',
+  // Resilience (api/names.ts RESILIENCE_ANNOTATIONS): the sidecar's --failure-accrual / --max-in-flight.
+  failureAccrual: 'config.weft.io/failure-accrual',
+  maxInFlight: 'config.weft.io/max-in-flight',
 } as const;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -23,6 +26,10 @@ export interface ProxyConfig {
   skipInboundPorts: string[];
   skipOutboundPorts: string[];
   image: string | undefined;
+  /** Consecutive failures that eject an endpoint (sidecar default when unset). */
+  failureAccrual?: number;
+  /** In-flight requests per backend before shedding (sidecar default when unset). */
+  maxInFlight?: number;
 }
 
 export interface ProxyDefaults {
@@ -84,8 +91,19 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     }
   }
   const image = annotations[ANNOTATIONS.proxyImage]?.trim() || undefined;
+  const whole = (ann: string, max: number): number | undefined => {
+    const v = annotations[ann];
+    if (v === undefined) return undefined;
+    if (/^[0-9]{1,9}$/.test(v.trim()) && Number(v) <= max) return Number(v.trim());
+    warnings.push(`annotation ${ann}: "${v}" is not a whole number from 0 to ${max}; using the sidecar's default`);
+    return undefined;
+  };
+  const failureAccrual = whole(ANNOTATIONS.failureAccrual, 1000);
+  const maxInFlight = whole(ANNOTATIONS.maxInFlight, 999_999_999);
   return {
     config: {
+      ...(failureAccrual !== undefined ? { failureAccrual } : {}),
+      ...(maxInFlight !== undefined ? { maxInFlight } : {}),
       resources: { requests, limits },
       logLevel,
       skipInboundPorts: ports(annotations[ANNOTATIONS.skipInboundPorts] ?? '', ANNOTATIONS.skipInboundPorts, warnings),

@@ -111,6 +111,8 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
       fieldEnv('NODE_NAME', 'spec.nodeName'),
       { name: 'WEFT_LOG_LEVEL', value: cfg.logLevel },
+      ...(cfg.failureAccrual !== undefined ? [{ name: 'WEFT_FAILURE_ACCRUAL', value: String(cfg.failureAccrual) }] : []),
+      ...(cfg.maxInFlight !== undefined ? [{ name: 'WEFT_MAX_IN_FLIGHT', value: String(cfg.maxInFlight) }] : []),
     ],
     ports: [
       { name: 'weft-outbound', containerPort: PORTS.outbound, protocol: 'TCP' },
