@@ -187,6 +187,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     // Stop accepting; in-flight requests finish; idle keep-alive connections go now, busy ones once idle.
     outbound.server.close();
     inbound.server.close();
+    // Callers on HTTP/2 sessions are told to go (GOAWAY): their streams in flight finish.
+    outbound.h2.goaway();
     const deadline = Date.now() + graceMs;
     const all = () => outbound.sockets.size + inbound.sockets.size;
     while (all() > 0 && Date.now() < deadline) {
