@@ -36,8 +36,6 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
-    // Draining: this answer is the connection's last (the caller reconnects to a sidecar that stays).
-    if (draining?.()) res.setHeader('connection', 'close');
     let url = req.url ?? '/';
     let authority = req.headers.host ?? '';
     if (url.charCodeAt(0) !== 47 /* '/' */ && url !== '*') {
@@ -54,7 +52,8 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
     const carrier: Carrier = {
       req: requestOfHttp1(req.method ?? 'GET', url, authority, req.headers, !!up),
       start,
-      answer: http1Answerer(res),
+      // Draining: the answer is the connection's last (the caller reconnects to a sidecar that stays).
+      answer: http1Answerer(res, draining),
       gone: () => res.destroyed,
       forward(d: Forward, done: Done) {
         const hasBody = prepareRequestHeaders(req.headers);
@@ -86,6 +85,7 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
     const fin = (r: ForwardResult) => done({ status: r.status, grpcStatus: '', proxyError: r.proxyError });
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, fin, up.socket, up.head) : new ForwardHandler(res, edits, fin, timeoutMs, kind);
+    handler.draining = draining;
     try {
       d.dispatch(
         { ...(origin ? { origin } : {}), path, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? bodyOf(req) : null, upgrade: up?.protocol ?? null },
