@@ -88,6 +88,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   hasBody = false;
   private connected = false;
   private sent = false;
+  /** True once the sidecar drains: the answer carries `Connection: close` (the caller reconnects elsewhere). */
+  draining: (() => boolean) | undefined = undefined;
   constructor(
     protected readonly res: ServerResponse,
     private readonly responseEdits: CompiledHeaderEdits[] | undefined,
@@ -181,6 +183,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     const edits = this.responseEdits;
     if (edits) for (let i = 0; i < edits.length; i++) flat = editResponseHeaders(flat, edits[i]!);
+    if (this.draining?.()) this.res.setHeader('connection', 'close');
     if (statusText) this.res.writeHead(statusCode, statusText, flat);
     else this.res.writeHead(statusCode, flat);
     return true;

@@ -2,9 +2,12 @@
 // (POD_IP:7001), inbound (POD_IP:7002), admin (POD_IP:7090).
 //
 // The files are the stages a request passes: listen-outbound → detect →
-// service-lookup → route-matcher → filters → backend → balancer-p2c-ewma →
-// endpoint-pool → hop ⇢ listen-inbound → the app; config arrives through
-// bootstrap → config-stream → config-validate → config-apply.
+// outbound-http1 | outbound-h2 (the protocol adapters: parse and write) →
+// outbound-route (service-lookup once) → decide (route-matcher, filters,
+// backend, session-token, balancer-p2c-ewma) → endpoint-pool → hop | hop-h2
+// ⇢ listen-inbound → the app; failures become answers in proxy-errors.
+// Config arrives through bootstrap → config-stream → config-validate →
+// config-apply. Every dependency is passed in when a listener is built.
 import type { Server } from 'node:net';
 import { DEFAULT_TRUST_DOMAIN, PORTS } from '../api/index.js';
 import { IdentityHolder } from './bootstrap.js';
@@ -198,6 +201,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     // Stop accepting; in-flight requests finish; idle keep-alive connections go now, busy ones once idle.
     outbound.server.close();
     inbound.server.close();
+    // Callers on HTTP/2 sessions are told to go (GOAWAY): their streams in flight finish.
+    outbound.h2.goaway();
     const deadline = Date.now() + graceMs;
     const all = () => outbound.sockets.size + inbound.sockets.size;
     while (all() > 0 && Date.now() < deadline) {

@@ -166,7 +166,6 @@ export function createInbound(o: InboundOptions): Inbound {
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
-    if (o.draining?.()) res.setHeader('connection', 'close');
     const info = (req.socket as TaggedSocket)[kInfo];
     if (!info) {
       sendProxyError(res, 400, 'connection without a target port');
@@ -180,6 +179,7 @@ export function createInbound(o: InboundOptions): Inbound {
     const done = (r: ForwardResult) => series.get(peer, r.status).record((performance.now() - start) / 1000);
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');
+    handler.draining = o.draining;
     try {
       info.app.dispatch(
         { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? req : null, upgrade: up?.protocol ?? null },

@@ -71,8 +71,12 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
     stream.on('error', noop);
     const start = performance.now();
     const session = stream.session as ServerHttp2Session;
-    // Draining: this stream is served, then the caller's session goes away (GOAWAY).
-    if (deps.draining?.()) goawaySession(session);
+    // Draining: this stream is served, then the caller's session goes away (GOAWAY);
+    // a session busy when draining began gets it as its stream ends.
+    if (deps.draining) {
+      if (deps.draining()) goawaySession(session);
+      else stream.once('close', () => deps.draining!() && goawaySession(session));
+    }
     const grpc = isGrpc(headers['content-type']);
     const grpcTimeoutMs = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
     const req = requestOfH2(headers, grpc);

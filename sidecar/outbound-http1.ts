@@ -38,8 +38,6 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
-    // Draining: this answer is the connection's last (the caller reconnects to a sidecar that stays).
-    if (draining?.()) res.setHeader('connection', 'close');
     let url = req.url ?? '/';
     let authority = req.headers.host ?? '';
     if (url.charCodeAt(0) !== 47 /* '/' */ && url !== '*') {
@@ -58,7 +56,8 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
     const carrier: Carrier = {
       req: requestOfHttp1(req.method ?? 'GET', url, authority, req.headers, !!up),
       start,
-      answer: http1Answerer(res),
+      // Draining: the answer is the connection's last (the caller reconnects to a sidecar that stays).
+      answer: http1Answerer(res, draining),
       gone: () => res.destroyed,
       forward(d: Forward, done: Done, tc?: TryContext) {
         // Once per request: hop-by-hop headers out, mirrors sent, the body kept for retries.
@@ -105,6 +104,7 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
       handler.gate = tc.gate;
       handler.hasBody = body !== null;
     }
+    handler.draining = draining;
     try {
       d.dispatch(
         { ...(origin ? { origin } : {}), path, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body, upgrade: up?.protocol ?? null },

@@ -216,14 +216,16 @@ export interface Answerer {
   redirect(status: number, location: string): Outcome;
 }
 
-export function http1Answerer(res: ServerResponse): Answerer {
+export function http1Answerer(res: ServerResponse, draining?: () => boolean): Answerer {
   return {
     fail(status, reason) {
       const started = res.headersSent;
+      if (!started && draining?.()) res.setHeader('connection', 'close');
       const written = sendProxyError(res, status, reason);
       return { status: started ? res.statusCode : written, grpcStatus: '', proxyError: reason };
     },
     redirect(status, location) {
+      if (draining?.()) res.setHeader('connection', 'close');
       return { status: sendRedirect(res, status, location), grpcStatus: '', proxyError: undefined };
     },
   };

@@ -5,6 +5,8 @@
 // The two outcomes — status, weft-proxy-error, Location, which app served,
 // the path, authority and headers it saw, the response headers, and whether
 // the mirror got its copy — must be the same, and what the table says.
+// Every mesh-made failure is also sent as gRPC: a trailers-only answer with
+// the grpc-status its HTTP status maps to and the same weft-proxy-error.
 // Then what was written two ways before: the 508 loop check, and a session
 // started over one protocol that holds over the other.
 import t from 'tap';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { createTrustAnchor, issueCert } from '../../certs/index.js';
 import { startSidecar, type SidecarHandle } from '../index.js';
+import { grpcCodeOfMeshStatus } from '../proxy-errors.js';
 import { startFakeControl } from './helpers/fake-control.js';
 import { APP_PORT, ROUTE_CASES, routeCasesService, TLS_HOST, TLS_PORT, type AppName, type Hosts, type RouteCase } from './helpers/route-cases.js';
 
@@ -193,6 +196,14 @@ t.test('HTTP/1.1 and HTTP/2 callers get the same outcome for every route case', 
       if (w.seen) t.same(h1.seen, w.seen, 'request headers the app saw');
       for (const [k, v] of Object.entries(w.response ?? {})) t.equal(h1.response[k], v instanceof RegExp ? true : v, `response header ${k}`);
       t.equal(h1.mirrored, !!w.mirror, w.mirror ? `the ${w.mirror} mirror got its copy` : 'no mirror');
+      if (w.status >= 400) {
+        // A gRPC caller gets the same failure as a trailers-only answer, with the same reason.
+        const g = await h2Call(session, c, `grpc-${n++}`, { 'content-type': 'application/grpc', te: 'trailers' });
+        t.equal(g.status, 200, 'gRPC: HTTP 200, trailers-only');
+        t.equal(one(g.headers['grpc-status']), String(grpcCodeOfMeshStatus(w.status)), `gRPC: grpc-status for ${w.status}`);
+        t.match(one(g.headers['weft-proxy-error']), w.proxyError ?? /./, 'gRPC: the same weft-proxy-error');
+        t.ok(one(g.headers['grpc-message']), 'gRPC: grpc-message says why');
+      }
     });
   }
 

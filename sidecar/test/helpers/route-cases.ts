@@ -112,6 +112,7 @@ function rules(): RuleSpec[] {
     { name: 'tls', matches: [path('PathPrefix', '/tls')], backends: [to('tls')] },
     { name: 'tls-invalid', matches: [path('PathPrefix', '/badtls')], backends: [to('badtls')] },
     { name: 'refused', matches: [path('PathPrefix', '/refused')], backends: [to('nothing')] },
+    { name: 'wrong-identity', matches: [path('PathPrefix', '/wrongid')], backends: [to('wrongid')] },
     { name: 'session-cookie', matches: [path('PathPrefix', '/sess')], backends: [to('pair')], extra: { session: SESSION_COOKIE } },
     { name: 'session-header', matches: [path('PathPrefix', '/sessh')], backends: [to('pair')], extra: { session: SESSION_HEADER } },
     { name: 'timeouts', matches: [path('PathPrefix', '/slow')], backends: [to('meshed')], extra: { timeouts: { requestMs: 5000, backendRequestMs: 3000 } } },
@@ -137,6 +138,8 @@ export function routeCasesService(h: Hosts, tlsCaPem: string): ServiceConfig {
       'demo/tls:80': be('tls', [{ ip: h.tls, port: TLS_PORT, ready: true }], { tls: tls('tls') }),
       'demo/badtls:80': be('badtls', [{ ip: h.tls, port: TLS_PORT, ready: true }], { tls: tls('badtls', { invalid: 'ConfigMap demo/missing-ca not found' }) }),
       'demo/nothing:80': be('nothing', [{ ip: h.nothing, port: APP_PORT, ready: true }]),
+      // The meshed pod, listed with an identity it does not have: the hop must refuse to talk to it.
+      'demo/wrongid:80': be('wrongid', [{ ...meshedEp(h), identity: { namespace: 'demo', serviceAccount: 'other' } }]),
       'demo/empty:80': be('empty', []),
       'demo/pair:80': be('pair', [meshedEp(h), plainEp(h)]),
       'demo/echo:80': be('echo', [meshedEp(h)]),
@@ -189,6 +192,13 @@ export const ROUTE_CASES: RouteCase[] = [
   { name: 'BackendTLSPolicy: TLS originated to the backend', path: '/tls/x', want: { status: 200, app: 'tls', backend: 'demo/tls:80' } },
   { name: 'an invalid BackendTLSPolicy fails closed with 503', path: '/badtls', want: { status: 503, proxyError: /BackendTLSPolicy demo\/badtls: ConfigMap demo\/missing-ca not found/ } },
   { name: 'a refused connection is 503 and says why', path: '/refused', want: { status: 503, proxyError: /connection refused/, upstreamFailure: true, backend: 'demo/nothing:80' } },
+  {
+    // The peer's inbound refuses a server name that is not its own identity (the handshake is cut) before
+    // the outbound could compare SPIFFE IDs: both protocols say so with the same 502.
+    name: 'an endpoint listed with another identity is refused with 502 and says why',
+    path: '/wrongid',
+    want: { status: 502, proxyError: /^upstream (connection reset|identity mismatch)/, upstreamFailure: true, backend: 'demo/wrongid:80' },
+  },
   { name: 'session persistence (Cookie): the answer starts a session', path: '/sess', want: { status: 200, response: { 'set-cookie': /^weft-session=[^;]+; Path=\/sess; HttpOnly; SameSite=Lax$/ } } },
   { name: 'session persistence (Header): the answer carries the token', path: '/sessh', want: { status: 200, response: { 'x-session': /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/ } } },
 ];
