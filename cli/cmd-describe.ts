@@ -6,12 +6,45 @@ import { stringify } from 'yaml';
 import { DESCRIBE_KINDS, POLICY_KINDS, describe, withStatus, type Inventory } from './describe.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
 import { SOURCE_FLAGS, loadInventory, outputFormat } from './cmd-get.js';
+import http from 'node:http';
+import { PORTS } from '../api/index.js';
+import type { CallerHealth } from './describe.js';
+
+/** GET http://<pod IP>:7090/resilience of every registered sidecar that answers within a second. */
+async function callerHealth(inv: Inventory): Promise<CallerHealth[]> {
+  const get = (ip: string): Promise<unknown> =>
+    new Promise((resolve) => {
+      const req = http.get({ host: ip, port: PORTS.admin, path: '/resilience', timeout: 1000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          try {
+            resolve(res.statusCode === 200 ? JSON.parse(body) : undefined);
+          } catch {
+            resolve(undefined);
+          }
+        });
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(undefined));
+    });
+  const all = await Promise.all(inv.registered.filter((w) => w.podIP && w.meshed !== false).map(async (w) => ({ w, body: await get(w.podIP) })));
+  const out: CallerHealth[] = [];
+  for (const { w, body } of all) {
+    const backends = (body as { backends?: CallerHealth['backends'] } | undefined)?.backends;
+    if (Array.isArray(backends)) out.push({ caller: `${w.namespace}/${w.podName || w.workload}`, backends });
+  }
+  return out;
+}
 
 const HELP = `usage: weft describe route|service|policy NAME [flags]
 
-  service NAME   ports, endpoints, attached routes (producer and consumer),
-                 policies, and the effective rules per Service port and
-                 consumer namespace in the order the sidecar tries them
+  service NAME   ports, endpoints, endpoint health as the callers' sidecars
+                 see it (failure accrual), retry budget, attached routes
+                 (producer and consumer), policies, and the effective rules
+                 per Service port and consumer namespace in the order the
+                 sidecar tries them
   route NAME     parents with Accepted/ResolvedRefs and their reasons, and
                  each rule as compiled (matches, filters, backends, weights)
   policy NAME    a BackendLBPolicy, BackendTLSPolicy or XBackendTrafficPolicy:
@@ -62,7 +95,9 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(format === 'json' ? JSON.stringify(out, null, 2) + '\n' : stringify(out, { aliasDuplicateObjects: false }));
     return 0;
   }
-  const text = describe(inv, kind, ns, name);
+  // Failure accrual lives in each caller's sidecar: ask the registered ones (local mode; best effort).
+  const health = kind === 'service' && !str(p, 'config-dir') ? await callerHealth(inv) : undefined;
+  const text = describe(inv, kind, ns, name, health ? { health } : {});
   if (text === undefined) {
     process.stderr.write(`weft describe: ${kind} ${ns}/${name} not found\n`);
     return 1;

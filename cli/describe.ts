@@ -425,6 +425,39 @@ export interface DescribeOptions {
   now?: number;
   /** A precompiled result (tests); else compiled from the inventory. */
   compiled?: CompileResult;
+  /**
+   * Endpoint health as the callers' sidecars see it (their GET /resilience),
+   * for `describe service`: failure accrual is per caller.
+   */
+  health?: CallerHealth[];
+}
+
+/** One caller sidecar's view of a backend's endpoints (sidecar admin GET /resilience). */
+export interface CallerHealth {
+  /** "namespace/pod" of the calling sidecar. */
+  caller: string;
+  backends: Array<{ backend: string; inflight: number; shed: number; endpoints: Array<{ endpoint: string; state: string; consecutiveFailures: number; ejections: number; nextProbeInMs?: number }> }>;
+}
+
+/** "Endpoint health:" lines of describe service: endpoints out of some caller's balancer, or that all are in. */
+export function healthLines(svcKey: string, health: CallerHealth[] | undefined): string[] {
+  if (!health) return [];
+  const out: string[] = [];
+  let seen = 0;
+  for (const h of health) {
+    for (const b of h.backends) {
+      if (!b.backend.startsWith(`${svcKey}:`)) continue;
+      for (const e of b.endpoints) {
+        seen++;
+        if (e.state === 'active') continue;
+        const probe = e.nextProbeInMs !== undefined ? `, next probe in ${formatDuration(Math.max(1, Math.round(e.nextProbeInMs)))}` : '';
+        out.push(`  ${e.endpoint} ${e.state === 'ejected' ? 'EJECTED' : 'PROBING'} by ${h.caller}: ${e.consecutiveFailures} consecutive failures, ejected ${e.ejections} time(s)${probe}`);
+      }
+      if (b.shed > 0) out.push(`  ${h.caller} shed ${b.shed} request(s) to ${b.backend} (503 overloaded)`);
+    }
+  }
+  if (out.length === 0) return [`Endpoint health: ${seen > 0 ? 'every endpoint is in every caller\'s balancer' : 'no caller has sent requests yet'} (failure accrual, per caller)`];
+  return ['Endpoint health (failure accrual, per caller):', ...out];
 }
 
 /** Find the resources of `kind` named `name` in `namespace`; kinds with two types may yield two. */
@@ -445,7 +478,7 @@ export function describe(inv: Inventory, kind: DescribeKind, namespace: string, 
   const c = o.compiled ?? compile(snapshotOf(inv.resources, inv.registered));
   const now = o.now ?? Date.now();
   const text = found.map((r) => {
-    if (r.kind === 'Service') return describeService(inv, c, r, now);
+    if (r.kind === 'Service') return describeService(inv, c, r, now, o.health);
     if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') return describeRoute(inv, c, r, now);
     return describePolicy(inv, c, r as BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy, now);
   });
@@ -494,7 +527,7 @@ function describeRoute(inv: Inventory, c: CompileResult, r: HTTPRoute | GRPCRout
   return out.join('\n') + '\n';
 }
 
-function describeService(inv: Inventory, c: CompileResult, s: Service, now: number): string {
+function describeService(inv: Inventory, c: CompileResult, s: Service, now: number, health?: CallerHealth[]): string {
   const ns = nsOf(s);
   const key = `${ns}/${s.metadata.name}`;
   const out = header(s, now);
@@ -511,6 +544,7 @@ function describeService(inv: Inventory, c: CompileResult, s: Service, now: numb
   // GEP-3388: every caller's sidecar holds its own budget for this Service's backends.
   const budget = producerView?.backends[`${key}:${d?.ports[0]?.port ?? 0}`]?.retryBudget;
   out.push(`Retry budget: ${budget ? `${describeRetryBudget(budget)} (XBackendTrafficPolicy ${budget.policy})` : `${describeRetryBudget(DEFAULT_RETRY_BUDGET)} (default)`}`);
+  out.push(...healthLines(key, health));
   // Routes attached and policies targeting this Service.
   const routes = [...(attachedRoutes(inv.resources).get(key) ?? [])].sort(
     (a, b) => Number(nsOf(a) !== ns) - Number(nsOf(b) !== ns) || cmp(nsOf(a), nsOf(b)) || cmp(a.kind, b.kind) || cmp(a.metadata.name, b.metadata.name),

@@ -294,6 +294,9 @@ t.test('failure accrual: an endpoint that fails leaves the balancer, is probed, 
   t.ok(before <= 12, `the failing endpoint got ${before} requests of 60 (7 to eject, then rare probes)`);
   const last = results.slice(-30);
   t.ok(last.every((p) => p === good.pod), 'once ejected, requests go to the healthy endpoint');
+  const desc = weft(t, ['describe', 'service', 'heal', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', '')]);
+  t.equal((await desc.exited).code, 0, desc.stderr());
+  t.match(desc.stdout(), new RegExp(`${endpoint.replace(/\./g, '\\.')} (EJECTED|PROBING) by ${NS}/client-0: \\d+ consecutive failures`), 'weft describe service shows it');
   // While it keeps failing, each probe (after 1 s, 2 s, 4 s...) ejects it again: weft stat sees ejections in its window.
   const stat = weft(t, ['stat', 'backends', 'heal', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', ''), '--window', '5s', '-o', 'json']);
   let statDone = false;

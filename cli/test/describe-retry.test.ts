@@ -31,3 +31,22 @@ t.test('get policies and describe show the retry budget and route retries', asyn
   const bare = inventoryFrom({ resources: [cart], statuses: [], errors: [], registered: pods });
   t.match(describe(bare, 'service', NS, 'cart')!, /Retry budget: retries at most 20% of requests over 10s, plus 10 per 1s \(default\)/);
 });
+
+t.test('describe service shows endpoint health as the callers see it', async (t) => {
+  const { healthLines } = await import('../describe.js');
+  const h = [
+    { caller: 'shop/client-0', backends: [{ backend: 'shop/cart:80', inflight: 0, shed: 3, endpoints: [{ endpoint: '127.0.6.1:8080', state: 'ejected', consecutiveFailures: 7, ejections: 2, nextProbeInMs: 1500 }, { endpoint: '127.0.6.2:8080', state: 'active', consecutiveFailures: 0, ejections: 0 }] }] },
+    { caller: 'shop/other-0', backends: [{ backend: 'shop/db:5432', inflight: 0, shed: 0, endpoints: [{ endpoint: '127.0.6.9:5432', state: 'ejected', consecutiveFailures: 9, ejections: 1 }] }] },
+  ];
+  t.same(healthLines('shop/cart', h), [
+    'Endpoint health (failure accrual, per caller):',
+    '  127.0.6.1:8080 EJECTED by shop/client-0: 7 consecutive failures, ejected 2 time(s), next probe in 1s500ms',
+    '  shop/client-0 shed 3 request(s) to shop/cart:80 (503 overloaded)',
+  ]);
+  t.same(healthLines('shop/api', h), ["Endpoint health: no caller has sent requests yet (failure accrual, per caller)"]);
+  t.same(healthLines('shop/cart', [{ caller: 'x/y', backends: [{ backend: 'shop/cart:80', inflight: 0, shed: 0, endpoints: [{ endpoint: 'a', state: 'active', consecutiveFailures: 0, ejections: 0 }] }] }]), ["Endpoint health: every endpoint is in every caller's balancer (failure accrual, per caller)"]);
+  t.same(healthLines('shop/cart', undefined), [], 'offline (--config-dir): nothing');
+  const resources = [cart];
+  const inv = inventoryFrom({ resources, statuses: [], errors: [], registered: pods });
+  t.match(describe(inv, 'service', NS, 'cart', { health: h })!, /Endpoint health \(failure accrual, per caller\):\n  127\.0\.6\.1:8080 EJECTED by shop\/client-0/);
+});
