@@ -5,7 +5,7 @@ import type { BuiltBackend, BuiltRouteBackend, BuiltRule, EndpointRt } from './c
 import type { HeaderView } from './request.js';
 import { pinnedEndpoint, pinnedRouteBackend } from './session-token.js';
 import { pickFrom } from './balancer-p2c-ewma.js';
-import { availableEndpoints, isAvailable, markPicked } from './failure-accrual.js';
+import { availableEndpoints, dueProbe, isAvailable, markPicked } from './failure-accrual.js';
 
 export function chooseBackend(rule: BuiltRule, headers: HeaderView, now: number, rand?: () => number): BuiltRouteBackend | undefined {
   if (rule.session) {
@@ -33,7 +33,8 @@ export function chooseEndpoint(rule: BuiltRule, backend: BuiltBackend, headers: 
 
 /** P2C among the endpoints failure accrual leaves in the balancer (all of them when none is left). */
 export function pickEndpoint(list: readonly EndpointRt[], now: number, rand?: () => number): EndpointRt | undefined {
-  const ep = pickFrom(availableEndpoints(list, now), rand);
+  const available = availableEndpoints(list, now);
+  const ep = (available !== list || list.some((e) => e.accrual.phase !== 'active') ? dueProbe(list, now) : undefined) ?? pickFrom(available, rand);
   if (ep && ep.accrual.phase !== 'active') markPicked(ep.accrual, now);
   return ep;
 }

@@ -37,7 +37,7 @@ export class P2cEwma<T extends Balanced> {
 }
 
 /** P2C over any list (failure accrual passes the endpoints still in the balancer). */
-export function pickFrom<T extends Balanced>(list: readonly T[], rand: () => number = Math.random): T | undefined {
+export function pickFrom<T extends Balanced>(list: readonly T[], rand: () => number = Math.random, now: number = performance.now()): T | undefined {
   const n = list.length;
   if (n <= 1) return list[0];
   const i = (rand() * n) | 0;
@@ -45,11 +45,22 @@ export function pickFrom<T extends Balanced>(list: readonly T[], rand: () => num
   if (j >= i) j++;
   const a = list[i]!;
   const b = list[j]!;
-  return cost(a) <= cost(b) ? a : b;
+  return cost(a, now) <= cost(b, now) ? a : b;
 }
 
-function cost(e: Balanced): number {
-  return e.ewmaMs * (e.inflight + 1);
+/**
+ * Peak-EWMA cost: the latency estimate, decayed toward DEFAULT_RTT_MS since
+ * the last sample (linkerd2-proxy decays it the same way), times the load.
+ * Without the decay an endpoint charged a failure penalty would never be
+ * picked again by P2C between two endpoints, so it would never be measured.
+ */
+function cost(e: Balanced, now: number): number {
+  let ewma = e.ewmaMs;
+  if (e.lastMs > 0 && now > e.lastMs && ewma > DEFAULT_RTT_MS) {
+    const w = Math.exp(-(now - e.lastMs) / TAU_MS);
+    ewma = ewma * w + DEFAULT_RTT_MS * (1 - w);
+  }
+  return ewma * (e.inflight + 1);
 }
 
 export function observe(e: Balanced, rttMs: number, nowMs: number): void {

@@ -114,6 +114,19 @@ export function availableEndpoints<T extends Accrued>(list: readonly T[], now: n
   return list.filter((e) => isAvailable(e.accrual, now));
 }
 
+/**
+ * An ejected endpoint whose probe is due, if any: it takes the next request
+ * whatever its latency estimate (a probe is how it gets back), so recovery
+ * does not wait on the balancer's choice.
+ */
+export function dueProbe<T extends Accrued>(list: readonly T[], now: number): T | undefined {
+  for (let i = 0; i < list.length; i++) {
+    const s = list[i]!.accrual;
+    if ((s.phase === 'ejected' && now >= s.probeAt) || (s.phase === 'probing' && !s.probeInFlight)) return list[i];
+  }
+  return undefined;
+}
+
 /** Endpoint state for /resilience, describe and the metric. */
 export function describeAccrual(s: AccrualState, now: number): { state: AccrualPhase; consecutiveFailures: number; ejections: number; nextProbeInMs?: number } {
   const d: { state: AccrualPhase; consecutiveFailures: number; ejections: number; nextProbeInMs?: number } = { state: s.phase, consecutiveFailures: s.consecutiveFailures, ejections: s.ejectionsTotal };

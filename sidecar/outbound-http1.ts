@@ -68,7 +68,8 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
           // Mirrors copy the request as the rule sends it, before the backendRef's own edits.
           if (d.mirrors.length) for (const m of d.mirrors) mirror(req, m, hasBody);
           if (tc && hasBody && !up) tc.body = keepsBody(length, chunked) ? new BodyReplay(bodyOf(req)) : 'unkept';
-          if (tc) base = { ...req.headers };
+          // Header edits are applied per try to a copy of the request as it arrived (only when there are edits: nothing to undo otherwise).
+          if (tc && d.requestEdits.length > 0) base = { ...req.headers };
         }
         // Each try starts from the request as it arrived: edits are applied once per try.
         const headers = tc && tc.index > 0 && base ? { ...base } : req.headers;

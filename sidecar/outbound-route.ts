@@ -21,8 +21,6 @@ import { classifyError, type AttemptOutcome } from './retry-policy.js';
 
 /** How long a request for a Service waits for its first config after subscribing. */
 export const SUBSCRIBE_WAIT_MS = 2_000;
-/** The outcome a dropped (retried) try is accounted with: a failure of its endpoint. */
-const RETRIED: Outcome = { status: 0, grpcStatus: '', proxyError: 'tried again' };
 /** Latency charged to an endpoint for a failed request. */
 const FAILURE_PENALTY_MS = 1_000;
 
@@ -180,8 +178,10 @@ export class OutboundRouter {
     const settle = (o: AttemptOutcome): boolean => {
       const e: TryEnd<EndpointRt> = run.end(ep, o);
       if (e.action === 'deliver') return true;
-      // This try is dropped: count it against its endpoint, then the next one.
-      this.end(ep, sent, RETRIED);
+      // This try is dropped. Failure accrual has counted it against its endpoint
+      // (ejection after consecutive failures); no latency penalty on top, which
+      // would keep P2C away from the endpoint for a minute after one refusal.
+      ep.inflight--;
       tc.index++;
       d = { ...d, endpoint: e.endpoint, responseEdits: responseEditsFor(d.rule, d.routeBackend, d.backend, e.endpoint, c.req.headers, Date.now()) };
       if (e.delayMs > 0) setTimeout(again, e.delayMs);

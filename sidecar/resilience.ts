@@ -10,11 +10,12 @@
 // and HTTP/2 adapters share it, so both retry the same way.
 import type { RetryBudget, RetryPolicy } from '../api/index.js';
 import { DEFAULT_FAILURE_ACCRUAL, DEFAULT_MAX_IN_FLIGHT } from '../api/index.js';
-import { pickFrom, type Balanced } from './balancer-p2c-ewma.js';
+import { DEFAULT_RTT_MS, pickFrom, type Balanced } from './balancer-p2c-ewma.js';
 import {
   DEFAULT_ACCRUAL,
   availableEndpoints,
   describeAccrual,
+  dueProbe,
   isOut,
   markPicked,
   recordFailure,
@@ -124,7 +125,8 @@ export class Resilience {
       const rest = list.filter((e) => !avoid.has(e));
       if (rest.length > 0) list = rest;
     }
-    const ep = pickFrom(list, this.rand);
+    const probe = list.some((e) => e.accrual.phase !== 'active') ? dueProbe(list, now) : undefined;
+    const ep = probe ?? pickFrom(list, this.rand);
     if (ep && ep.accrual.phase !== 'active') markPicked(ep.accrual, now);
     return ep;
   }
@@ -133,6 +135,9 @@ export class Resilience {
   recordOutcome(backend: BackendLike, ep: EndpointLike, o: AttemptOutcome): void {
     const s = ep.accrual;
     const ev = isEndpointFailure(o) ? recordFailure(s, this.accrualConfig, this.now(), this.rand) : recordSuccess(s);
+    // Back in the balancer: start its latency estimate afresh, or the failure
+    // penalties of its bad spell would keep P2C away from it for a minute.
+    if (ev === 'recovered') ep.ewmaMs = DEFAULT_RTT_MS;
     let t = this.tracked.get(backend.key);
     if (!t) this.tracked.set(backend.key, (t = { backend, endpoints: new Map() }));
     t.backend = backend;

@@ -151,8 +151,10 @@ t.test('failure accrual: an endpoint failing 7 times in a row leaves the balance
   let probes = 0;
   for (let i = 0; i < 50; i++) if (res.pick(b) === bad) probes++;
   t.equal(probes, 1, 'one probe request once the backoff is over');
+  bad.ewmaMs = 1000; // the failure penalties of its bad spell
   res.recordOutcome(b, bad, { kind: 'response', status: 200 });
   t.equal(res.isEjected(bad), false, 'a good probe brings it back');
+  t.equal(bad.ewmaMs, 1, 'with its latency estimate started afresh');
   t.match((await metricLines(m, 'weft_endpoint_ejected')).join('\n'), /endpoint="10\.0\.0\.1:8080"} 0/);
   let back = 0;
   for (let i = 0; i < 100; i++) if (res.pick(b) === bad) back++;
@@ -184,4 +186,37 @@ t.test('a body that was not kept is not sent again', async (t) => {
   const first = res.pick(b)!;
   run.begin(first);
   t.same(run.end(first, { kind: 'response', status: 503 }), { action: 'deliver', skipped: 'body_too_large' });
+});
+
+t.test('a penalized endpoint is not starved: its latency estimate decays until P2C tries it again', async (t) => {
+  const { pickFrom } = await import('../balancer-p2c-ewma.js');
+  const slow = { ...newBalanced(true), ewmaMs: 1000, lastMs: 1 };
+  const fast = { ...newBalanced(true), ewmaMs: 2, lastMs: 1 };
+  const rand = prng(7);
+  // The fast endpoint keeps being measured (its samples are fresh); the penalized one is not.
+  const picks = (now: number) => {
+    fast.lastMs = now;
+    return Array.from({ length: 100 }, () => pickFrom([slow, fast], rand, now)).filter((e) => e === slow).length;
+  };
+  t.equal(picks(1000), 0, 'just penalized: avoided');
+  t.ok(picks(120_000) > 20, 'two minutes later the penalty has decayed below the measured one: picked again');
+});
+
+t.test('a due probe goes out even when the balancer would prefer the other endpoint', async (t) => {
+  const c = clock();
+  const res = new Resilience(undefined, { now: c.now, rand: prng(3) });
+  const bad = { ...ep(1), ewmaMs: 5000, lastMs: performance.now() };
+  const good = ep(2);
+  const b = backend([bad, good]);
+  for (let i = 0; i < 7; i++) res.recordOutcome(b, bad, { kind: 'error', reason: 'connect_refused' });
+  c.advance(2000);
+  t.equal(res.pick(b), bad, 'the probe');
+  t.equal(res.pick(b), good, 'one at a time');
+  const { pickEndpoint } = await import('../backend.js');
+  const bad2 = { ...ep(3), ewmaMs: 5000, lastMs: performance.now() } as unknown as Parameters<typeof pickEndpoint>[0][number];
+  const good2 = ep(4) as unknown as typeof bad2;
+  bad2.accrual.phase = 'ejected';
+  bad2.accrual.probeAt = 10;
+  t.equal(pickEndpoint([good2, bad2], 20), bad2, 'decide() sends the due probe too');
+  t.equal(bad2.accrual.phase, 'probing');
 });
