@@ -13,6 +13,7 @@ import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
+import { InboundAuthz } from './authz-state.js';
 // HTTP/2 and gRPC: registers the outbound h2c and inbound ALPN h2 protocol hooks.
 import './outbound-h2.js';
 // Session persistence (GEP-1619): registers the cookie/header affinity with backend.ts.
@@ -29,6 +30,8 @@ export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
+export { buildAuthorizer, validateInboundAuthz, type Authorizer, type AuthzDecision } from './authorize.js';
+export { InboundAuthz } from './authz-state.js';
 
 installSessionPersistence();
 
@@ -111,6 +114,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     metrics.certExpiry.set({ kind: 'leaf', identity: id.spiffe }, id.notAfter.getTime() / 1000);
   });
   const state = new MeshState({ self, metrics });
+  const authz = new InboundAuthz(metrics, log);
   const stream = new ConfigStream({
     control: opts.control,
     identity,
@@ -126,6 +130,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
       app_ports: opts.appPorts ?? [],
       strict: !!opts.strict,
     },
+    inbound: authz,
     // "ns/name", "name.ns" or a bare name (the workload's own namespace).
     subscribe: (opts.subscribe ?? []).map((s) => {
       if (s.includes('/')) return s;
@@ -143,7 +148,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const outHost = opts.podIP.startsWith('127.') ? opts.podIP : '127.0.0.1';
   const maxHeaderSize = opts.maxHeaderSize;
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log });
-  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log });
+  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, authz });
   let closing: Promise<void> | undefined;
   const admin = createAdmin({
     identity,
