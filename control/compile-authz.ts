@@ -240,6 +240,8 @@ export function compileAuthz(
     policiesFor,
     forPod(pod: PodRef): InboundAuthzConfig {
       const reg = pod.podIP ? byIP.get(pod.podIP) : undefined;
+      // The API server's labels when control knows the pod (Kubernetes: the Pod watch), else the Hello's.
+      const target: PodRef = reg && reg.namespace === pod.namespace ? { ...pod, labels: reg.labels } : pod;
       const wl = workloads.get(`${pod.namespace}/${pod.workload || reg?.workload || ''}`);
       let defaultPolicy = opts.defaultInboundPolicy;
       let defaultFrom: InboundAuthzConfig['defaultFrom'] = 'mesh';
@@ -255,7 +257,7 @@ export function compileAuthz(
         defaultPolicy,
         defaultFrom,
         probes: [...probes.values()].sort((a, b) => a.port - b.port || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
-        policies: policiesFor(pod).map((p) => p.config),
+        policies: policiesFor(target).map((p) => p.config),
       };
     },
   };
