@@ -12,7 +12,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hopServerName } from '../api/index.js';
 import { IdentityHolder } from '../sidecar/bootstrap.js';
-import { configDir, docs, echoWorkload, httpRequest, REPO, startMesh, waitFor, writeConfig, type PodInfo } from './helpers/mesh.js';
+import { execFileSync } from 'node:child_process';
+import { configDir, docs, echoWorkload, httpRequest, REPO, startMesh, waitFor, WEFT_JS, writeConfig, type PodInfo } from './helpers/mesh.js';
 import { echoClient, grpc, unary, type EchoClient } from './helpers/grpc-echo.js';
 
 const APP = join(REPO, 'e2e', 'helpers', 'authz-app.mjs');
@@ -227,6 +228,23 @@ t.test('AuthorizationPolicy enforced at the inbound sidecar by mTLS identity', a
     const m = await metrics();
     t.ok(decisions(m, 'shop/allow-web', SPIFFE('shop', 'other'), 'deny') >= 3, 'denials counted per policy and source identity');
     t.ok(decisions(m, 'shop/allow-web', SPIFFE('shop', 'web'), 'allow') >= 2, 'allows counted per policy and source identity');
+  });
+
+  await t.test('weft get policies and weft describe workload|pod show the policy and what it allows', async (t) => {
+    const cli = (...args: string[]) => execFileSync(process.execPath, [WEFT_JS, ...args, '--control-admin', mesh.controlAdmin], { encoding: 'utf8' });
+    const table = cli('get', 'policies', '-n', 'shop');
+    t.match(table, /allow-web\s+AuthorizationPolicy\s+Pod\{app=cart\}\s+True/, 'get policies: kind, target, Accepted');
+    const json = JSON.parse(cli('get', 'policies', '-n', 'shop', '-o', 'json')) as { items?: Array<{ status?: { ancestors: Array<{ conditions: Array<{ type: string; status: string; message: string }> }> } }> } & { status?: unknown };
+    const item = (json.items ?? [json])[0] as { status?: { ancestors: Array<{ conditions: Array<{ type: string; status: string; message: string }> }> } };
+    t.match(item.status?.ancestors[0]?.conditions[0], { type: 'Accepted', status: 'True', message: /selects 1 pod\(s\)/ }, '-o json carries the conditions');
+    const wl = cli('describe', 'workload', 'cart', '-n', 'shop');
+    t.match(wl, /shop\/allow-web\s+selector app=cart\s+Accepted True/, 'describe workload lists the policy that selects it');
+    t.match(wl, /rule 1 allows service account shop\/web on every port/, 'and what it allows');
+    t.match(wl, /Probe paths \(always allowed\): \/healthz/);
+    const pd = cli('describe', 'pod', 'cart-0', '-n', 'shop');
+    t.match(pd, /Pod:\s+shop\/cart-0/);
+    t.match(pd, /shop\/allow-web/);
+    t.match(cli('describe', 'workload', 'web', '-n', 'shop'), /Authorization policies: none select it; the default inbound policy all-unauthenticated decides/);
   });
 
   await t.test('"*" admits a whole namespace', async (t) => {
