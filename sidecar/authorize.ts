@@ -102,7 +102,11 @@ export function buildAuthorizer(config: InboundAuthzConfig): Authorizer {
   const hasProbes = config.probes.length > 0;
   const policyNames = policies.map((p) => p.name).join(',');
   const probeDecisions = new Map<string, AuthzDecision>();
-  let cache = new Map<string, AuthzDecision>();
+  // port → caller → decision. Two levels, so a request costs two Map lookups
+  // and never builds a key string (the caller's identity string is the same
+  // object for every request of a connection: its hash is computed once).
+  let cache = new Map<number, Map<string, AuthzDecision>>();
+  let cached = 0;
 
   const decide = (port: number, peer: string): AuthzDecision => {
     if (policies.length > 0) {
@@ -144,12 +148,18 @@ export function buildAuthorizer(config: InboundAuthzConfig): Authorizer {
         }
         return d;
       }
-      const key = `${port} ${peer}`;
-      let d = cache.get(key);
-      if (d) return d;
-      d = decide(port, peer);
-      if (cache.size >= MAX_CACHED) cache = new Map();
-      cache.set(key, d);
+      let byPeer = cache.get(port);
+      const hit = byPeer?.get(peer);
+      if (hit) return hit;
+      const d = decide(port, peer);
+      if (cached >= MAX_CACHED) {
+        cache = new Map();
+        cached = 0;
+        byPeer = undefined;
+      }
+      if (!byPeer) cache.set(port, (byPeer = new Map()));
+      byPeer.set(peer, d);
+      cached++;
       return d;
     },
   };
