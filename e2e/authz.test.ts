@@ -352,6 +352,14 @@ t.test('AuthorizationPolicy enforced at the inbound sidecar by mTLS identity', a
     t.equal((await get(callers.evilWeb)).status, 200, 'evil/web (meshed) admitted');
   });
 
+  await t.test('local mode: a Workload\'s spec.defaultInboundPolicy overrides its namespace, live', async (t) => {
+    const c0 = await counts();
+    writeConfig(dir, 'cart.yaml', CART.replace('  probePaths: [/healthz]\n', '  probePaths: [/healthz]\n  defaultInboundPolicy: deny\n'));
+    await applied('shop/web refused by the Workload\'s deny', async () => (await get(callers.web)).status === 403);
+    t.equal((await get(callers.web, 80, '/healthz')).status, 200, 'probe path still allowed');
+    t.ok((await counts()).http > c0.http, 'the same app process still counts: no restart for an authorization field');
+  });
+
   t.same(
     [...sockets.entries()].filter(([, s]) => s.size > 1).map(([ip]) => ip),
     [],
