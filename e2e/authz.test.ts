@@ -215,6 +215,10 @@ t.test('AuthorizationPolicy enforced at the inbound sidecar by mTLS identity', a
     t.match(denied.error, /AuthorizationPolicy shop\/allow-web does not allow spiffe:\/\/cluster\.local\/ns\/shop\/sa\/other on port 8080/, 'weft-proxy-error says why');
     t.equal((await get(callers.web)).status, 200, 'shop/web allowed');
     t.equal((await get(callers.evilWeb)).status, 403, 'the same service-account name from namespace evil is refused');
+    const cfg = (await httpRequest(`${cart.adminUrl}/config`)).json<{ inbound: { config: { policies: Array<{ name: string }> } } }>();
+    t.same(cfg.inbound.config.policies.map((p) => p.name), ['shop/allow-web'], 'the sidecar\'s /config shows the policies it enforces');
+    const webCfg = (await httpRequest(`${callers.web.adminUrl}/config`)).json<{ inbound: { config: { policies: unknown[] } } }>();
+    t.same(webCfg.inbound.config.policies, [], 'a sidecar gets only the policies selecting its own pod');
     t.equal((await get(callers.probe)).status, 403, 'ops/probe refused');
     t.equal(await call(callers.other), grpc.status.PERMISSION_DENIED, 'gRPC from shop/other: PERMISSION_DENIED');
     t.equal(await call(callers.web), grpc.status.OK, 'gRPC from shop/web still OK');

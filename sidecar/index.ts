@@ -158,6 +158,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(),
     draining: () => closing !== undefined,
+    inbound: () => ({ version: authz.version, config: authz.config, ...(authz.lastError ? { nack: authz.lastError } : {}) }),
   });
 
   const ports = opts.ports ?? {};
