@@ -7,6 +7,7 @@
 // denied may reach the app.
 import t from 'tap';
 import http from 'node:http';
+import http2 from 'node:http2';
 import tls from 'node:tls';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -221,6 +222,21 @@ t.test('AuthorizationPolicy enforced at the inbound sidecar by mTLS identity', a
     t.same(webCfg.inbound.config.policies, [], 'a sidecar gets only the policies selecting its own pod');
     t.equal((await get(callers.probe)).status, 403, 'ops/probe refused');
     t.equal(await call(callers.other), grpc.status.PERMISSION_DENIED, 'gRPC from shop/other: PERMISSION_DENIED');
+    // Plain HTTP/2 (h2c prior knowledge from the app, an h2 hop): refused per stream with 403.
+    const h2 = await new Promise<{ status: number; error: string }>((resolve, reject) => {
+      const session = http2.connect(`http://${callers.other.podIP}:7001`);
+      session.on('error', reject);
+      const req = session.request({ ':method': 'GET', ':path': '/h2', ':authority': 'cart.shop:80' });
+      req.on('response', (h) => {
+        resolve({ status: Number(h[':status']), error: String(h['weft-proxy-error'] ?? '') });
+        req.close();
+        session.close();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    t.equal(h2.status, 403, 'HTTP/2 from shop/other: 403');
+    t.match(h2.error, /AuthorizationPolicy shop\/allow-web does not allow/, 'with weft-proxy-error');
     t.equal(await call(callers.web), grpc.status.OK, 'gRPC from shop/web still OK');
     t.equal(await opaque('shop', 'other'), '', 'opaque TCP from shop/other closed before any byte');
     t.equal(await opaque('shop', 'web'), 'ping', 'opaque TCP from shop/web echoed');
