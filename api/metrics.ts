@@ -24,7 +24,17 @@ export const SIDECAR_METRICS = {
   certExpiry: 'weft_certificate_expiry_timestamp_seconds', // gauge
   detectTotal: 'weft_protocol_detections_total', // counter, label protocol
   controlConnected: 'weft_control_connected', // gauge 0/1
+  authzDecisions: 'weft_authz_decisions_total', // counter: inbound authorization outcomes
 } as const;
+
+/**
+ * Labels of weft_authz_decisions_total: `policy` "ns/name" of the
+ * AuthorizationPolicy that decided, `default:<mode>` for the default inbound
+ * policy, `probe` for a probe path; `source_identity` the caller's SPIFFE ID
+ * ('' unauthenticated; capped per sidecar, then "other"); `decision`
+ * allow | deny | audit (allowed, but a policy would have denied it).
+ */
+export const AUTHZ_LABELS = ['policy', 'source_identity', 'decision'] as const;
 
 /** Labels of weft_requests_total / weft_request_duration_seconds. */
 export const REQUEST_LABELS = [
@@ -97,6 +107,7 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [SIDECAR_METRICS.certExpiry]: ['kind', 'identity'], // kind: leaf | anchor
   [SIDECAR_METRICS.detectTotal]: ['direction', 'protocol'],
   [SIDECAR_METRICS.controlConnected]: [],
+  [SIDECAR_METRICS.authzDecisions]: AUTHZ_LABELS,
   [CONTROL_METRICS.connectedSidecars]: [],
   [CONTROL_METRICS.compileDuration]: [],
   [CONTROL_METRICS.pushDuration]: [],

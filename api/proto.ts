@@ -43,6 +43,8 @@ export interface HelloMsg {
   sidecar_version: string;
   subscribe: string[];
   strict: boolean;
+  /** Optional on the wire (older sidecars send none). */
+  features?: string[];
 }
 export interface SubscribeMsg {
   services: string[];
@@ -82,9 +84,14 @@ export interface ServiceUpdateMsg {
   config_json: Buffer;
   removed: boolean;
 }
+export interface InboundUpdateMsg {
+  version: string;
+  config_json: Buffer;
+}
 export type ControlMessage =
   | { kind?: 'directory'; directory: DirectoryMsg }
-  | { kind?: 'update'; update: ServiceUpdateMsg };
+  | { kind?: 'update'; update: ServiceUpdateMsg }
+  | { kind?: 'inbound'; inbound: InboundUpdateMsg };
 
 export interface CertifyRequestMsg {
   csr: string;

@@ -6,6 +6,8 @@ import { stringify } from 'yaml';
 import { PORTS, PROXY_UID, WEFT_VERSION, INJECT_NAMESPACE_LABEL } from '../api/index.js';
 import { createIssuer, createTrustAnchor, issueCert, loadIssuerDir, ISSUER_DIR_FILES, type Pem } from '../certs/index.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
+import { authorizationPolicyCrd } from './install-authz-crd.js';
+import { AUTHZ_GROUP, DEFAULT_INBOUND_POLICIES, type DefaultInboundPolicy } from '../api/index.js';
 
 export const NAMESPACE = 'weft-system';
 export const CONTROL = 'weft-control';
@@ -38,6 +40,8 @@ export interface InstallOptions {
   nativeSidecar?: boolean;
   /** Leave out the Secrets and the trust anchor (the committed reference manifest). */
   certs?: InstallCerts;
+  /** Mesh-wide default inbound policy (control's --default-inbound-policy); unset: all-unauthenticated. */
+  defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 type Obj = Record<string, unknown>;
@@ -93,6 +97,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     // The mesh's own pods are never injected.
     metadata: { name: NAMESPACE, labels: { ...labels('namespace'), [INJECT_NAMESPACE_LABEL]: 'disabled' } },
   });
+  out.push(authorizationPolicyCrd(labels('crd')));
   out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(CONTROL, 'control') });
   out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(INJECTOR, 'injector'), automountServiceAccountToken: false });
 
@@ -109,6 +114,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes', 'grpcroutes', 'referencegrants', 'backendlbpolicies', 'backendtlspolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes/status', 'grpcroutes/status', 'backendlbpolicies/status', 'backendtlspolicies/status'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: [AUTHZ_GROUP], resources: ['authorizationpolicies'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [AUTHZ_GROUP], resources: ['authorizationpolicies/status'], verbs: ['get', 'update', 'patch'] },
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       // create cannot be limited by name (the object does not exist yet); update/patch can.
       { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
@@ -190,6 +197,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
                 '--state-dir', '/var/run/weft/state',
                 '--listen', `0.0.0.0:${PORTS.controlGrpc}`,
                 '--admin', `0.0.0.0:${PORTS.controlAdmin}`,
+                ...(o.defaultInboundPolicy ? ['--default-inbound-policy', o.defaultInboundPolicy] : []),
               ],
               env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_IP', 'status.podIP')],
               ports: [
@@ -361,7 +369,7 @@ export function toYamlStream(objs: Obj[]): string {
   return objs.map((o) => stringify(o, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false })).join('---\n');
 }
 
-const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs]
+const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs] [--default-inbound-policy P]
 
 Prints the manifests that install weft: namespace weft-system, control (2
 replicas), the injector webhook, RBAC, the trust anchor ConfigMap and the
@@ -371,6 +379,10 @@ Install the Gateway API v1.1 CRDs first.
 --certs DIR       use the anchor and issuer written by \`weft certs --out DIR\`
 --no-certs        leave out Secrets, the trust anchor and the caBundle (reference copy)
 --legacy-sidecar  inject the proxy as a plain container (clusters older than 1.29)
+--default-inbound-policy P
+                  mesh-wide default inbound policy: all-unauthenticated (default),
+                  all-authenticated, deny or audit (the AuthorizationPolicy CRD,
+                  policy.weft.io/v1alpha1, is always installed)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -383,8 +395,14 @@ export async function run(argv: string[]): Promise<number> {
     image: { type: 'string' },
     'legacy-sidecar': { type: 'boolean' },
     'no-certs': { type: 'boolean' },
+    'default-inbound-policy': { type: 'string' },
   }, { positionals: false });
   const opts: InstallOptions = { nativeSidecar: !bool(p, 'legacy-sidecar') };
+  const dip = str(p, 'default-inbound-policy');
+  if (dip !== undefined) {
+    if (!(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(dip)) throw new UsageError(`--default-inbound-policy: "${dip}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}`);
+    opts.defaultInboundPolicy = dip as DefaultInboundPolicy;
+  }
   const image = str(p, 'image');
   if (image) opts.image = image;
   if (!bool(p, 'no-certs')) {

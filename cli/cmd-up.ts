@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PORTS, SIDECAR_ENV, sidecarNodeOptions } from '../api/index.js';
+import { DEFAULT_INBOUND_POLICIES, PORTS, SIDECAR_ENV, sidecarNodeOptions, type DefaultInboundPolicy } from '../api/index.js';
 import {
   bool,
   formatHostPort,
@@ -58,6 +58,9 @@ flags:
   --logs                   copy app and sidecar output to stderr, prefixed by pod
   --log-dir DIR            where each process's output is written (default STATE/logs,
                            or a temp dir when STATE is inside DIR)
+  --default-inbound-policy P
+                           mesh-wide default inbound policy: all-unauthenticated (default),
+                           all-authenticated, deny or audit (see README "Authorization")
 `;
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
@@ -253,6 +256,7 @@ export async function run(argv: string[]): Promise<number> {
     quiet: { type: 'boolean', short: 'q' },
     logs: { type: 'boolean' },
     'log-dir': { type: 'string' },
+    'default-inbound-policy': { type: 'string' },
   });
   if (bool(p, 'help')) {
     process.stdout.write(HELP);
@@ -270,6 +274,10 @@ export async function run(argv: string[]): Promise<number> {
     : parseHostPort(str(p, 'control-listen') ?? `${prefix}.0.1:${PORTS.controlGrpc}`, '--control-listen');
   const adminAddr = parseHostPort(str(p, 'control-admin') ?? `${controlAddr.host}:${PORTS.controlAdmin}`, '--control-admin');
   const intervalS = int(p, 'interval', { min: 1, max: 3600 }) ?? 2;
+  const defaultInboundPolicy = str(p, 'default-inbound-policy');
+  if (defaultInboundPolicy !== undefined && !(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(defaultInboundPolicy)) {
+    throw new UsageError(`--default-inbound-policy: "${defaultInboundPolicy}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}`);
+  }
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
   // Log lines written inside DIR would wake control's file watcher (it
@@ -328,6 +336,7 @@ export async function run(argv: string[]): Promise<number> {
       listen: formatHostPort(controlAddr),
       adminListen: formatHostPort(adminAddr),
       log: note,
+      ...(defaultInboundPolicy ? { defaultInboundPolicy: defaultInboundPolicy as DefaultInboundPolicy } : {}),
     });
   }
 

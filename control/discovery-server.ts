@@ -5,7 +5,7 @@
 // the push engine serves it the directory and its subscribed views.
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
+import { FEATURE_INBOUND_AUTHZ, weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
 import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
 import type { PushEngine, StreamHandle } from './push.js';
 import type { Registry } from './registry.js';
@@ -131,6 +131,10 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
           handle = opts.engine.attach({
             name: `${name} (${h.pod_ip || peer})`,
             namespace: h.namespace,
+            // Only a sidecar that says it enforces InboundUpdate gets one (older ones would not ACK it).
+            ...((h.features ?? []).includes(FEATURE_INBOUND_AUTHZ)
+              ? { pod: { namespace: h.namespace, name: h.pod_name, workload: h.workload, labels: { ...(h.labels ?? {}) }, podIP: h.pod_ip } }
+              : {}),
             // A pre-encoded Buffer passes the serializer of discoveryDefinition() untouched.
             write: (m) => {
               if (!done) call.write(m as ControlMessage);

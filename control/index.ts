@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { PORTS, weftV1 } from '../api/index.js';
+import { PORTS, weftV1, type DefaultInboundPolicy } from '../api/index.js';
 import { certValidity, renewAt, splitPemBundle, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
 import { compile } from './compile.js';
@@ -21,7 +21,8 @@ import { Store } from './store.js';
 import type { CompileResult, ConfigError } from './types.js';
 
 export * from './types.js';
-export { compile } from './compile.js';
+export { compile, type CompileOptions } from './compile.js';
+export { compileAuthz, selectorMatches as podSelectorMatches, isDefaultInboundPolicy, type CompiledAuthzPolicy, type AuthzOptions, type PodRef } from './compile-authz.js';
 export { validateResource } from './validate.js';
 export { loadDirectory, parseFile, FileSource, type FileSourceOptions } from './source-files.js';
 export { Store, keyOf, resourceKey } from './store.js';
@@ -61,6 +62,8 @@ export interface ControlOptions {
   issuerDir?: string;
   /** Kubernetes: the session key every replica shares (base64), instead of STATE/session-key. */
   sessionKey?: string;
+  /** Mesh-wide default inbound policy (`--default-inbound-policy`; default all-unauthenticated). */
+  defaultInboundPolicy?: DefaultInboundPolicy;
   /**
    * More sources and hooks (Kubernetes mode): called once the store exists and
    * awaited before the first compile, so its initial list is in it.
@@ -218,7 +221,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
 
   const engine = new PushEngine({
     store,
-    compile,
+    compile: (snap) => compile(snap, { trustDomain: state.trustDomain, ...(opts.defaultInboundPolicy ? { defaultInboundPolicy: opts.defaultInboundPolicy } : {}) }),
     trustBundle: () => state.trustBundlePem,
     metrics,
     log,

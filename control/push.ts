@@ -8,6 +8,8 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { ControlMessage, DirectoryMsg, ServiceEntryMsg } from '../api/index.js';
+import { INBOUND_RESOURCE } from '../api/index.js';
+import type { PodRef } from './compile-authz.js';
 import type { ControlMetrics } from './metrics.js';
 import type { Store } from './store.js';
 import { formatConfigError, type CompileResult, type ConfigError, type StoreSnapshot } from './types.js';
@@ -25,6 +27,11 @@ export interface PushTarget {
   readonly namespace: string;
   /** A message, or the same message already encoded (see PushEngineOptions.encode). */
   write(msg: ControlMessage | Buffer): void;
+  /**
+   * The sidecar's pod, when it enforces inbound authorization (Hello feature
+   * "inbound-authz"): it is sent its own InboundUpdate.
+   */
+  readonly pod?: PodRef;
 }
 
 export interface PushEngineOptions {
@@ -85,6 +92,8 @@ class StreamState {
   readonly subs = new Set<string>();
   readonly sent = new Map<string, string>(); // resource → version last written
   readonly pending = new Map<string, Pending>();
+  /** The InboundUpdate bytes last sent (pod targets only). */
+  inboundBytes: Buffer | undefined;
   closed = false;
   constructor(readonly target: PushTarget) {}
 }
@@ -173,6 +182,7 @@ export class PushEngine extends EventEmitter {
     this.streams.add(st);
     this.opts.metrics.connectedSidecars.set(this.streams.size);
     if (this.directory) this.send(st, DIRECTORY_RESOURCE, this.directory.version, () => this.directoryPayload(), undefined);
+    this.sendInbound(st, undefined);
     return {
       subscribe: (services) => this.subscribe(st, services),
       unsubscribe: (services) => this.unsubscribe(st, services),
@@ -316,6 +326,7 @@ export class PushEngine extends EventEmitter {
       entry.encoded = undefined;
       for (const st of entry.subscribers) this.sendView(st, entry, tracked);
     }
+    for (const st of this.streams) this.sendInbound(st, tracked);
     round.compiled = true;
     this.lastEnd = performance.now();
     this.lastWorkMs = this.lastEnd - t0;
@@ -374,6 +385,31 @@ export class PushEngine extends EventEmitter {
       st.pending.delete(serviceResource(service));
       this.settle(p.round);
     }
+  }
+
+  /** The pod's inbound authorization view, when it changed since the last one sent. */
+  private sendInbound(st: StreamState, round: Round | undefined): void {
+    const pod = st.target.pod;
+    if (!pod || !this.compiled || st.closed) return;
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.from(JSON.stringify(this.compiled.inbound(pod)));
+    } catch (e) {
+      this.opts.log(`inbound view for ${st.target.name} failed (bug): ${(e as Error).message}`);
+      return;
+    }
+    if (st.inboundBytes && st.inboundBytes.equals(bytes)) return;
+    st.inboundBytes = bytes;
+    const version = this.nextVersion();
+    this.send(st, INBOUND_RESOURCE, version, () => {
+      const msg: ControlMessage = { inbound: { version, config_json: bytes } };
+      return this.opts.encode ? this.opts.encode(msg) : msg;
+    }, round);
+  }
+
+  /** The inbound view `pod` would get now (control /config, describe). */
+  inboundView(pod: PodRef): unknown {
+    return this.compiled?.inbound(pod);
   }
 
   private sendView(st: StreamState, entry: ViewEntry, round: Round | undefined): void {

@@ -185,7 +185,7 @@ export interface WriteReport {
   failed: string[];
 }
 
-const STATUS_KINDS = ['HTTPRoute', 'GRPCRoute', 'BackendLBPolicy', 'BackendTLSPolicy'];
+const STATUS_KINDS = ['HTTPRoute', 'GRPCRoute', 'BackendLBPolicy', 'BackendTLSPolicy', 'AuthorizationPolicy'];
 const isRouteKind = (k: string) => k === 'HTTPRoute' || k === 'GRPCRoute';
 
 function ourEntries(kind: string, status: unknown): unknown[] {

@@ -22,6 +22,7 @@ import {
   type Obj,
 } from './validate-checker.js';
 import { checkRouteSpec, checkSessionPersistence } from './validate-route.js';
+import { checkAuthorizationPolicy, checkWorkloadAuthz } from './validate-authz.js';
 
 const GW = 'gateway.networking.k8s.io';
 
@@ -38,6 +39,7 @@ export const SUPPORTED_API_VERSIONS: Record<string, readonly string[]> = {
   BackendLBPolicy: [`${GW}/v1alpha2`],
   BackendTLSPolicy: [`${GW}/v1alpha3`],
   Workload: ['local.weft.io/v1alpha1'],
+  AuthorizationPolicy: ['policy.weft.io/v1alpha1'],
 };
 
 const CLUSTER_SCOPED = new Set(['Namespace']);
@@ -130,6 +132,9 @@ export function validateResource(obj: unknown, source: string): { resource?: Any
       break;
     case 'Workload':
       checkWorkload(c, o);
+      break;
+    case 'AuthorizationPolicy':
+      checkAuthorizationPolicy(c, o);
       break;
   }
   if (c.errors.length > 0) return { errors: c.errors };
@@ -306,4 +311,5 @@ function checkWorkload(c: Checker, o: Obj): void {
   const calls = c.arr(spec.calls, 'spec.calls');
   calls?.forEach((p, i) => c.str(p, `spec.calls[${i}]`, { required: true, min: 1 }));
   c.bool(spec.strict, 'spec.strict');
+  checkWorkloadAuthz(c, spec);
 }

@@ -16,6 +16,8 @@ export interface AdminOptions {
   onShutdown: () => void;
   /** True once draining: /ready answers 503 so nothing new is sent here. */
   draining: () => boolean;
+  /** The inbound authorization in force (authz-state.ts), shown in /config. */
+  inbound?: () => unknown;
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -31,6 +33,7 @@ export function configSnapshot(o: AdminOptions): unknown {
     control: { connected: o.stream.connected, nacks: Object.fromEntries(o.stream.lastNack) },
     directory: o.state.directory ? { version: o.state.directory.version, services: o.state.directory.entries } : null,
     services: Object.fromEntries([...o.state.services].map(([k, s]) => [k, { version: s.version, config: s.config }])),
+    ...(o.inbound ? { inbound: o.inbound() } : {}),
   };
 }
 

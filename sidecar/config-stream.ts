@@ -4,7 +4,7 @@
 // keeps serving; the stream reconnects with jittered backoff and re-announces
 // every subscription in its Hello.
 import * as grpc from '@grpc/grpc-js';
-import { WEFT_VERSION, weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
+import { FEATURE_INBOUND_AUTHZ, INBOUND_RESOURCE, WEFT_VERSION, weftV1, type ControlMessage, type HelloMsg, type InboundUpdateMsg, type SidecarMessage } from '../api/index.js';
 import { CONTROL_SERVER_NAME, nextBackoff, type IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { SidecarMetrics } from './metrics.js';
@@ -17,6 +17,8 @@ export interface ConfigStreamOptions {
   hello: Omit<HelloMsg, 'subscribe' | 'sidecar_version'>;
   subscribe: string[];
   log: (line: string) => void;
+  /** Inbound authorization (authz-state.ts): when set, Hello asks control for this pod's InboundUpdate. */
+  inbound?: { apply(msg: InboundUpdateMsg): string | undefined };
 }
 
 export class ConfigStream {
@@ -119,6 +121,7 @@ export class ConfigStream {
         ...this.opts.hello,
         sidecar_version: WEFT_VERSION,
         subscribe: [...this.subscribed],
+        ...(this.opts.inbound ? { features: [FEATURE_INBOUND_AUTHZ] } : {}),
       },
     });
   }
@@ -142,6 +145,9 @@ export class ConfigStream {
       const u = m.update;
       const err = this.opts.state.applyUpdate(u);
       this.ack(`service:${u.service}`, u.version, err);
+    } else if (m.kind === 'inbound' && 'inbound' in m && m.inbound && this.opts.inbound) {
+      const err = this.opts.inbound.apply(m.inbound);
+      this.ack(INBOUND_RESOURCE, m.inbound.version, err);
     }
   }
 }

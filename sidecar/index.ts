@@ -17,6 +17,7 @@ import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
 import { RequestObservers } from './request-observers.js';
+import { InboundAuthz } from './authz-state.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
@@ -30,6 +31,8 @@ export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
+export { buildAuthorizer, validateInboundAuthz, type Authorizer, type AuthzDecision } from './authorize.js';
+export { InboundAuthz } from './authz-state.js';
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */
@@ -112,6 +115,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     metrics.certExpiry.set({ kind: 'leaf', identity: id.spiffe }, id.notAfter.getTime() / 1000);
   });
   const state = new MeshState({ self, metrics });
+  const authz = new InboundAuthz(metrics, log);
   const stream = new ConfigStream({
     control: opts.control,
     identity,
@@ -127,6 +131,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
       app_ports: opts.appPorts ?? [],
       strict: !!opts.strict,
     },
+    inbound: authz,
     // "ns/name", "name.ns" or a bare name (the workload's own namespace).
     subscribe: (opts.subscribe ?? []).map((s) => {
       if (s.includes('/')) return s;
@@ -148,7 +153,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const draining = () => closing !== undefined;
   const observers = new RequestObservers();
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers });
-  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining });
+  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz });
   const admin = createAdmin({
     identity,
     state,
@@ -157,6 +162,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(),
     draining: () => closing !== undefined,
+    inbound: () => ({ version: authz.version, config: authz.config, ...(authz.lastError ? { nack: authz.lastError } : {}) }),
   });
 
   const ports = opts.ports ?? {};

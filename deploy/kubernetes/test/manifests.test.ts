@@ -12,6 +12,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { renderManifests, installCerts, toYamlStream } from '../../../cli/cmd-install.js';
 import { verifyChain } from '../../../certs/index.js';
 
@@ -33,6 +34,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': MutatingWebhookConfiguration,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
 };
 
 const { certs } = installCerts(undefined);
@@ -74,6 +76,8 @@ t.test('RBAC is least privilege', async (t) => {
     t.ok(ok, `write rule limited: ${r.resources.join(',')} ${r.verbs.join(',')}`);
   }
   t.notOk(rules.some((r) => r.verbs.includes('*') || r.resources.includes('*') || r.resources.includes('secrets')), 'no wildcards, no secrets');
+  const authz = rules.find((r) => r.apiGroups.includes('policy.weft.io') && r.verbs.includes('watch'));
+  t.same(authz?.resources, ['authorizationpolicies'], 'AuthorizationPolicies are read');
   const gw = rules.find((r) => r.apiGroups.includes('gateway.networking.k8s.io') && r.verbs.includes('watch'));
   t.same(gw?.resources, ['httproutes', 'grpcroutes', 'referencegrants', 'backendlbpolicies', 'backendtlspolicies']);
   const role = find('Role', 'weft-control');
@@ -101,6 +105,20 @@ t.test('webhook: selectors, sideEffects None, failurePolicy, caBundle verifies t
   const [leaf, ...chain] = tls['tls.crt'].match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g);
   t.same(verifyChain(leaf, chain, caPem, new Date(), { requireSpiffeId: false }), { ok: true });
   t.match(new X509Certificate(leaf).subjectAltName, /DNS:weft-injector\.weft-system\.svc/);
+});
+
+t.test('the AuthorizationPolicy CRD ships with the install (policy.weft.io/v1alpha1, status subresource)', async (t) => {
+  const crd = find('CustomResourceDefinition', 'authorizationpolicies.policy.weft.io');
+  t.ok(crd, 'CRD present');
+  t.equal(crd.spec.group, 'policy.weft.io');
+  t.equal(crd.spec.names.kind, 'AuthorizationPolicy');
+  t.equal(crd.spec.scope, 'Namespaced');
+  t.same(crd.spec.versions.map((v: { name: string }) => v.name), ['v1alpha1']);
+  t.same(crd.spec.versions[0].subresources, { status: {} });
+  t.same(crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.action.enum, ['ALLOW']);
+  const withDefault = renderManifests({ defaultInboundPolicy: 'all-authenticated' }) as Obj[];
+  const args = (withDefault.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-control') as Record<string, any>).spec.template.spec.containers[0].args; // eslint-disable-line @typescript-eslint/no-explicit-any
+  t.match(args.join(' '), /--default-inbound-policy all-authenticated/, 'the install value becomes control\'s flag');
 });
 
 t.test('the committed reference manifest is what weft install --no-certs prints', async (t) => {
