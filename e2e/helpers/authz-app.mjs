@@ -48,7 +48,7 @@ net
   })
   .listen(Number(process.env.TCP_PORT || 6000), host);
 
-const def = protoLoader.loadSync(fileURLToPath(new URL('./grpc-echo.proto', import.meta.url)), { longs: Number, defaults: true, bytes: Buffer });
+const def = protoLoader.loadSync(fileURLToPath(new URL('../../conformance/apps/grpc-echo.proto', import.meta.url)), { longs: Number, defaults: true, bytes: Buffer });
 const Echo = grpc.loadPackageDefinition(def).weft.test.Echo;
 const server = new grpc.Server();
 const unimpl = (call, cb) => cb({ code: grpc.status.UNIMPLEMENTED });
