@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { STATE_FILES, weftV1, type CertifyRequestMsg, type CertifyResponseMsg } from '../api/index.js';
-import { generateKeyAndCsr, renewAt, spiffeId as makeSpiffeId, certValidity } from '../certs/index.js';
+import { generateKeyAndCsr, renewAt, spiffeId as makeSpiffeId, certValidity, certSha256, splitPemBundle } from '../certs/index.js';
 
 export const CONTROL_SERVER_NAME = 'weft-control.weft-system.svc';
 
@@ -34,9 +34,20 @@ export interface Identity {
   bundlePem: string;
   notBefore: Date;
   notAfter: Date;
+  /** Hex SHA-256 of the leaf's DER. */
+  leafSha256: string;
+  /** Hex SHA-256 of the DER of the issuer certificate that signed the leaf (the first of the chain control sent). */
+  issuerSha256: string;
   /** Used for both ends of the hop (client and server); verifies against the bundle. */
   context: SecureContext;
 }
+
+/**
+ * After control announces a new issuer, each sidecar renews at a random moment
+ * within this window: thousands of sidecars do not all send their CSR in the
+ * same second, and every one has a leaf of the new issuer within a minute.
+ */
+export const ISSUER_RENEW_SPREAD_MS = 30_000;
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
@@ -55,6 +66,9 @@ export class IdentityHolder extends EventEmitter {
   private readyResolve!: () => void;
   readonly ready: Promise<void>;
   private bundleOverride: string | undefined;
+  /** The issuer control last announced (Directory.issuer_sha256). */
+  private announcedIssuer: string | undefined;
+  private issuerRenewal: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: IdentityOptions) {
     super();
@@ -69,6 +83,7 @@ export class IdentityHolder extends EventEmitter {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.issuerRenewal) clearTimeout(this.issuerRenewal);
     this.readyResolve();
   }
 
@@ -78,6 +93,28 @@ export class IdentityHolder extends EventEmitter {
     this.bundleOverride = pem;
     if (!cur || cur.bundlePem === pem) return;
     this.install({ ...cur, bundlePem: pem });
+  }
+
+  /**
+   * Control signs with the issuer of this fingerprint now (issuer rotation):
+   * a leaf from another issuer is renewed at a random moment within
+   * ISSUER_RENEW_SPREAD_MS. The old leaf keeps serving until then (the bundle
+   * still trusts its anchor).
+   */
+  noteIssuer(sha256: string, spreadMs = ISSUER_RENEW_SPREAD_MS): void {
+    this.announcedIssuer = sha256;
+    const cur = this.current;
+    if (!cur || !sha256 || cur.issuerSha256 === sha256 || this.issuerRenewal || this.closed) return;
+    const wait = Math.random() * spreadMs;
+    this.opts.log(`control signs with a new issuer (${sha256.slice(0, 16)}); renewing the certificate in ${Math.round(wait)} ms`);
+    this.issuerRenewal = setTimeout(() => {
+      this.issuerRenewal = undefined;
+      if (this.closed || this.current?.issuerSha256 === this.announcedIssuer) return;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.obtainLoop(0);
+    }, wait);
+    this.issuerRenewal.unref();
   }
 
   async readBundle(): Promise<string> {
@@ -101,8 +138,10 @@ export class IdentityHolder extends EventEmitter {
       const id = await this.certify();
       if (this.closed) return;
       this.install(id);
-      this.opts.log(`certificate for ${this.spiffe} valid until ${id.notAfter.toISOString()}`);
+      this.opts.log(`certificate for ${this.spiffe} valid until ${id.notAfter.toISOString()} (issuer ${id.issuerSha256.slice(0, 16)})`);
       this.readyResolve();
+      // Announced while this renewal was under way, or the replica we asked still had the old issuer: go again, spread out.
+      if (this.announcedIssuer && id.issuerSha256 !== this.announcedIssuer) queueMicrotask(() => this.noteIssuer(this.announcedIssuer ?? ''));
       // notBefore is backdated for clock skew; count the lifetime from now so a
       // short-lived leaf is not renewed the moment it arrives.
       const at = renewAt(new Date(Math.max(id.notBefore.getTime(), Date.now())), id.notAfter).getTime();
@@ -138,8 +177,14 @@ export class IdentityHolder extends EventEmitter {
       });
       const v = certValidity(resp.leaf);
       const certChainPem = [resp.leaf, ...(resp.chain ?? [])].map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');
-      const bundlePem = resp.trust_bundle || bundle;
-      return { spiffe: this.spiffe, keyPem, certChainPem, bundlePem, notBefore: v.notBefore, notAfter: v.notAfter };
+      // The bundle the directory announced last wins over the one in this answer (it may be older, from another replica).
+      const bundlePem = this.bundleOverride ?? (resp.trust_bundle || bundle);
+      const issuerPem = splitPemBundle(resp.chain?.[0] ?? '')[0];
+      return {
+        spiffe: this.spiffe, keyPem, certChainPem, bundlePem, notBefore: v.notBefore, notAfter: v.notAfter,
+        leafSha256: certSha256(resp.leaf),
+        issuerSha256: issuerPem ? certSha256(issuerPem) : '',
+      };
     } finally {
       client.close();
     }
