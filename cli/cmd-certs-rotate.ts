@@ -91,7 +91,8 @@ export function runRotate(argv: string[]): number {
     ...(iv ? { issuerValidityMs: parseValidity(iv, '--issuer-validity') } : {}),
   });
   if ('error' in r) {
-    process.stderr.write(`weft certs rotate ${step}: ${r.error}\n`);
+    const file = r.error.startsWith('anchor key') ? ` — ${w.dir}/${w.layout.anchorKey}` : '';
+    process.stderr.write(`weft certs rotate ${step}: ${r.error}${file}\n`);
     return 1;
   }
   const written = writeAuthorityFiles(w.dir, w.layout, before, r.files);
