@@ -14,13 +14,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueCert, spiffeId, type Pem } from '../certs/index.js';
-import { configDir, docs, echoWorkload, httpRequest, meshGet, startMesh, waitFor, weft, type PodInfo } from './helpers/mesh.js';
+import { configDir, docs, echoWorkload, httpRequest, meshGet, startMesh, waitFor, weft, writeConfig, type EchoResponse, type PodInfo } from './helpers/mesh.js';
 import { echoClient, GRPC_ECHO_APP, unary, type EchoClient } from './helpers/grpc-echo.js';
 
 const NS = 'demo';
 
-const dir = configDir(t, {
-  'mesh.yaml': docs(
+const meshYaml = (webReplicas: number) =>
+  docs(
     `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${NS} }\n`,
     `apiVersion: v1
 kind: Service
@@ -38,13 +38,13 @@ spec:
   command: [node, ${JSON.stringify(GRPC_ECHO_APP)}]
   serviceAccount: web
   labels: { app: web }
-  replicas: 2
+  replicas: ${webReplicas}
   ports: [8080, 7070]
   env: { PORTS: "8080", GRPC_PORT: "7070" }
 `,
     echoWorkload({ name: 'client', namespace: NS, serviceAccount: 'client', calls: ['web'] }),
-  ),
-});
+  );
+const dir = configDir(t, { 'mesh.yaml': meshYaml(2) });
 
 const mesh = await startMesh(t, dir);
 t.teardown(() => mesh.stop());
@@ -250,4 +250,22 @@ t.test('no request failed across the three steps', async (t) => {
     t.same(l.failed, [], `${l.name}: no failures`);
     t.ok(l.ok > 20, `${l.name}: traffic flowed (${l.ok})`);
   }
+});
+
+// After the traffic loops stopped: a pod starting under load gets requests
+// before its app listens (503 upstream connection refused), which is start-up
+// ordering, not rotation.
+t.test('after finish: a new replica joins (control serves from the new issuer) and takes traffic over a new hop', async (t) => {
+  writeConfig(dir, 'mesh.yaml', meshYaml(3));
+  const pods = () => (JSON.parse(readFileSync(state('local-pods.json'), 'utf8')) as { pods: PodInfo[] }).pods;
+  const web2 = await waitFor('web-2 to start', () => pods().find((p) => p.pod === 'web-2'), { timeoutMs: 30_000 });
+  await waitFor('web-2 ready', async () => (await httpRequest(`${web2.adminUrl}/ready`, { keepAlive: false })).status === 200, { timeoutMs: 30_000 });
+  const id = await identityOf(web2);
+  t.equal(id.leaf.issuerSha256, opensslSha256(readFileSync(state('ca/issuer.pem'), 'utf8')), 'its leaf is from the new issuer');
+  t.same(id.trustBundle.map((a) => a.sha256), [opensslSha256(readFileSync(state('ca/anchor.pem'), 'utf8'))], 'it trusts the new anchor alone');
+  await waitFor('web-2 to answer through the client sidecar', async () => {
+    const rs = await Promise.all(Array.from({ length: 6 }, () => meshGet(client.podIP, `http://web.${NS}/who`, { timeoutMs: 3000 })));
+    return rs.some((r) => r.status === 200 && r.json<EchoResponse>().pod === 'web-2');
+  }, { timeoutMs: 30_000 });
+  t.pass('web-2 serves requests from the client');
 });
