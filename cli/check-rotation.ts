@@ -15,7 +15,7 @@ import type { CheckResult } from './cmd-check.js';
 export function rotationCheck(bundlePem: string, issuerPem: string, anchorPem: string | undefined, where: string): CheckResult {
   const s = rotationStatus(bundlePem, issuerPem, anchorPem);
   const message = s.message.replace(/^rotation: /, '');
-  const detail = where ? message.replace(/`weft certs rotate (\w+)`/, `\`weft certs rotate $1 ${where}\``) : s.message;
+  const detail = where ? message.replace(/`weft certs rotate (\w+)`/, `\`weft certs rotate $1 ${where}\``) : message;
   // An issuer no anchor signed is the chain check's failure; say it once.
   const broken = s.phase === 'broken' ? (/signed by none/.test(s.message) ? 'skip' : 'fail') : undefined;
   return { name: 'rotation', status: broken ?? (s.phase === 'steady' ? 'ok' : 'warn'), detail };
