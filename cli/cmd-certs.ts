@@ -94,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   const issuer = createIssuer(anchor, { validityMs: issuerMs });
   writeSecretFile(join(out, CERT_FILES.issuerKey), issuer.keyPem);
   writeFileSync(join(out, CERT_FILES.issuerCert), issuer.certPem);
-  // During anchor rotation the operator edits trust-bundle.pem to hold old and new anchors.
+  // A new anchor joins the bundle rather than replacing it (`weft certs rotate` does the steps of a rotation).
   const bundlePath = join(out, CERT_FILES.trustBundle);
   const bundle = existsSync(bundlePath) ? readFileSync(bundlePath, 'utf8') : '';
   if (!splitPemBundle(bundle).includes(splitPemBundle(anchor.certPem)[0] ?? '')) writeFileSync(bundlePath, bundle + anchor.certPem);

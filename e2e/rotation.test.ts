@@ -17,6 +17,9 @@ import { issueCert, spiffeId, type Pem } from '../certs/index.js';
 import { configDir, docs, echoWorkload, httpRequest, meshGet, startMesh, waitFor, weft, writeConfig, type EchoResponse, type PodInfo } from './helpers/mesh.js';
 import { echoClient, GRPC_ECHO_APP, unary, type EchoClient } from './helpers/grpc-echo.js';
 
+// The issuer step waits for every sidecar's spread-out renewal (up to 30 s), on a shared machine.
+t.setTimeout(300_000);
+
 const NS = 'demo';
 
 const meshYaml = (webReplicas: number) =>
