@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueCert, spiffeId, type Pem } from '../certs/index.js';
-import { configDir, docs, echoWorkload, httpRequest, meshGet, startMesh, waitFor, weft, writeConfig, type EchoResponse, type PodInfo } from './helpers/mesh.js';
+import { configDir, docs, echoWorkload, httpRequest, meshGet, metricSamples, startMesh, waitFor, weft, writeConfig, type EchoResponse, type PodInfo } from './helpers/mesh.js';
 import { echoClient, GRPC_ECHO_APP, unary, type EchoClient } from './helpers/grpc-echo.js';
 
 // The issuer step waits for every sidecar's spread-out renewal (up to 30 s), on a shared machine.
@@ -72,6 +72,12 @@ interface IdentityDoc {
 }
 const identityOf = async (p: PodInfo): Promise<IdentityDoc> => (await httpRequest(`${p.adminUrl}/identity`, { keepAlive: false })).json<IdentityDoc>();
 const allIdentities = () => Promise.all(mesh.pods.map(identityOf));
+/** The anchors a sidecar's weft_certificate_expiry_timestamp_seconds{kind="anchor"} names. */
+const anchorSeries = async (p: PodInfo): Promise<string[]> =>
+  metricSamples((await httpRequest(`${p.adminUrl}/metrics`, { keepAlive: false })).body, 'weft_certificate_expiry_timestamp_seconds')
+    .filter((s) => s.labels['kind'] === 'anchor')
+    .map((s) => s.labels['identity']!)
+    .sort();
 
 /** One TLS handshake to a pod's inbound (7002) with a client leaf; the HTTP status line, or what went wrong. */
 function inboundWith(target: PodInfo, leaf: Pem | undefined, issuerPem: string): Promise<{ status?: number; peerPem?: string; error?: string }> {
@@ -200,6 +206,7 @@ t.test('rotate anchor: every sidecar trusts old + new within 5 s; the issuer is 
   t.comment(`anchor: rotate → every sidecar's /identity shows both anchors: ${ms} ms`);
   t.ok(ms <= 5000, `within 5 s (${ms} ms)`);
   for (const id of await allIdentities()) t.equal(id.leaf.issuerSha256, opensslSha256(originalIssuer.certPem), 'leaf still from the old issuer');
+  t.same(await anchorSeries(client), [oldAnchorSha, newAnchorSha].sort(), 'an expiry series per trusted anchor');
   await checkSays(t, /rotation: bundle has 2 anchors; issuer signed by the old anchor → run `weft certs rotate issuer --state-dir/);
 });
 
@@ -229,6 +236,7 @@ t.test('rotate finish: every sidecar trusts the new anchor alone within 5 s', as
   const ms = Date.now() - at;
   t.comment(`finish: rotate → every sidecar's /identity shows the new anchor alone: ${ms} ms`);
   t.ok(ms <= 5000, `within 5 s (${ms} ms)`);
+  t.same(await anchorSeries(client), [newAnchorSha], 'the old anchor\'s expiry series is gone');
   await checkSays(t, /√ rotation: no rotation in progress/);
 });
 
