@@ -9,7 +9,6 @@
 import { Watch } from '@kubernetes/client-node';
 import type { ConfigMap } from '../api/index.js';
 import { KubeApiError, isStatus, type KubeClient } from './kubernetes-client.js';
-import type { LiveAuthority } from './authority.js';
 
 export const ISSUER_SECRET = 'weft-issuer';
 export const ISSUER_SECRET_CERT = 'issuer.pem';
@@ -47,13 +46,14 @@ export interface IssuerSecretWatchOptions {
   client: KubeClient;
   namespace: string;
   name?: string;
-  authority: LiveAuthority;
+  /** Every readable version of the Secret. */
+  onIssuer: (issuer: { certPem: string; keyPem: string }, from: string) => void;
   log: (line: string) => void;
   /** First retry delay after an error (doubles up to 30 s). */
   backoffMs?: number;
 }
 
-/** List-then-watch of one Secret; every version of it is offered to the authority. */
+/** List-then-watch of one Secret; every readable version of it goes to onIssuer. */
 export class IssuerSecretWatch {
   private stopped = false;
   private abort: AbortController | undefined;
@@ -103,7 +103,7 @@ export class IssuerSecretWatch {
       this.o.log(`issuer: ${issuer.error}; keeping the current issuer`);
       return;
     }
-    this.o.authority.offer({ issuer }, `Secret ${this.o.namespace}/${this.name}`);
+    this.o.onIssuer(issuer, `Secret ${this.o.namespace}/${this.name}`);
   }
 
   private async list(): Promise<void> {

@@ -56,10 +56,18 @@ export async function startKubernetesMode(o: KubernetesModeOptions): Promise<Kub
   let publisher: TrustAnchorPublisher | undefined;
   let writer: KubernetesStatusWriter | undefined;
   const controlNamespace = o.leaseNamespace ?? 'weft-system';
-  // Before the publisher copies the bundle out, take the operator's edit of the source ConfigMap in.
+  // The operator's ConfigMap and Secret, as last seen, are offered together:
+  // edits applied in one go (ConfigMap, then Secret) are taken once they fit.
+  let seenBundle: string | undefined;
+  let seenIssuer: { certPem: string; keyPem: string } | undefined;
+  const offer = (from: string) =>
+    o.authority?.offer({ ...(seenBundle !== undefined ? { trustBundlePem: seenBundle } : {}), ...(seenIssuer ? { issuer: seenIssuer } : {}) }, from);
   const takeBundle = () => {
-    const b = o.authority && bundleOfConfigMaps(source.objects('ConfigMap') as ConfigMap[], controlNamespace, TRUST_ANCHOR_CONFIGMAP);
-    if (b !== undefined && b !== '' && o.authority) o.authority.offer({ trustBundlePem: b }, `ConfigMap ${controlNamespace}/${TRUST_ANCHOR_CONFIGMAP}`);
+    if (!o.authority) return;
+    const b = bundleOfConfigMaps(source.objects('ConfigMap') as ConfigMap[], controlNamespace, TRUST_ANCHOR_CONFIGMAP);
+    if (b === undefined || b === '' || b === seenBundle) return;
+    seenBundle = b;
+    offer(`ConfigMap ${controlNamespace}/${TRUST_ANCHOR_CONFIGMAP}`);
   };
   const source = new KubernetesSource({
     ...o.source,
@@ -76,7 +84,17 @@ export async function startKubernetesMode(o: KubernetesModeOptions): Promise<Kub
   });
   await source.start();
   takeBundle();
-  const secretWatch = o.authority ? new IssuerSecretWatch({ client: source.client, namespace: controlNamespace, authority: o.authority, log }) : undefined;
+  const secretWatch = o.authority
+    ? new IssuerSecretWatch({
+        client: source.client,
+        namespace: controlNamespace,
+        onIssuer: (issuer, from) => {
+          seenIssuer = issuer;
+          offer(from);
+        },
+        log,
+      })
+    : undefined;
   secretWatch?.start();
   await secretWatch?.synced;
   const lease = new LeaseElector({
@@ -91,7 +109,15 @@ export async function startKubernetesMode(o: KubernetesModeOptions): Promise<Kub
     },
   });
   writer = new KubernetesStatusWriter({ client: source.client, source, isLeader: () => lease.isLeader(), log });
-  publisher = new TrustAnchorPublisher({ client: source.client, source, bundle: o.trustBundle, isLeader: () => lease.isLeader(), log });
+  publisher = new TrustAnchorPublisher({
+    client: source.client,
+    source,
+    bundle: o.trustBundle,
+    isLeader: () => lease.isLeader(),
+    log,
+    // With rotation, control's own namespace holds the operator's copy: read it, never overwrite it.
+    ...(o.authority ? { sourceNamespace: controlNamespace } : {}),
+  });
   const republish = () => void publisher?.reconcile();
   o.authority?.on('changed', republish);
   lease.start();

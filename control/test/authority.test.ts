@@ -160,6 +160,20 @@ t.test('Kubernetes: the issuer Secret and the weft-system trust anchor ConfigMap
   const issuerB2 = createIssuer(anchorB);
   api.apply('/api/v1/secrets', { metadata: { name: 'weft-issuer', namespace: 'weft-system' }, data: { 'issuer.pem': b64(issuerB2.certPem), 'issuer.key': b64(issuerB2.keyPem) } });
   await waitFor('taken after the watch was dropped', () => target.issuer.certPem === issuerB2.certPem, 10_000);
+  // A finish applied while the issuer is still under the old anchor: refused, and the
+  // operator's ConfigMap is left as they wrote it (control never writes its own namespace's copy).
+  const anchorC = createTrustAnchor();
+  api.apply('/api/v1/configmaps', { metadata: { name: 'weft-trust-anchor', namespace: 'weft-system' }, data: { 'ca-bundle.pem': anchorC.certPem } });
+  await sleep(300);
+  t.equal(target.trustBundlePem, anchorB.certPem, 'bundle without the issuer\'s anchor: refused');
+  t.equal((api.get('/api/v1/configmaps', 'weft-system', 'weft-trust-anchor')?.['data'] as Record<string, string>)['ca-bundle.pem'], anchorC.certPem, 'the operator\'s ConfigMap is not reverted');
+  t.equal(shopBundle(), anchorB.certPem, 'namespaces keep the bundle in service');
+  // The matching Secret arrives: the pair fits and is taken together.
+  const issuerC = createIssuer(anchorC);
+  api.apply('/api/v1/secrets', { metadata: { name: 'weft-issuer', namespace: 'weft-system' }, data: { 'issuer.pem': b64(issuerC.certPem), 'issuer.key': b64(issuerC.keyPem) } });
+  await waitFor('ConfigMap and Secret taken together', () => target.issuer.certPem === issuerC.certPem && target.trustBundlePem === anchorC.certPem);
+  await waitFor('copied to shop', () => shopBundle() === anchorC.certPem);
+
   const secretReqs = api.requests.filter((r) => r.path.includes('/secrets'));
   t.ok(secretReqs.every((r) => r.path.startsWith('/api/v1/namespaces/weft-system/secrets') && r.query.get('fieldSelector') === 'metadata.name=weft-issuer'), 'only the issuer Secret is asked for, by name');
 });
