@@ -69,6 +69,7 @@ export class IdentityHolder extends EventEmitter {
   /** The issuer control last announced (Directory.issuer_sha256). */
   private announcedIssuer: string | undefined;
   private issuerRenewal: NodeJS.Timeout | undefined;
+  private obtaining = false;
 
   constructor(private readonly opts: IdentityOptions) {
     super();
@@ -109,9 +110,8 @@ export class IdentityHolder extends EventEmitter {
     this.opts.log(`control signs with a new issuer (${sha256.slice(0, 16)}); renewing the certificate in ${Math.round(wait)} ms`);
     this.issuerRenewal = setTimeout(() => {
       this.issuerRenewal = undefined;
-      if (this.closed || this.current?.issuerSha256 === this.announcedIssuer) return;
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
+      // A certify under way re-checks the announcement when it completes.
+      if (this.closed || this.obtaining || this.current?.issuerSha256 === this.announcedIssuer) return;
       void this.obtainLoop(0);
     }, wait);
     this.issuerRenewal.unref();
@@ -133,9 +133,14 @@ export class IdentityHolder extends EventEmitter {
   }
 
   private async obtainLoop(backoff: number): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.obtaining) return;
+    // One certify at a time: the renewal timer and an issuer announcement may both fire.
+    this.obtaining = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     try {
       const id = await this.certify();
+      this.obtaining = false;
       if (this.closed) return;
       this.install(id);
       this.opts.log(`certificate for ${this.spiffe} valid until ${id.notAfter.toISOString()} (issuer ${id.issuerSha256.slice(0, 16)})`);
@@ -148,6 +153,8 @@ export class IdentityHolder extends EventEmitter {
       this.timer = setTimeout(() => void this.obtainLoop(0), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
       this.timer.unref();
     } catch (e) {
+      this.obtaining = false;
+      if (this.closed) return;
       const wait = nextBackoff(backoff);
       this.opts.log(`certify failed (retry in ${Math.round(wait)} ms): ${(e as Error).message}`);
       this.timer = setTimeout(() => void this.obtainLoop(wait), wait);
