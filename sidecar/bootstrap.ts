@@ -3,6 +3,7 @@
 // lifetime. TLS contexts are rebuilt on renewal and on a new trust bundle;
 // connections already open keep the context they were made with, new ones
 // take the new one, so nothing is dropped.
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -88,12 +89,30 @@ export class IdentityHolder extends EventEmitter {
     this.readyResolve();
   }
 
-  /** The trust bundle as control last announced it (anchor rotation). */
-  setBundle(pem: string): void {
+  /** The trust bundle as control last announced it (anchor rotation); an error (the bundle is not used) when TLS cannot take it. */
+  setBundle(pem: string): string | undefined {
     const cur = this.current;
+    if (cur?.bundlePem === pem) {
+      this.bundleOverride = pem;
+      return undefined;
+    }
+    try {
+      const blocks = splitPemBundle(pem);
+      if (blocks.length === 0) throw new Error('no CERTIFICATE block');
+      blocks.forEach((b, i) => {
+        try {
+          new X509Certificate(b);
+        } catch (e) {
+          throw new Error(`anchor #${i + 1}: ${(e as Error).message}`);
+        }
+      });
+      if (cur) this.install({ ...cur, bundlePem: pem });
+      else createSecureContext({ ca: pem });
+    } catch (e) {
+      return `trust_bundle: ${(e as Error).message}`;
+    }
     this.bundleOverride = pem;
-    if (!cur || cur.bundlePem === pem) return;
-    this.install({ ...cur, bundlePem: pem });
+    return undefined;
   }
 
   /**

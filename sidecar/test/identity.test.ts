@@ -66,4 +66,8 @@ t.test('GET /identity and the renewal an issuer change causes', async (t) => {
   id.setBundle(fc.anchor.certPem + second);
   await changed;
   t.same(identityView(id.spiffe, id.current).trustBundle.map((a) => a.sha256), [fp(fc.anchor.certPem), fp(second)]);
+  // A bundle TLS cannot take is refused (the directory is NACKed with it); the one in use stays.
+  t.match(id.setBundle('not a bundle'), /^trust_bundle: no CERTIFICATE block/);
+  t.match(id.setBundle('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), /^trust_bundle: /);
+  t.equal(identityView(id.spiffe, id.current).trustBundle.length, 2, 'still the last good bundle');
 });
