@@ -77,6 +77,8 @@ export interface DirectoryMsg {
   version: string;
   services: ServiceEntryMsg[];
   trust_bundle: string;
+  /** Hex SHA-256 of the issuer's DER; empty from controls that predate it. */
+  issuer_sha256?: string;
 }
 export interface ServiceUpdateMsg {
   service: string;

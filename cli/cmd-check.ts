@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { certValidity, splitPemBundle, ISSUER_DIR_FILES } from '../certs/index.js';
 import { parseFlags, str, UsageError } from './args.js';
+import { rotationCheck, stateChecks } from './check-rotation.js';
 
-const HELP = `usage: weft check [--certs DIR] [--kubeconfig FILE] [--context NAME] [--warn-days 30]
+const HELP = `usage: weft check [--certs DIR] [--state-dir STATE] [--kubeconfig FILE] [--context NAME] [--warn-days 30]
 
 Cluster checks (with a kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod):
 Gateway API CRDs, weft-system and its Deployments, the webhook configuration
@@ -16,6 +17,8 @@ and whether the injector answers through the API server, and the expiry of the
 trust anchor, issuer and webhook certificates.
 Local checks (--certs DIR, as written by \`weft certs --out DIR\`): expiry of
 the anchor and issuer, and that the issuer chains to the trust bundle.
+Local mode (--state-dir STATE): the same for the mesh \`weft up\` runs.
+Each says which step of a \`weft certs rotate\` the mesh is in.
 Exit code 1 when a check fails.
 `;
 
@@ -69,7 +72,12 @@ export function localChecks(dir: string, now: Date, warnDays: number): CheckResu
   else {
     const issuer = readFileSync(path(ISSUER_DIR_FILES.issuerCert), 'utf8');
     out.push(...expiryChecks('issuer', issuer, now, warnDays));
-    if (existsSync(path(bundleFile))) out.push(issuerChains(issuer, readFileSync(path(bundleFile), 'utf8')));
+    if (existsSync(path(bundleFile))) {
+      const bundle = readFileSync(path(bundleFile), 'utf8');
+      out.push(issuerChains(issuer, bundle));
+      const anchor = existsSync(path(ISSUER_DIR_FILES.anchorCert)) ? readFileSync(path(ISSUER_DIR_FILES.anchorCert), 'utf8') : undefined;
+      out.push(rotationCheck(bundle, issuer, anchor, `--dir ${dir}`));
+    }
   }
   if (!existsSync(path(ISSUER_DIR_FILES.issuerKey))) out.push({ name: 'issuer key', status: 'fail', detail: `${path(ISSUER_DIR_FILES.issuerKey)} is missing` });
   return out;
@@ -159,9 +167,11 @@ export async function clusterChecks(source: { kind: 'file'; path: string } | { k
   } catch (e) {
     out.push({ name: 'injector answers (service proxy /ready)', status: 'fail', detail: errText(e) });
   }
+  let clusterBundle: string | undefined;
   try {
     const cm = await core.readNamespacedConfigMap({ name: 'weft-trust-anchor', namespace: 'weft-system' });
-    out.push(...expiryChecks('trust anchor (ConfigMap weft-trust-anchor)', cm.data?.['ca-bundle.pem'] ?? '', now, Math.max(warnDays, 90)));
+    clusterBundle = cm.data?.['ca-bundle.pem'] ?? '';
+    out.push(...expiryChecks('trust anchor (ConfigMap weft-trust-anchor)', clusterBundle, now, Math.max(warnDays, 90)));
   } catch (e) {
     out.push({ name: 'trust anchor (ConfigMap weft-trust-anchor)', status: 'fail', detail: errText(e) });
   }
@@ -170,6 +180,7 @@ export async function clusterChecks(source: { kind: 'file'; path: string } | { k
       const s = await core.readNamespacedSecret({ name: secret, namespace: 'weft-system' });
       const pem = Buffer.from(s.data?.[key] ?? '', 'base64').toString('utf8');
       out.push(...expiryChecks(label, splitPemBundle(pem)[0] ?? '', now, warnDays));
+      if (secret === 'weft-issuer' && clusterBundle) out.push(rotationCheck(clusterBundle, pem, undefined, ''));
     } catch (e) {
       out.push({ name: label, status: errText(e).startsWith('forbidden') ? 'skip' : 'fail', detail: errText(e) });
     }
@@ -190,6 +201,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const p = parseFlags(argv, {
     certs: { type: 'string' },
+    'state-dir': { type: 'string' },
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
     'warn-days': { type: 'string' },
@@ -203,6 +215,12 @@ export async function run(argv: string[]): Promise<number> {
     const r = localChecks(certs, now, warnDays);
     all.push(...r);
     process.stdout.write(formatResults(`local certificates (${certs})`, r));
+  }
+  const stateDir = str(p, 'state-dir');
+  if (stateDir) {
+    const r = stateChecks(stateDir, now, warnDays, expiryChecks, issuerChains);
+    all.push(...r);
+    process.stdout.write(formatResults(`local mesh (${stateDir})`, r));
   }
   const source = findKubeconfig(str(p, 'kubeconfig'));
   if (!source) {

@@ -138,6 +138,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [STATUS_LEASE], verbs: ['get', 'watch', 'update', 'patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      // Issuer rotation without a restart: control watches its one Secret (list/watch by name need the metadata.name field selector).
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [ISSUER_SECRET], verbs: ['get', 'list', 'watch'] },
     ],
   });
   out.push({

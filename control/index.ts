@@ -6,9 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { PORTS, weftV1, type DefaultInboundPolicy } from '../api/index.js';
-import { certValidity, renewAt, splitPemBundle, type Pem } from '../certs/index.js';
+import { PORTS, STATE_FILES, weftV1, type DefaultInboundPolicy } from '../api/index.js';
+import { certValidity, ISSUER_DIR_FILES, renewAt, splitPemBundle, writePublicFile, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
+import { LiveAuthority, type AuthorityChange } from './authority.js';
+import { AuthorityFilesWatch } from './authority-files.js';
 import { compile } from './compile.js';
 import { discoveryDefinition, discoveryServer } from './discovery-server.js';
 import { bootstrapTokenAuthenticator, identityHandlers, type Authenticator } from './identity-server.js';
@@ -68,7 +70,7 @@ export interface ControlOptions {
    * More sources and hooks (Kubernetes mode): called once the store exists and
    * awaited before the first compile, so its initial list is in it.
    */
-  extend?: (ctx: { store: Store; trustBundle: () => string; log: (line: string) => void }) => Promise<ControlExtension>;
+  extend?: (ctx: { store: Store; trustBundle: () => string; authority: LiveAuthority; log: (line: string) => void }) => Promise<ControlExtension>;
 }
 
 export interface ControlExtension {
@@ -76,6 +78,8 @@ export interface ControlExtension {
   authenticate?: Authenticator;
   /** After every compile (route status writers). */
   onCompiled?: (result: CompileResult) => void;
+  /** The extension offers issuer and bundle changes itself (the Kubernetes API): control does not poll the files. */
+  watchesAuthority?: boolean;
   stop?: () => Promise<void>;
 }
 
@@ -106,12 +110,13 @@ export function kubernetesExtension(o: {
   /** Default: in-cluster config, else KUBECONFIG / ~/.kube/config. */
   kubeConfig?: KubeConfig;
 }): NonNullable<ControlOptions['extend']> {
-  return async ({ store, trustBundle, log }) => {
+  return async ({ store, trustBundle, authority, log }) => {
     const { startKubernetesMode } = await import('./kubernetes-mode.js');
     const km = await startKubernetesMode({
       store,
       identity: o.identity,
       trustBundle,
+      authority,
       log: (l) => log(`kubernetes: ${l}`),
       ...(o.leaseNamespace ? { leaseNamespace: o.leaseNamespace } : {}),
       ...(o.kubeConfig ? { kubeConfig: o.kubeConfig } : {}),
@@ -119,6 +124,7 @@ export function kubernetesExtension(o: {
     return {
       authenticate: km.authenticate,
       onCompiled: (r) => km.onCompiled(r.statuses),
+      watchesAuthority: true,
       stop: () => km.stop(),
     };
   };
@@ -187,10 +193,15 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   const adminListen = splitHostPort(opts.adminListen ?? `127.0.0.1:${PORTS.controlAdmin}`, PORTS.controlAdmin);
 
   const metrics = new ControlMetrics();
-  // The anchor that expires first is the one that matters.
-  const anchorExpiry = Math.min(...splitPemBundle(state.trustBundlePem).map((c) => certValidity(c).notAfter.getTime()));
-  if (Number.isFinite(anchorExpiry)) metrics.anchorExpiry.set(anchorExpiry / 1000);
-  metrics.issuerExpiry.set(certValidity(state.issuer.certPem).notAfter.getTime() / 1000);
+  const setExpiryMetrics = () => {
+    // The anchor that expires first is the one that matters.
+    const anchorExpiry = Math.min(...splitPemBundle(state.trustBundlePem).map((c) => certValidity(c).notAfter.getTime()));
+    if (Number.isFinite(anchorExpiry)) metrics.anchorExpiry.set(anchorExpiry / 1000);
+    metrics.issuerExpiry.set(certValidity(state.issuer.certPem).notAfter.getTime() / 1000);
+  };
+  setExpiryMetrics();
+  // Issuer and bundle are replaced in `state` while control runs (rotation); read them through it.
+  const authority = new LiveAuthority(state, log);
 
   const store = new Store({ sessionKey: state.sessionKey });
   const registry = new Registry({
@@ -217,12 +228,22 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   }
 
   let extension: ControlExtension = {};
-  if (opts.extend) extension = await opts.extend({ store, trustBundle: () => state.trustBundlePem, log });
+  if (opts.extend) extension = await opts.extend({ store, trustBundle: () => state.trustBundlePem, authority, log });
+  // Local mode: STATE/ca and STATE/trust-bundle.pem, which `weft certs rotate --state-dir` writes.
+  const filesWatch = extension.watchesAuthority
+    ? undefined
+    : new AuthorityFilesWatch({
+        dir: opts.issuerDir ?? state.stateDir,
+        files: opts.issuerDir ? ISSUER_DIR_FILES : STATE_FILES,
+        authority,
+      });
+  filesWatch?.start();
 
   const engine = new PushEngine({
     store,
     compile: (snap) => compile(snap, { trustDomain: state.trustDomain, ...(opts.defaultInboundPolicy ? { defaultInboundPolicy: opts.defaultInboundPolicy } : {}) }),
     trustBundle: () => state.trustBundlePem,
+    issuerSha256: () => authority.issuerSha256,
     metrics,
     log,
     encode: discoveryDefinition().encode,
@@ -261,6 +282,27 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   };
   let renewTimer = renewServing();
 
+  // A new issuer or bundle: control's own certificate from the new issuer, the
+  // new anchors for client certificates, and the directory (bundle + issuer
+  // fingerprint) to every sidecar. Connections already open keep going.
+  authority.on('changed', (c: AuthorityChange) => {
+    setExpiryMetrics();
+    if (c.issuerChanged) serving = loadOrIssueServingCert(state, listen.host);
+    provider.update(Buffer.from(state.trustBundlePem), identityOf(serving, state.issuer));
+    if (c.issuerChanged) {
+      clearTimeout(renewTimer);
+      renewTimer = renewServing();
+    }
+    if (opts.issuerDir) {
+      try {
+        writePublicFile(join(state.stateDir, STATE_FILES.trustBundle), state.trustBundlePem);
+      } catch (e) {
+        log(`control: cannot copy the trust bundle to STATE: ${(e as Error).message}`);
+      }
+    }
+    engine.refresh();
+  });
+
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
   const server = new grpc.Server({
     'grpc.keepalive_time_ms': 30_000,
@@ -290,6 +332,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     server.bindAsync(joinHostPort(listen.host, listen.port), creds, (err, port) => (err ? reject(err) : resolve(port)));
   }).catch((e: unknown) => {
     clearTimeout(renewTimer);
+    filesWatch?.stop();
     fileSource?.close();
     engine.close();
     registry.close();
@@ -323,6 +366,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     grpcUp = false;
     server.forceShutdown();
     clearTimeout(renewTimer);
+    filesWatch?.stop();
     fileSource?.close();
     engine.close();
     registry.close();
@@ -339,6 +383,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     closing ??= (async () => {
       grpcUp = false;
       clearTimeout(renewTimer);
+      filesWatch?.stop();
       fileSource?.close();
       registry.close(); // persist first: streams ending below must not empty the registry
       discovery.closeAll();

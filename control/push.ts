@@ -39,6 +39,8 @@ export interface PushEngineOptions {
   compile: (snapshot: StoreSnapshot) => CompileResult;
   /** PEM anchors sent in the directory (read at every compile: anchors rotate). */
   trustBundle: () => string;
+  /** Fingerprint of the issuer now signing leaves, sent in the directory: sidecars renew when theirs differs. */
+  issuerSha256?: () => string;
   metrics: ControlMetrics;
   log: (line: string) => void;
   /** Coalesces bursts of store changes into one compile. */
@@ -143,6 +145,11 @@ export class PushEngine extends EventEmitter {
     super();
     this.debounceMs = opts.debounceMs ?? 15;
     this.unsubscribeStore = opts.store.onChange((at) => this.schedule(at));
+  }
+
+  /** Something compile does not see changed (the trust bundle, the issuer): recompile and resend the directory. */
+  refresh(): void {
+    this.schedule(performance.now());
   }
 
   /** Compiles once now (before the server accepts streams). */
@@ -295,7 +302,8 @@ export class PushEngine extends EventEmitter {
       meshed: d.meshed,
     }));
     const trust = this.opts.trustBundle();
-    const key = JSON.stringify([services, trust]);
+    const issuer = this.opts.issuerSha256?.() ?? '';
+    const key = JSON.stringify([services, trust, issuer]);
     const now = performance.now();
     if (key !== this.directoryKey || !this.directory) {
       if (this.directory && now < this.directoryNotBefore) {
@@ -304,7 +312,7 @@ export class PushEngine extends EventEmitter {
         this.deferDirectory(changeAt ?? now, this.directoryNotBefore - now);
       } else {
         this.directoryKey = key;
-        this.directory = { version: this.nextVersion(), services, trust_bundle: trust };
+        this.directory = { version: this.nextVersion(), services, trust_bundle: trust, ...(issuer ? { issuer_sha256: issuer } : {}) };
         this.directoryEncoded = undefined;
         this.opts.metrics.setConfigVersion(this.directory.version);
         for (const st of this.streams) {

@@ -1,8 +1,9 @@
 // The admin listener (POD_IP:7090): /ready, /live, /config, /metrics,
-// POST /shutdown. /ready is 200 only with a certificate and a first
+// /identity, POST /shutdown. /ready is 200 only with a certificate and a first
 // directory from control (kubelet and `weft up` wait on it).
 import { createServer, type Server } from 'node:http';
-import type { IdentityHolder } from './bootstrap.js';
+import { certSha256, certValidity, splitPemBundle } from '../certs/index.js';
+import type { Identity, IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
 import type { SidecarMetrics } from './metrics.js';
@@ -37,6 +38,35 @@ export function configSnapshot(o: AdminOptions): unknown {
   };
 }
 
+export interface IdentityView {
+  spiffeId: string;
+  leaf: { notBefore: string; notAfter: string; sha256: string; issuerSha256: string } | null;
+  trustBundle: { subject: string; notAfter: string; sha256: string }[];
+}
+
+/**
+ * GET /identity: the leaf in use and the anchors new handshakes trust. Each
+ * sha256 is the lowercase hex SHA-256 of the certificate's DER, what
+ * `openssl x509 -noout -fingerprint -sha256` prints without the colons.
+ */
+export function identityView(spiffe: string, id: Identity | undefined): IdentityView {
+  if (!id) return { spiffeId: spiffe, leaf: null, trustBundle: [] };
+  const bundle: IdentityView['trustBundle'] = [];
+  for (const b of splitPemBundle(id.bundlePem)) {
+    try {
+      const v = certValidity(b);
+      bundle.push({ subject: v.subject, notAfter: v.notAfter.toISOString(), sha256: certSha256(b) });
+    } catch {
+      // control validated the bundle; an unreadable block is not trusted by TLS either
+    }
+  }
+  return {
+    spiffeId: id.spiffe,
+    leaf: { notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString(), sha256: id.leafSha256, issuerSha256: id.issuerSha256 },
+    trustBundle: bundle,
+  };
+}
+
 export function createAdmin(o: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -49,6 +79,7 @@ export function createAdmin(o: AdminOptions): Server {
       if (o.draining()) return send(503, 'not ready: draining\n');
       return isReady(o.identity, o.state) ? send(200, 'ready\n') : send(503, `not ready: ${o.identity.current ? 'no config from control yet' : 'no certificate yet'}\n`);
     }
+    if (path === '/identity') return send(200, JSON.stringify(identityView(o.identity.spiffe, o.identity.current), null, 2) + '\n', 'application/json');
     if (path === '/config') return send(200, JSON.stringify(configSnapshot(o), null, 2) + '\n', 'application/json');
     if (path === '/metrics') {
       o.metrics.render().then(

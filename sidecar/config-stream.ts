@@ -138,8 +138,9 @@ export class ConfigStream {
     const kind = m.kind ?? ('directory' in m && m.directory ? 'directory' : 'update');
     if (kind === 'directory' && 'directory' in m && m.directory) {
       const d = m.directory;
-      const err = this.opts.state.applyDirectory(d);
-      if (!err && d.trust_bundle) this.opts.identity.setBundle(d.trust_bundle);
+      let err = this.opts.state.applyDirectory(d);
+      if (!err && d.trust_bundle) err = this.opts.identity.setBundle(d.trust_bundle);
+      if (!err && d.issuer_sha256) this.opts.identity.noteIssuer(d.issuer_sha256);
       this.ack('directory', d.version, err);
     } else if (kind === 'update' && 'update' in m && m.update) {
       const u = m.update;

@@ -11,6 +11,7 @@
 import type { Server } from 'node:net';
 import { DEFAULT_TRUST_DOMAIN, PORTS } from '../api/index.js';
 import { IdentityHolder } from './bootstrap.js';
+import { trackAnchorExpiry } from './identity-metrics.js';
 import { MeshState, type EndpointRt } from './config-apply.js';
 import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
@@ -114,6 +115,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     const id = identity.current!;
     metrics.certExpiry.set({ kind: 'leaf', identity: id.spiffe }, id.notAfter.getTime() / 1000);
   });
+  trackAnchorExpiry(identity, metrics);
   const state = new MeshState({ self, metrics });
   const authz = new InboundAuthz(metrics, log);
   const stream = new ConfigStream({

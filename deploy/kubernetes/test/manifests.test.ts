@@ -83,6 +83,8 @@ t.test('RBAC is least privilege', async (t) => {
   const role = find('Role', 'weft-control');
   t.equal(role.metadata.namespace, 'weft-system');
   t.ok(role.rules.some((r: { resources: string[] }) => r.resources.includes('leases')));
+  const secrets = role.rules.filter((r: { resources: string[] }) => r.resources.includes('secrets'));
+  t.same(secrets, [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['weft-issuer'], verbs: ['get', 'list', 'watch'] }], 'reads only its issuer Secret, in weft-system (rotation)');
 });
 
 t.test('webhook: selectors, sideEffects None, failurePolicy, caBundle verifies the serving cert', async (t) => {
