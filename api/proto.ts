@@ -43,6 +43,8 @@ export interface HelloMsg {
   sidecar_version: string;
   subscribe: string[];
   strict: boolean;
+  /** 0.2.0: a draining sidecar reconnecting; absent (false) from 0.1.0 sidecars. */
+  draining?: boolean;
 }
 export interface SubscribeMsg {
   services: string[];
@@ -53,10 +55,14 @@ export interface AckMsg {
   version: string;
   error: string;
 }
+export interface GoodbyeMsg {
+  reason: string;
+}
 export type SidecarMessage =
   | { kind?: 'hello'; hello: HelloMsg }
   | { kind?: 'subscribe'; subscribe: SubscribeMsg }
-  | { kind?: 'ack'; ack: AckMsg };
+  | { kind?: 'ack'; ack: AckMsg }
+  | { kind?: 'goodbye'; goodbye: GoodbyeMsg };
 
 export interface ServicePortMsg {
   name: string;

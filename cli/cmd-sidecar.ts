@@ -2,7 +2,7 @@
 // or POST /shutdown, then a graceful drain. Kubernetes' downward API
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
-import { startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, startSidecar, type SidecarHandle } from '../sidecar/index.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
@@ -21,7 +21,10 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
   --token-file PATH        credential for Certify (default STATE/bootstrap-token)
   --trust-bundle PATH      trust anchors (default STATE/trust-bundle.pem)
-  --grace-ms MS            drain time on shutdown (default 5000)
+  --drain-timeout DURATION on SIGTERM/SIGINT: withdraw the endpoints, answer in-flight
+                           requests, stop when idle or after this long (default 5s;
+                           "1500ms", "10s"; Kubernetes: annotation weft.io/drain-timeout)
+  --grace-ms MS            the same in milliseconds (older spelling)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -51,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
         'token-file': { type: 'string' },
         'trust-bundle': { type: 'string' },
         'grace-ms': { type: 'string' },
+        'drain-timeout': { type: 'string' },
       },
       { positionals: false },
     );
@@ -75,7 +79,11 @@ export async function run(argv: string[]): Promise<number> {
       ...(str(p, 'token-file') ? { tokenFile: str(p, 'token-file') } : {}),
       ...(str(p, 'trust-bundle') ? { trustBundleFile: str(p, 'trust-bundle') } : {}),
     };
-    graceMs = int(p, 'grace-ms', { min: 0 }) ?? 5_000;
+    const drainFlag = str(p, 'drain-timeout') ?? env.WEFT_DRAIN_TIMEOUT;
+    const drain = drainFlag === undefined ? undefined : parseDrainTimeout(drainFlag);
+    if (drain && !drain.ok) throw new UsageError(drain.error);
+    graceMs = (drain?.ok ? drain.ms : undefined) ?? int(p, 'grace-ms', { min: 0 }) ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    opts.drainTimeoutMs = graceMs;
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weft sidecar: ${e.message}\n`);
@@ -102,7 +110,7 @@ export async function run(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`sidecar: ${why}: draining for up to ${graceMs} ms`);
-      h.close(graceMs).then(
+      h.close(graceMs, why).then(
         () => resolve(0),
         (e: unknown) => {
           log(`sidecar: shutdown failed: ${(e as Error).message}`);

@@ -128,6 +128,23 @@ export class Registry {
     };
   }
 
+  /**
+   * The sidecar said Goodbye (it is draining): its endpoints leave every
+   * view now instead of after the grace period. Its stream stays open (it
+   * still receives config for its app's outbound calls); the release of
+   * that stream then finds nothing to count down.
+   */
+  leave(w: RegisteredWorkload): boolean {
+    const key = registrationKey(w);
+    const e = this.entries.get(key);
+    if (!e) return false;
+    this.clearTimer(key);
+    this.entries.delete(key);
+    this.opts.log?.(`registry: ${w.namespace}/${w.podName || w.podIP} removed (draining)`);
+    this.changed(true);
+    return true;
+  }
+
   list(): RegisteredWorkload[] {
     return [...this.entries.values()].map((e) => e.workload);
   }

@@ -26,6 +26,7 @@ export class ConfigStream {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private backoff = 0;
+  private leaving: string | undefined;
   connected = false;
   /** Last error sent in a NACK per resource, for /config. */
   readonly lastNack = new Map<string, string>();
@@ -42,6 +43,17 @@ export class ConfigStream {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.teardown();
+  }
+
+  /**
+   * Draining: tell control this sidecar is leaving (its endpoints leave the
+   * other sidecars' configs at once). The stream stays up for the app's
+   * outbound calls; a reconnect says draining in its Hello and repeats it.
+   */
+  goodbye(reason: string): void {
+    if (this.leaving !== undefined) return;
+    this.leaving = reason;
+    this.call?.write({ goodbye: { reason } });
   }
 
   isSubscribed(key: string): boolean {
@@ -119,8 +131,10 @@ export class ConfigStream {
         ...this.opts.hello,
         sidecar_version: WEFT_VERSION,
         subscribe: [...this.subscribed],
+        ...(this.leaving !== undefined ? { draining: true } : {}),
       },
     });
+    if (this.leaving !== undefined) call.write({ goodbye: { reason: this.leaving } });
   }
 
   private ack(resource: string, version: string, error: string | undefined): void {

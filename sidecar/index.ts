@@ -20,6 +20,7 @@ import { installSessionPersistence } from './session-token.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, Drain } from './drain.js';
 
 export { setSessionAffinity, type SessionAffinity } from './backend.js';
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
@@ -29,6 +30,7 @@ export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
+export { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, drainPlan } from './drain.js';
 
 installSessionPersistence();
 
@@ -57,6 +59,8 @@ export interface SidecarOptions {
   /** Port of the peers' inbound listeners (default 7002; tests only). */
   peerInboundPort?: number;
   detectTimeoutMs?: number;
+  /** Drain timeout on shutdown (default 5 s; `--drain-timeout`, annotation `weft.io/drain-timeout`). */
+  drainTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;
   log?: (line: string) => void;
@@ -69,8 +73,15 @@ export interface SidecarHandle {
   adminAddress: string;
   outboundAddress: string;
   inboundAddress: string;
-  /** Stop accepting, drain in-flight requests for up to graceMs, then close everything. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Graceful drain (sidecar/drain.ts): Goodbye to control, inbound stops
+   * accepting after a short propagation window, in-flight requests are
+   * answered, the app's outbound calls keep working; then everything closes
+   * once idle or after graceMs (default: the drain timeout).
+   */
+  close(graceMs?: number, reason?: string): Promise<void>;
+  /** True from the start of the drain (what the listeners' `draining` dependency reads). */
+  draining: () => boolean;
   /** Resolves when the sidecar has closed (close() or POST /shutdown). */
   closed: Promise<void>;
 }
@@ -145,13 +156,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log });
   let closing: Promise<void> | undefined;
+  const drain = new Drain({ inbound, outbound, goodbye: (why) => stream.goodbye(why), log });
   const admin = createAdmin({
     identity,
     state,
     stream,
     metrics,
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
-    onShutdown: () => void handle.close(),
+    onShutdown: () => void handle.close(undefined, 'POST /shutdown'),
     draining: () => closing !== undefined,
   });
 
@@ -182,17 +194,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     while (!state.directory && !closing) await state.waitForDirectory(1000);
   });
 
-  async function close(graceMs = 5_000): Promise<void> {
-    // Stop accepting; in-flight requests finish; idle keep-alive connections go now, busy ones once idle.
+  async function close(graceMs = opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS, reason = 'shutdown'): Promise<void> {
+    // Goodbye to control, inbound drains (see drain.ts) while the app's outbound calls keep working.
+    await drain.run(reason, graceMs);
     outbound.server.close();
-    inbound.server.close();
-    const deadline = Date.now() + graceMs;
-    const all = () => outbound.sockets.size + inbound.sockets.size;
-    while (all() > 0 && Date.now() < deadline) {
-      outbound.http.closeIdleConnections();
-      inbound.http.closeIdleConnections();
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    outbound.http.closeIdleConnections();
+    inbound.http.closeIdleConnections();
     for (const s of outbound.sockets) s.destroy();
     for (const s of inbound.sockets) s.destroy();
     outbound.http.closeAllConnections();
@@ -216,10 +223,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     adminAddress: hostPort(opts.podIP, adminPort),
     outboundAddress: hostPort(outHost, outPort),
     inboundAddress: hostPort(opts.podIP, inPort),
-    close(graceMs?: number) {
-      if (!closing) closing = close(graceMs).finally(closedResolve);
+    close(graceMs?: number, reason?: string) {
+      if (!closing) closing = close(graceMs, reason).finally(closedResolve);
       return closing;
     },
+    draining: drain.draining,
   };
   return handle;
 }
