@@ -312,3 +312,35 @@ t.test('restarting control with the same STATE keeps endpoints while sidecars re
   await sleep(700);
   t.notOk(control.registry.list().some((w) => w.podIP === podIP(1)), 'gone after the grace period');
 });
+
+t.test('Goodbye (draining): the endpoint leaves the subscribers\' views at once while the stream stays open; a draining reconnect is not registered', async (t) => {
+  const hello = { workload: 'smiley-v2', pod_name: 'smiley-v2-0', pod_ip: podIP(20), labels: { app: 'smiley', version: 'v2' }, app_ports: [8080] };
+  const leaving = await sidecar('faces', 'smiley', hello);
+  const face = await sidecar('faces', 'face', { workload: 'face', pod_name: 'face-9', pod_ip: podIP(21), labels: { app: 'face' }, app_ports: [8080], subscribe: ['smiley-v2'] });
+  const has = (m: Parameters<typeof updateOf>[0], ip: string) => {
+    const u = updateOf(m);
+    return !!u && u.service === 'faces/smiley-v2' && !u.removed && JSON.stringify(parse(u.config_json)).includes(ip);
+  };
+  await face.s.next((m) => has(m, podIP(20)));
+  const from = face.s.messages.length;
+  leaving.s.goodbye('SIGTERM');
+  const gone = await face.s.next((m) => {
+    const u = updateOf(m);
+    return !!u && u.service === 'faces/smiley-v2' && !JSON.stringify(parse(u.config_json)).includes(podIP(20));
+  }, 3000, from);
+  t.ok(gone, 'the subscriber got a view without the draining endpoint');
+  t.notOk(control.registry.list().some((w) => w.podIP === podIP(20)), 'no longer registered, though its stream is open');
+  t.match(logs.join('\n'), /faces\/smiley-v2-0 \(.*\) is draining \(SIGTERM\)/, 'control logs the drain');
+  // The draining sidecar still gets config on its open stream (its app's outbound calls).
+  const n = leaving.s.messages.length;
+  leaving.s.subscribe(['color']);
+  await leaving.s.next((m) => updateOf(m)?.service === 'faces/color', 3000, n);
+  // A draining sidecar that reconnects (control restarted, another replica) is not registered again.
+  leaving.s.close();
+  const back = await sidecar('faces', 'smiley', { ...hello, draining: true }, leaving.cert);
+  await back.s.next((m) => !!directoryOf(m));
+  await sleep(100);
+  t.notOk(control.registry.list().some((w) => w.podIP === podIP(20)), 'a Hello with draining does not register');
+  back.s.close();
+  face.s.close();
+});
