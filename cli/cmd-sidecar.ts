@@ -23,7 +23,7 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --trust-bundle PATH      trust anchors (default STATE/trust-bundle.pem)
   --drain-timeout DURATION on SIGTERM/SIGINT: withdraw the endpoints, answer in-flight
                            requests, stop when idle or after this long (default 5s;
-                           "1500ms", "10s"; Kubernetes: annotation weft.io/drain-timeout)
+                           "1500ms", "10s"; Kubernetes: annotation config.weft.io/drain-timeout)
   --grace-ms MS            the same in milliseconds (older spelling)
 `;
 

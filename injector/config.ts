@@ -1,6 +1,8 @@
 // Per-pod proxy settings read from `config.weft.io/*` annotations. A bad value
 // falls back to the default and becomes a warning naming the annotation.
 
+import { DEFAULT_DRAIN_TIMEOUT_MS, DRAIN_TIMEOUT_ANNOTATION, parseDrainTimeout } from '../api/index.js';
+
 export const CONFIG_PREFIX = 'config.weft.io/';
 
 export const ANNOTATIONS = {
@@ -12,6 +14,7 @@ export const ANNOTATIONS = {
   skipInboundPorts: 'config.weft.io/skip-inbound-ports',
   skipOutboundPorts: 'config.weft.io/skip-outbound-ports',
   proxyImage: 'config.weft.io/proxy-image',
+  drainTimeout: DRAIN_TIMEOUT_ANNOTATION,
 } as const;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -23,6 +26,8 @@ export interface ProxyConfig {
   skipInboundPorts: string[];
   skipOutboundPorts: string[];
   image: string | undefined;
+  /** The sidecar's drain timeout (ms); sizes terminationGracePeriodSeconds too. */
+  drainTimeoutMs: number;
 }
 
 export interface ProxyDefaults {
@@ -84,6 +89,13 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     }
   }
   const image = annotations[ANNOTATIONS.proxyImage]?.trim() || undefined;
+  let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
+  const dt = annotations[ANNOTATIONS.drainTimeout];
+  if (dt !== undefined) {
+    const r = parseDrainTimeout(dt, `annotation ${ANNOTATIONS.drainTimeout}`);
+    if (r.ok) drainTimeoutMs = r.ms;
+    else warnings.push(`${r.error}; using ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s`);
+  }
   return {
     config: {
       resources: { requests, limits },
@@ -91,6 +103,7 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
       skipInboundPorts: ports(annotations[ANNOTATIONS.skipInboundPorts] ?? '', ANNOTATIONS.skipInboundPorts, warnings),
       skipOutboundPorts: ports(annotations[ANNOTATIONS.skipOutboundPorts] ?? '', ANNOTATIONS.skipOutboundPorts, warnings),
       image,
+      drainTimeoutMs,
     },
     warnings,
   };

@@ -4,8 +4,8 @@ import { decide } from './decide.js';
 import { readProxyConfig } from './config.js';
 import type { AddOp, PodLike } from './pod.js';
 import {
-  declaredPorts, identityVolume, initContainer, proxyContainer, resolveOptions, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
-  PROXY_CONTAINER_NAME, type InjectOptions,
+  declaredPorts, identityVolume, initContainer, proxyContainer, resolveOptions, terminationGraceFor, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
+  PROXY_CONTAINER_NAME, TERMINATION_MARGIN_S, type InjectOptions,
 } from './proxy-spec.js';
 
 export type PatchResult =
@@ -59,6 +59,14 @@ export function buildPatch(pod: PodLike, namespaceLabels: Record<string, string>
     if (pod.kind === 'Job' || pod.metadata?.labels?.['job-name'] !== undefined) {
       warnings.push('legacy (non-native) sidecar in a Job pod: the proxy keeps running after the job\'s container exits');
     }
+  }
+
+  // The kubelet must give the sidecar its drain: SIGKILL comes after terminationGracePeriodSeconds.
+  const current = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : undefined;
+  const grace = terminationGraceFor(current, config.drainTimeoutMs);
+  if (grace !== undefined) {
+    ops.push({ op: 'add', path: '/spec/terminationGracePeriodSeconds', value: grace });
+    if (current !== undefined) warnings.push(`spec.terminationGracePeriodSeconds: ${current} s is shorter than the sidecar's drain (${config.drainTimeoutMs} ms) plus ${TERMINATION_MARGIN_S} s; raised to ${grace}`);
   }
 
   if (!spec.volumes) ops.push({ op: 'add', path: '/spec/volumes', value: [identityVolume(o)] });

@@ -15,7 +15,9 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 
-export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
+import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout } from '../api/index.js';
+
+export { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout };
 /** Longest wait for the peers to apply the endpoint removal before the inbound stops accepting. */
 export const DRAIN_PROPAGATION_MS = 1_000;
 
@@ -37,20 +39,6 @@ export interface DrainPlan {
 export function drainPlan(timeoutMs: number): DrainPlan {
   const t = Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 0;
   return { windowMs: Math.min(DRAIN_PROPAGATION_MS, Math.floor(t / 2)), timeoutMs: t };
-}
-
-/**
- * Parses a drain timeout as given to `--drain-timeout` or the
- * `weft.io/drain-timeout` annotation: "5s", "1500ms", "1m", or a bare number
- * of seconds. Errors name the field.
- */
-export function parseDrainTimeout(v: string, field = '--drain-timeout'): { ok: true; ms: number } | { ok: false; error: string } {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v);
-  if (!m) return { ok: false, error: `${field}: ${JSON.stringify(v)} is not a duration (e.g. "5s", "1500ms")` };
-  const n = Number(m[1]);
-  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
-  if (ms > 3_600_000) return { ok: false, error: `${field}: ${JSON.stringify(v)} is longer than 1h` };
-  return { ok: true, ms: Math.round(ms) };
 }
 
 export interface DrainOptions {

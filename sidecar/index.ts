@@ -59,7 +59,7 @@ export interface SidecarOptions {
   /** Port of the peers' inbound listeners (default 7002; tests only). */
   peerInboundPort?: number;
   detectTimeoutMs?: number;
-  /** Drain timeout on shutdown (default 5 s; `--drain-timeout`, annotation `weft.io/drain-timeout`). */
+  /** Drain timeout on shutdown (default 5 s; `--drain-timeout`, annotation `config.weft.io/drain-timeout`). */
   drainTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;

@@ -21,9 +21,9 @@ t.test('drain timeout: durations as the flag and the annotation take them; error
   const ok: Array<[string, number]> = [['5s', 5000], ['1500ms', 1500], ['2', 2000], ['0.5s', 500], ['1m', 60_000], [' 10s ', 10_000]];
   for (const [v, ms] of ok) t.same(parseDrainTimeout(v), { ok: true, ms }, v);
   for (const v of ['', 'soon', '-1s', '5h', '99999s']) {
-    const r = parseDrainTimeout(v, 'weft.io/drain-timeout');
+    const r = parseDrainTimeout(v, 'annotation config.weft.io/drain-timeout');
     t.equal(r.ok, false, `${JSON.stringify(v)} refused`);
-    if (!r.ok) t.match(r.error, /^weft\.io\/drain-timeout: /, 'the error names the annotation');
+    if (!r.ok) t.match(r.error, /^annotation config\.weft\.io\/drain-timeout: /, 'the error names the annotation');
   }
 });
 
