@@ -45,6 +45,8 @@ export interface HelloMsg {
   strict: boolean;
   /** 0.2.0: a draining sidecar reconnecting; absent (false) from 0.1.0 sidecars. */
   draining?: boolean;
+  /** 0.2.0: resource → version held (a reconnect); control skips what matches. */
+  versions?: Record<string, string>;
 }
 export interface SubscribeMsg {
   services: string[];

@@ -19,6 +19,9 @@ const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen 
   --issuer-dir DIR     mounted issuer (tls.crt/tls.key of the issuer Secret, trust bundle) instead
                        of a local CA in STATE
   --lease-namespace NS namespace of the Lease (default: POD_NAMESPACE, else weft-system)
+  --replica-id NAME    local-mode HA: several controls share STATE and DIR; each keeps its
+                       registry in STATE/registry-NAME.json and serves the others' sidecars
+                       as endpoints too (sidecars: --control A,B)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -37,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       kubernetes: { type: 'boolean' },
       'issuer-dir': { type: 'string' },
       'lease-namespace': { type: 'string' },
+      'replica-id': { type: 'string' },
     },
     { positionals: false },
   );
@@ -50,6 +54,11 @@ export async function run(argv: string[]): Promise<number> {
   const kubernetes = bool(p, 'kubernetes');
   const issuerDir = str(p, 'issuer-dir');
   const leaseNamespace = str(p, 'lease-namespace') ?? process.env.POD_NAMESPACE;
+  const replicaId = str(p, 'replica-id');
+  if (replicaId !== undefined && !/^[A-Za-z0-9._-]{1,63}$/.test(replicaId)) {
+    process.stderr.write(`weft control: --replica-id: "${replicaId}" must be 1-63 letters, digits, ".", "_" or "-"\n`);
+    return 2;
+  }
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
@@ -63,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(flags.admin ? { adminListen: flags.admin } : {}),
       ...(flags['trust-domain'] ? { trustDomain: flags['trust-domain'] } : {}),
       ...(issuerDir ? { issuerDir } : {}),
+      ...(replicaId ? { replicaId } : {}),
       ...(kubernetes
         ? {
             registerWorkloads: false,

@@ -7,7 +7,9 @@ import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError }
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
 
-  --control HOST:PORT      control's gRPC (default $WEFT_CONTROL or 127.0.0.1:7443)
+  --control HOST:PORT[,HOST:PORT...]
+                           control's gRPC (default $WEFT_CONTROL or 127.0.0.1:7443);
+                           several replicas: tried in turn, the next one after a failure
   --state-dir STATE        trust bundle and bootstrap token (local mode)
   --pod-ip IP              address to listen on (default $POD_IP)
   --pod-name NAME          (default $POD_NAME)

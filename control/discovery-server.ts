@@ -138,7 +138,7 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
             write: (m) => {
               if (!done) call.write(m as ControlMessage);
             },
-          });
+          }, h.versions);
           if (h.draining) leaving = true;
           if (opts.registry && h.pod_ip && !h.draining) {
             registered = {
@@ -153,6 +153,9 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
             };
             release = opts.registry.connect(registered);
           }
+          // Response headers now: a sidecar that holds every current version
+          // (a reconnect) is sent nothing else, yet knows it is connected.
+          call.sendMetadata(new grpc.Metadata());
           opts.log(`sidecar ${name} (${h.pod_ip || peer}) connected`);
           const subs = (h.subscribe ?? []).map((s) => serviceName(s, h.namespace));
           if (subs.length > 0) handle.subscribe(subs);

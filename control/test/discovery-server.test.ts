@@ -191,7 +191,8 @@ t.test('a route edit pushes a new version within a second, only to subscribers, 
   t.ok(took < 1000, `edit reached the sidecar in ${took} ms`);
   const u = updateOf(um)!;
   t.same(weights(parse(u.config_json)), [10, 90]);
-  t.ok(BigInt(u.version) > BigInt(updateOf(first)!.version), 'versions increase');
+  t.not(u.version, updateOf(first)!.version, 'a new content, a new version');
+  t.match(u.version, /^[0-9a-f]{16}$/, 'versions are content hashes');
   const ub = updateOf(await b.s.next((m) => updateOf(m)?.service === 'faces/smiley', 1000, nb))!;
   t.equal(ub.version, u.version, 'one version per (service, consumer namespace)');
   t.ok(Buffer.from(ub.config_json).equals(Buffer.from(u.config_json)), 'same bytes for every subscriber');
@@ -343,4 +344,26 @@ t.test('Goodbye (draining): the endpoint leaves the subscribers\' views at once 
   t.notOk(control.registry.list().some((w) => w.podIP === podIP(20)), 'a Hello with draining does not register');
   back.s.close();
   face.s.close();
+});
+
+t.test('content versions: a sidecar that reconnects saying what it holds is sent nothing it has; a changed view still comes', async (t) => {
+  const hello = { workload: 'face', pod_name: 'face-7', pod_ip: podIP(30), labels: { app: 'face' }, app_ports: [8080], subscribe: ['smiley', 'color'] };
+  const first = await sidecar('faces', 'face', hello);
+  const d = directoryOf(await first.s.next((m) => !!directoryOf(m)))!;
+  const smiley = updateOf(await first.s.next((m) => updateOf(m)?.service === 'faces/smiley'))!;
+  const color = updateOf(await first.s.next((m) => updateOf(m)?.service === 'faces/color'))!;
+  first.s.close();
+  // Same content, same versions: a reconnect (to this replica or another) holding them gets no push.
+  const again = await sidecar('faces', 'face', { ...hello, versions: { directory: d.version, 'service:faces/smiley': smiley.version, 'service:faces/color': color.version } }, first.cert);
+  await sleep(500);
+  t.same(again.s.messages.length, 0, 'nothing re-sent');
+  again.s.close();
+  // Holding an outdated view: only that one comes.
+  const stale = await sidecar('faces', 'face', { ...hello, versions: { directory: d.version, 'service:faces/smiley': 'feedfacefeedface', 'service:faces/color': color.version } }, first.cert);
+  const u = updateOf(await stale.s.next((m) => !!updateOf(m)))!;
+  t.equal(u.service, 'faces/smiley');
+  t.equal(u.version, smiley.version, 'the current version, the same as before');
+  await sleep(300);
+  t.equal(stale.s.messages.length, 1, 'only the view that differed');
+  stale.s.close();
 });
