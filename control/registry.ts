@@ -10,7 +10,7 @@
 // sidecar connected to any replica is an endpoint in every replica's views;
 // a replica that stops heartbeating for the grace period takes its entries
 // with it (its sidecars have reconnected elsewhere by then).
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { RegisteredWorkload } from './types.js';
@@ -53,6 +53,8 @@ interface PersistedFile {
 export const REGISTRY_FILE_PATTERN = /^registry(-[A-Za-z0-9._-]+)?\.json$/;
 
 interface PeerFile {
+  /** Every write is a rename (a new inode); a heartbeat only touches the mtime. */
+  ino: number;
   mtimeMs: number;
   heartbeatAt: number;
   workloads: RegisteredWorkload[];
@@ -94,6 +96,7 @@ export class Registry {
   private peerKey = '[]';
   private peerTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastWritten: string | undefined;
 
   constructor(private readonly opts: RegistryOptions) {
     this.graceMs = opts.graceMs ?? 10_000;
@@ -134,11 +137,15 @@ export class Registry {
       try {
         const st = statSync(path);
         const prev = this.peerFiles.get(n);
-        if (prev && prev.mtimeMs === st.mtimeMs) continue;
+        if (prev && prev.ino === st.ino) {
+          // The same content, touched by its writer's heartbeat.
+          prev.heartbeatAt = Math.max(prev.heartbeatAt, st.mtimeMs);
+          continue;
+        }
         const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<PersistedFile>;
         const workloads = Array.isArray(parsed.workloads) ? parsed.workloads.filter(isRegisteredWorkload) : [];
         // A file without a heartbeat is a single control's, from before: as old as its mtime.
-        this.peerFiles.set(n, { mtimeMs: st.mtimeMs, heartbeatAt: typeof parsed.heartbeatAt === 'number' ? parsed.heartbeatAt : st.mtimeMs, workloads });
+        this.peerFiles.set(n, { ino: st.ino, mtimeMs: st.mtimeMs, heartbeatAt: Math.max(st.mtimeMs, typeof parsed.heartbeatAt === 'number' ? parsed.heartbeatAt : 0), workloads });
       } catch {
         // being replaced right now, or unreadable: the next scan
       }
@@ -308,11 +315,20 @@ export class Registry {
   private persistNow(): void {
     const file = this.opts.file;
     if (!file || this.closed) return;
-    const data: PersistedFile = { version: 1, workloads: this.own(), heartbeatAt: Date.now() };
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    const workloads = this.own();
+    const text = JSON.stringify(workloads);
     try {
+      // Unchanged: a heartbeat is a touch (peers see the mtime, not a re-read of thousands of entries).
+      if (text === this.lastWritten && existsSync(file)) {
+        const now = new Date();
+        utimesSync(file, now, now);
+        return;
+      }
+      const data: PersistedFile = { version: 1, workloads, heartbeatAt: Date.now() };
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
       writeFileSync(tmp, JSON.stringify(data, null, 1));
       renameSync(tmp, file);
+      this.lastWritten = text;
     } catch (e) {
       this.opts.log?.(`registry: cannot persist ${file}: ${(e as Error).message}`);
     }
