@@ -3,6 +3,7 @@
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
 import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { parseAppProbes } from '../api/index.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
@@ -27,6 +28,8 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
                            requests, stop when idle or after this long (default 5s;
                            "1500ms", "10s"; Kubernetes: annotation config.weft.io/drain-timeout)
   --grace-ms MS            the same in milliseconds (older spelling)
+  --app-probes JSON        the app's probes served on the admin port as /app-probe/...
+                           (default $WEFT_APP_PROBES, which the injector sets)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -57,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
         'trust-bundle': { type: 'string' },
         'grace-ms': { type: 'string' },
         'drain-timeout': { type: 'string' },
+        'app-probes': { type: 'string' },
       },
       { positionals: false },
     );
@@ -86,6 +90,12 @@ export async function run(argv: string[]): Promise<number> {
     if (drain && !drain.ok) throw new UsageError(drain.error);
     graceMs = (drain?.ok ? drain.ms : undefined) ?? int(p, 'grace-ms', { min: 0 }) ?? DEFAULT_DRAIN_TIMEOUT_MS;
     opts.drainTimeoutMs = graceMs;
+    const probesJson = str(p, 'app-probes') ?? env.WEFT_APP_PROBES;
+    if (probesJson) {
+      const r = parseAppProbes(probesJson, str(p, 'app-probes') ? '--app-probes' : 'WEFT_APP_PROBES');
+      if (!r.ok) throw new UsageError(r.error);
+      opts.appProbes = r.probes;
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weft sidecar: ${e.message}\n`);

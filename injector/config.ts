@@ -15,6 +15,7 @@ export const ANNOTATIONS = {
   skipOutboundPorts: 'config.weft.io/skip-outbound-ports',
   proxyImage: 'config.weft.io/proxy-image',
   drainTimeout: DRAIN_TIMEOUT_ANNOTATION,
+  rewriteProbes: 'config.weft.io/rewrite-probes',
 } as const;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -28,6 +29,8 @@ export interface ProxyConfig {
   image: string | undefined;
   /** The sidecar's drain timeout (ms); sizes terminationGracePeriodSeconds too. */
   drainTimeoutMs: number;
+  /** Route the app's HTTP/TCP/gRPC probes through the sidecar's admin port (default true). */
+  rewriteProbes: boolean;
 }
 
 export interface ProxyDefaults {
@@ -89,6 +92,12 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     }
   }
   const image = annotations[ANNOTATIONS.proxyImage]?.trim() || undefined;
+  let rewriteProbes = true;
+  const rp = annotations[ANNOTATIONS.rewriteProbes];
+  if (rp !== undefined) {
+    if (rp === 'false' || rp === 'true') rewriteProbes = rp === 'true';
+    else warnings.push(`annotation ${ANNOTATIONS.rewriteProbes}: "${rp}" is neither "true" nor "false"; using true`);
+  }
   let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
   const dt = annotations[ANNOTATIONS.drainTimeout];
   if (dt !== undefined) {
@@ -104,6 +113,7 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
       skipOutboundPorts: ports(annotations[ANNOTATIONS.skipOutboundPorts] ?? '', ANNOTATIONS.skipOutboundPorts, warnings),
       image,
       drainTimeoutMs,
+      rewriteProbes,
     },
     warnings,
   };

@@ -2,6 +2,7 @@
 import { INJECTED_ANNOTATION } from '../api/index.js';
 import { decide } from './decide.js';
 import { readProxyConfig } from './config.js';
+import { APP_PROBES_ANNOTATION, APP_PROBES_ENV, rewriteProbes } from './probes.js';
 import type { AddOp, PodLike } from './pod.js';
 import {
   declaredPorts, identityVolume, initContainer, proxyContainer, resolveOptions, terminationGraceFor, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
@@ -46,6 +47,15 @@ export function buildPatch(pod: PodLike, namespaceLabels: Record<string, string>
   const proxy = proxyContainer(config, o, declaredPorts([...(spec.initContainers ?? []), ...spec.containers]));
   const ops: AddOp[] = [];
 
+  // The app's probes go through the sidecar's admin port (strict mTLS never refuses the kubelet).
+  // Their ops come first: in legacy mode the proxy is inserted before the app containers.
+  const probes = config.rewriteProbes ? rewriteProbes(spec.containers) : undefined;
+  if (probes && Object.keys(probes.table).length > 0) {
+    (proxy.env ??= []).push({ name: APP_PROBES_ENV, value: JSON.stringify(probes.table) });
+    for (const p of probes.containers) ops.push({ op: 'add', path: `/spec/containers/${p.index}/${p.field}`, value: p.probe });
+  }
+  if (probes) warnings.push(...probes.warnings);
+
   if (o.nativeSidecar) {
     // weft-init, then the proxy, then the pod's own init containers (which can use the mesh).
     if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: [init, proxy] });
@@ -73,6 +83,7 @@ export function buildPatch(pod: PodLike, namespaceLabels: Record<string, string>
   else ops.push({ op: 'add', path: '/spec/volumes/-', value: identityVolume(o) });
 
   const newAnnotations: Record<string, string> = { [INJECTED_ANNOTATION]: o.version };
+  if (probes && Object.keys(probes.original).length > 0) newAnnotations[APP_PROBES_ANNOTATION] = JSON.stringify(probes.original);
   if (annotations[DEFAULT_CONTAINER_ANNOTATION] === undefined && spec.containers[0]) {
     // kubectl logs/exec should land in the app, not the proxy.
     newAnnotations[DEFAULT_CONTAINER_ANNOTATION] = spec.containers[0].name;

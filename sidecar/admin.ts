@@ -6,6 +6,8 @@ import type { IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
 import type { SidecarMetrics } from './metrics.js';
+import { APP_PROBE_PREFIX, type AppProbe } from '../api/index.js';
+import { serveAppProbe } from './app-probe.js';
 
 export interface AdminOptions {
   identity: IdentityHolder;
@@ -16,6 +18,8 @@ export interface AdminOptions {
   onShutdown: () => void;
   /** True once draining: /ready answers 503 so nothing new is sent here. */
   draining: () => boolean;
+  /** The app's probes the injector rewrote to /app-probe/... (WEFT_APP_PROBES), forwarded to the app at podIP. */
+  appProbes?: { probes: Readonly<Record<string, AppProbe>>; podIP: string };
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -64,6 +68,7 @@ export function createAdmin(o: AdminOptions): Server {
       setImmediate(o.onShutdown);
       return;
     }
+    if (o.appProbes && path.startsWith(APP_PROBE_PREFIX) && serveAppProbe(req, res, path, o.appProbes.probes, o.appProbes.podIP)) return;
     send(404, 'not found\n');
   });
 }

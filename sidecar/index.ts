@@ -6,7 +6,7 @@
 // endpoint-pool → hop ⇢ listen-inbound → the app; config arrives through
 // bootstrap → config-stream → config-validate → config-apply.
 import type { Server } from 'node:net';
-import { DEFAULT_TRUST_DOMAIN, PORTS } from '../api/index.js';
+import { DEFAULT_TRUST_DOMAIN, PORTS, type AppProbe } from '../api/index.js';
 import { IdentityHolder } from './bootstrap.js';
 import { MeshState, type EndpointRt } from './config-apply.js';
 import { ConfigStream } from './config-stream.js';
@@ -59,6 +59,8 @@ export interface SidecarOptions {
   /** Port of the peers' inbound listeners (default 7002; tests only). */
   peerInboundPort?: number;
   detectTimeoutMs?: number;
+  /** The app's probes rewritten to the admin port by the injector (WEFT_APP_PROBES). */
+  appProbes?: Record<string, AppProbe>;
   /** Drain timeout on shutdown (default 5 s; `--drain-timeout`, annotation `config.weft.io/drain-timeout`). */
   drainTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
@@ -165,6 +167,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(undefined, 'POST /shutdown'),
     draining: () => closing !== undefined,
+    ...(opts.appProbes ? { appProbes: { probes: opts.appProbes, podIP: opts.podIP } } : {}),
   });
 
   const ports = opts.ports ?? {};
