@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import {
   configDir,
   docs,
+  echoWorkload,
+  startMesh,
+  writeConfig,
   ECHO_APP,
   httpRequest,
   loopbackPrefix,
@@ -156,4 +159,65 @@ t.test('SIGTERM to one of three replicas under 150 req/s: zero failed requests, 
   t.ok(exitedAfterMs < 5000 + 1500, `it exits within the drain timeout (${exitedAfterMs} ms)`);
   t.match(victim.stderr(), /drain: SIGTERM: endpoints withdrawn/, 'the sidecar logged the drain');
   t.comment(victim.stderr().split('\n').filter((l) => /drain/.test(l)).join('\n'));
+});
+
+t.test('weft up: scaling a Workload down under load drains the removed pod\'s sidecar first — zero failed requests', async (t) => {
+  const files = {
+    'web.yaml': docs(service({ name: 'web', namespace: 'demo', selector: { app: 'web' } }), echoWorkload({ name: 'web', namespace: 'demo', replicas: 3 })),
+    'client.yaml': echoWorkload({ name: 'client', namespace: 'demo', calls: ['demo/web'] }),
+  };
+  const dir = configDir(t, files);
+  const mesh = await startMesh(t, dir, { args: ['--drain-timeout', '5s'] });
+  const clientIP = mesh.pod('client-0').podIP;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  t.teardown(() => agent.destroy());
+  const call = (keepAlive: boolean): Promise<Sample> => {
+    const sentAt = Date.now();
+    return new Promise((resolve) => {
+      const req = http.request({ host: clientIP, port: 7001, path: 'http://web.demo/scale', headers: { host: 'web.demo' }, agent: keepAlive ? agent : false, timeout: 10_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          let pod = '';
+          try {
+            pod = (JSON.parse(body) as { pod: string }).pod;
+          } catch {
+            /* mesh-made */
+          }
+          resolve({ sentAt, status: res.statusCode ?? 0, pod, error: res.statusCode === 200 ? '' : `${String(res.headers['weft-proxy-error'] ?? '')} ${body.slice(0, 120)}`, keepAlive });
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => resolve({ sentAt, status: 0, pod: '', error: e.message, keepAlive }));
+      req.end();
+    });
+  };
+  const seen = new Set<string>();
+  await waitFor('all three replicas answering', async () => {
+    const s = await call(true);
+    if (s.status === 200) seen.add(s.pod);
+    return seen.size === 3;
+  });
+  const samples: Array<Promise<Sample>> = [];
+  let n = 0;
+  const loadStart = Date.now();
+  const load = setInterval(() => {
+    const due = Math.floor(((Date.now() - loadStart) / 1000) * 100);
+    while (n < due) samples.push(call(n++ % 2 === 0));
+  }, 10);
+  t.teardown(() => clearInterval(load));
+  await sleep(1000);
+  const editAt = Date.now();
+  writeConfig(dir, 'web.yaml', docs(service({ name: 'web', namespace: 'demo', selector: { app: 'web' } }), echoWorkload({ name: 'web', namespace: 'demo', replicas: 2 })));
+  await waitFor('weft up to stop web-2', () => /demo\/web: 3 → 2 replicas/.test(mesh.proc.stderr() + mesh.proc.stdout()), { timeoutMs: 15_000 });
+  await sleep(Math.max(0, editAt + 6000 - Date.now()));
+  clearInterval(load);
+  const results = await Promise.all(samples);
+  const failed = results.filter((s) => s.status !== 200);
+  const late = results.filter((s) => s.pod === 'web-2' && s.sentAt > editAt + 4000);
+  t.comment(`${results.length} requests; answered by web-2 after the edit: ${results.filter((s) => s.pod === 'web-2' && s.sentAt > editAt).length}`);
+  t.equal(failed.length, 0, `no failed request (${failed.slice(0, 5).map((s) => `${s.status} ${s.error} at +${s.sentAt - editAt} ms`).join('; ')})`);
+  t.equal(late.length, 0, 'nothing reaches the removed replica a few seconds after the edit');
+  t.ok(results.filter((s) => s.sentAt > editAt + 4000).every((s) => s.pod === 'web-0' || s.pod === 'web-1'), 'the remaining replicas serve');
 });
