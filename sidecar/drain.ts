@@ -95,6 +95,16 @@ export class Drain {
   /** True from the signal on: listeners answer `Connection: close` / send GOAWAY. */
   readonly draining = (): boolean => this.startedAt !== undefined;
 
+  private readonly starters: Array<() => void> = [];
+  /**
+   * Runs `fn` when the drain starts (at once if it has): for what cannot
+   * poll `draining()`, e.g. GOAWAY on the HTTP/2 sessions already open.
+   */
+  onStart(fn: () => void): void {
+    if (this.startedAt !== undefined) fn();
+    else this.starters.push(fn);
+  }
+
   /** Ends the inbound HTTP/1.1 connections that carry no request now (the peers have dropped this endpoint). */
   private closeIdleInbound(): void {
     for (const [s, active] of this.inboundConns) {
@@ -124,6 +134,13 @@ export class Drain {
     const { inbound } = this.o;
     this.o.goodbye(reason);
     for (const res of this.inboundRes) if (!res.headersSent) res.shouldKeepAlive = false;
+    for (const fn of this.starters.splice(0)) {
+      try {
+        fn();
+      } catch (e) {
+        this.o.log(`drain: a start hook failed: ${(e as Error).message}`);
+      }
+    }
     this.o.log(`drain: ${reason}: endpoints withdrawn; inbound closes in ${plan.windowMs} ms, stop when idle or in ${plan.timeoutMs} ms`);
     // 2. Propagation window: new connections are still accepted and told to
     // close. Idle ones are left alone: a peer that has not applied the

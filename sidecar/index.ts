@@ -84,6 +84,8 @@ export interface SidecarHandle {
   close(graceMs?: number, reason?: string): Promise<void>;
   /** True from the start of the drain (what the listeners' `draining` dependency reads). */
   draining: () => boolean;
+  /** Runs fn when the drain starts (HTTP/2 GOAWAY on open sessions). */
+  onDrain(fn: () => void): void;
   /** Resolves when the sidecar has closed (close() or POST /shutdown). */
   closed: Promise<void>;
 }
@@ -231,6 +233,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
       return closing;
     },
     draining: drain.draining,
+    onDrain: (fn) => drain.onStart(fn),
   };
   return handle;
 }

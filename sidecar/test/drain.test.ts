@@ -98,3 +98,16 @@ t.test('an in-flight request is answered; the drain waits for it up to the timeo
   t.equal(res.connection, 'close', 'and its connection closes after it');
   t.equal((await done).idle, true, 'then the drain is idle');
 });
+
+t.test('onStart hooks run once when the drain starts (GOAWAY for HTTP/2 sessions already open)', async (t) => {
+  const l = () => ({ server: net.createServer(), http: http.createServer(), sockets: new Set<net.Socket>() });
+  const drain = new Drain({ inbound: l(), outbound: l(), goodbye: () => {}, log: () => {} });
+  const calls: string[] = [];
+  drain.onStart(() => calls.push('before'));
+  drain.onStart(() => {
+    throw new Error('a broken hook');
+  });
+  await drain.run('SIGTERM', 0);
+  drain.onStart(() => calls.push('after'));
+  t.same(calls, ['before', 'after'], 'a hook added after the start runs at once; a failing one does not stop the drain');
+});
