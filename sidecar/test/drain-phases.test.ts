@@ -1,3 +1,4 @@
+// (sidecar/test/drain.test.ts, from the pipeline branch, covers the listeners' side.)
 // The drain's phases on real sockets: an HTTP/1.1 server fed connections the
 // way the inbound listener feeds its http.Server (emit 'connection'), a
 // keep-alive client, and the Drain in between.
