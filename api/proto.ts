@@ -45,6 +45,10 @@ export interface HelloMsg {
   strict: boolean;
   /** Optional on the wire (older sidecars send none). */
   features?: string[];
+  /** 0.2.0: a draining sidecar reconnecting; absent (false) from 0.1.0 sidecars. */
+  draining?: boolean;
+  /** 0.2.0: resource → version held (a reconnect); control skips what matches. */
+  versions?: Record<string, string>;
 }
 export interface SubscribeMsg {
   services: string[];
@@ -55,10 +59,14 @@ export interface AckMsg {
   version: string;
   error: string;
 }
+export interface GoodbyeMsg {
+  reason: string;
+}
 export type SidecarMessage =
   | { kind?: 'hello'; hello: HelloMsg }
   | { kind?: 'subscribe'; subscribe: SubscribeMsg }
-  | { kind?: 'ack'; ack: AckMsg };
+  | { kind?: 'ack'; ack: AckMsg }
+  | { kind?: 'goodbye'; goodbye: GoodbyeMsg };
 
 export interface ServicePortMsg {
   name: string;

@@ -24,6 +24,10 @@ const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen 
                        mesh-wide default inbound policy: all-unauthenticated (default),
                        all-authenticated, deny or audit; namespaces and pods override it
                        with the annotation weft.io/default-inbound-policy
+
+  --replica-id NAME    local-mode HA: several controls share STATE and DIR; each keeps its
+                       registry in STATE/registry-NAME.json and serves the others' sidecars
+                       as endpoints too (sidecars: --control A,B)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -43,6 +47,8 @@ export async function run(argv: string[]): Promise<number> {
       'issuer-dir': { type: 'string' },
       'lease-namespace': { type: 'string' },
       'default-inbound-policy': { type: 'string' },
+
+      'replica-id': { type: 'string' },
     },
     { positionals: false },
   );
@@ -61,6 +67,11 @@ export async function run(argv: string[]): Promise<number> {
   const kubernetes = bool(p, 'kubernetes');
   const issuerDir = str(p, 'issuer-dir');
   const leaseNamespace = str(p, 'lease-namespace') ?? process.env.POD_NAMESPACE;
+  const replicaId = str(p, 'replica-id');
+  if (replicaId !== undefined && !/^[A-Za-z0-9._-]{1,63}$/.test(replicaId)) {
+    process.stderr.write(`weft control: --replica-id: "${replicaId}" must be 1-63 letters, digits, ".", "_" or "-"\n`);
+    return 2;
+  }
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
@@ -75,6 +86,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(flags['trust-domain'] ? { trustDomain: flags['trust-domain'] } : {}),
       ...(issuerDir ? { issuerDir } : {}),
       ...(defaultInboundPolicy ? { defaultInboundPolicy: defaultInboundPolicy as DefaultInboundPolicy } : {}),
+
+      ...(replicaId ? { replicaId } : {}),
       ...(kubernetes
         ? {
             registerWorkloads: false,

@@ -35,6 +35,12 @@ export interface InstallOptions {
   version?: string;
   image?: string;
   controlReplicas?: number;
+  /**
+   * High availability: three control replicas, required anti-affinity (one
+   * per node), spread over zones where the cluster has them, and a
+   * PodDisruptionBudget that keeps two serving through a drain.
+   */
+  ha?: boolean;
   injectorReplicas?: number;
   /** false: the injector adds the proxy as a plain container (clusters older than 1.29). */
   nativeSidecar?: boolean;
@@ -75,6 +81,19 @@ function spreadAcrossNodes(component: string): Obj {
     podAntiAffinity: {
       preferredDuringSchedulingIgnoredDuringExecution: [
         { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/component': component } } } },
+      ],
+    },
+  };
+}
+
+/** --ha: never two control replicas on one node; zones preferred apart. */
+function controlAffinityHA(component: string): Obj {
+  const matchLabels = { 'app.kubernetes.io/component': component };
+  return {
+    podAntiAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels } }],
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        { weight: 100, podAffinityTerm: { topologyKey: 'topology.kubernetes.io/zone', labelSelector: { matchLabels } } },
       ],
     },
   };
@@ -178,7 +197,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     kind: 'Deployment',
     metadata: meta(CONTROL, 'control'),
     spec: {
-      replicas: o.controlReplicas ?? 2,
+      replicas: o.controlReplicas ?? (o.ha ? 3 : 2),
       selector: { matchLabels: controlSel },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
@@ -186,7 +205,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
         spec: {
           serviceAccountName: CONTROL,
           securityContext: podSecurity,
-          affinity: spreadAcrossNodes('control'),
+          affinity: o.ha ? controlAffinityHA('control') : spreadAcrossNodes('control'),
           containers: [
             {
               name: 'control',
@@ -291,7 +310,9 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     spec: { selector: injectorSel, ports: [{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }] },
   });
   for (const [name, component, sel] of [[CONTROL, 'control', controlSel], [INJECTOR, 'injector', injectorSel]] as const) {
-    out.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(name, component), spec: { maxUnavailable: 1, selector: { matchLabels: sel } } });
+    // --ha: two of the three control replicas keep serving through a node drain.
+    const budget = o.ha && component === 'control' ? { minAvailable: 2 } : { maxUnavailable: 1 };
+    out.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(name, component), spec: { ...budget, selector: { matchLabels: sel } } });
   }
 
   const caBundle = o.certs ? Buffer.from(o.certs.webhookCaPem).toString('base64') : undefined;
@@ -371,7 +392,7 @@ export function toYamlStream(objs: Obj[]): string {
   return objs.map((o) => stringify(o, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false })).join('---\n');
 }
 
-const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs] [--default-inbound-policy P]
+const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs] [--default-inbound-policy P] [--ha]
 
 Prints the manifests that install weft: namespace weft-system, control (2
 replicas), the injector webhook, RBAC, the trust anchor ConfigMap and the
@@ -385,6 +406,10 @@ Install the Gateway API v1.1 CRDs first.
                   mesh-wide default inbound policy: all-unauthenticated (default),
                   all-authenticated, deny or audit (the AuthorizationPolicy CRD,
                   policy.weft.io/v1alpha1, is always installed)
+
+--ha              control in high availability: 3 replicas, one per node (required
+                  anti-affinity, zones preferred apart), PodDisruptionBudget minAvailable 2;
+                  route status is written by the holder of the Lease weft-control-status
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -398,8 +423,9 @@ export async function run(argv: string[]): Promise<number> {
     'legacy-sidecar': { type: 'boolean' },
     'no-certs': { type: 'boolean' },
     'default-inbound-policy': { type: 'string' },
+    ha: { type: 'boolean' },
   }, { positionals: false });
-  const opts: InstallOptions = { nativeSidecar: !bool(p, 'legacy-sidecar') };
+  const opts: InstallOptions = { nativeSidecar: !bool(p, 'legacy-sidecar'), ...(bool(p, 'ha') ? { ha: true } : {}) };
   const dip = str(p, 'default-inbound-policy');
   if (dip !== undefined) {
     if (!(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(dip)) throw new UsageError(`--default-inbound-policy: "${dip}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}`);

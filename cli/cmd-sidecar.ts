@@ -2,12 +2,15 @@
 // or POST /shutdown, then a graceful drain. Kubernetes' downward API
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
-import { startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { parseAppProbes } from '../api/index.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
 
-  --control HOST:PORT      control's gRPC (default $WEFT_CONTROL or 127.0.0.1:7443)
+  --control HOST:PORT[,HOST:PORT...]
+                           control's gRPC (default $WEFT_CONTROL or 127.0.0.1:7443);
+                           several replicas: tried in turn, the next one after a failure
   --state-dir STATE        trust bundle and bootstrap token (local mode)
   --pod-ip IP              address to listen on (default $POD_IP)
   --pod-name NAME          (default $POD_NAME)
@@ -21,7 +24,12 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
   --token-file PATH        credential for Certify (default STATE/bootstrap-token)
   --trust-bundle PATH      trust anchors (default STATE/trust-bundle.pem)
-  --grace-ms MS            drain time on shutdown (default 5000)
+  --drain-timeout DURATION on SIGTERM/SIGINT: withdraw the endpoints, answer in-flight
+                           requests, stop when idle or after this long (default 5s;
+                           "1500ms", "10s"; Kubernetes: annotation config.weft.io/drain-timeout)
+  --grace-ms MS            the same in milliseconds (older spelling)
+  --app-probes JSON        the app's probes served on the admin port as /app-probe/...
+                           (default $WEFT_APP_PROBES, which the injector sets)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -51,6 +59,8 @@ export async function run(argv: string[]): Promise<number> {
         'token-file': { type: 'string' },
         'trust-bundle': { type: 'string' },
         'grace-ms': { type: 'string' },
+        'drain-timeout': { type: 'string' },
+        'app-probes': { type: 'string' },
       },
       { positionals: false },
     );
@@ -75,7 +85,17 @@ export async function run(argv: string[]): Promise<number> {
       ...(str(p, 'token-file') ? { tokenFile: str(p, 'token-file') } : {}),
       ...(str(p, 'trust-bundle') ? { trustBundleFile: str(p, 'trust-bundle') } : {}),
     };
-    graceMs = int(p, 'grace-ms', { min: 0 }) ?? 5_000;
+    const drainFlag = str(p, 'drain-timeout') ?? env.WEFT_DRAIN_TIMEOUT;
+    const drain = drainFlag === undefined ? undefined : parseDrainTimeout(drainFlag);
+    if (drain && !drain.ok) throw new UsageError(drain.error);
+    graceMs = (drain?.ok ? drain.ms : undefined) ?? int(p, 'grace-ms', { min: 0 }) ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    opts.drainTimeoutMs = graceMs;
+    const probesJson = str(p, 'app-probes') ?? env.WEFT_APP_PROBES;
+    if (probesJson) {
+      const r = parseAppProbes(probesJson, str(p, 'app-probes') ? '--app-probes' : 'WEFT_APP_PROBES');
+      if (!r.ok) throw new UsageError(r.error);
+      opts.appProbes = r.probes;
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weft sidecar: ${e.message}\n`);
@@ -102,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`sidecar: ${why}: draining for up to ${graceMs} ms`);
-      h.close(graceMs).then(
+      h.close(graceMs, why).then(
         () => resolve(0),
         (e: unknown) => {
           log(`sidecar: shutdown failed: ${(e as Error).message}`);

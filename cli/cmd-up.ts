@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_INBOUND_POLICIES, PORTS, SIDECAR_ENV, sidecarNodeOptions, type DefaultInboundPolicy } from '../api/index.js';
+import { DEFAULT_INBOUND_POLICIES, parseDrainTimeout, PORTS, SIDECAR_ENV, sidecarNodeOptions, type DefaultInboundPolicy } from '../api/index.js';
 import {
   bool,
   formatHostPort,
@@ -61,6 +61,10 @@ flags:
   --default-inbound-policy P
                            mesh-wide default inbound policy: all-unauthenticated (default),
                            all-authenticated, deny or audit (see README "Authorization")
+
+  --drain-timeout DURATION how long a stopping pod's sidecar drains (default 5s): a pod
+                           removed by an edit or a scale-down drains its sidecar first
+                           (endpoints withdrawn, in-flight requests answered), then its app
 `;
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
@@ -257,6 +261,8 @@ export async function run(argv: string[]): Promise<number> {
     logs: { type: 'boolean' },
     'log-dir': { type: 'string' },
     'default-inbound-policy': { type: 'string' },
+
+    'drain-timeout': { type: 'string' },
   });
   if (bool(p, 'help')) {
     process.stdout.write(HELP);
@@ -278,6 +284,12 @@ export async function run(argv: string[]): Promise<number> {
   if (defaultInboundPolicy !== undefined && !(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(defaultInboundPolicy)) {
     throw new UsageError(`--default-inbound-policy: "${defaultInboundPolicy}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}`);
   }
+
+  const drainFlag = parseDrainTimeout(str(p, 'drain-timeout') ?? '5s');
+  if (!drainFlag.ok) throw new UsageError(drainFlag.error);
+  const drainMs = drainFlag.ms;
+  // SIGKILL only if a sidecar outlives its drain by this much.
+  const sidecarStopMs = drainMs + 2_000;
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
   // Log lines written inside DIR would wake control's file watcher (it
@@ -420,6 +432,7 @@ export async function run(argv: string[]): Promise<number> {
     if (w.ports.length) sidecarArgs.push('--app-ports', w.ports.join(','));
     for (const c of w.calls) sidecarArgs.push('--subscribe', c);
     if (w.strict) sidecarArgs.push('--strict');
+    sidecarArgs.push('--drain-timeout', `${drainMs}ms`);
     const proxy = `http://${pod.ip}:${PORTS.outbound}`;
     const [cmd0, ...cmdRest] = w.command;
     const r: PodRun = {
@@ -517,8 +530,17 @@ export async function run(argv: string[]): Promise<number> {
   // workload's pods on the same addresses. Invalid Workloads change nothing.
   const stopPod = async (r: PodRun): Promise<void> => {
     r.removed = true;
-    await r.app.stop(5000);
-    await r.sidecar.stop(5000);
+    if (r.pod.workload.ports.length > 0) {
+      // A server: its sidecar drains first (Goodbye: the endpoints leave the
+      // other sidecars' configs, in-flight requests are answered by the app,
+      // which still runs), then the app stops.
+      await r.sidecar.stop(sidecarStopMs);
+      await r.app.stop(5000);
+    } else {
+      // A pure client: nothing calls it; the app stops first so it never loses its proxy.
+      await r.app.stop(5000);
+      await r.sidecar.stop(sidecarStopMs);
+    }
     const i = runs.indexOf(r);
     if (i >= 0) runs.splice(i, 1);
   };
@@ -691,7 +713,7 @@ export async function run(argv: string[]): Promise<number> {
   say(`${sig}: stopping apps, then sidecars${control ? ', then control' : ''} (again to kill at once)`);
 
   await Promise.all(runs.map((r) => r.app.stop(5000)));
-  await Promise.all(runs.map((r) => r.sidecar.stop(5000)));
+  await Promise.all(runs.map((r) => r.sidecar.stop(sidecarStopMs)));
   await allUp.catch(() => undefined);
   if (control) await control.close();
   process.off('exit', killAll);

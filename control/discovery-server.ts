@@ -36,11 +36,12 @@ function serviceName(s: string, namespace: string): string {
   return s.includes('/') ? s : `${namespace}/${s}`;
 }
 
-function kindOf(msg: SidecarMessage): 'hello' | 'subscribe' | 'ack' | undefined {
+function kindOf(msg: SidecarMessage): 'hello' | 'subscribe' | 'ack' | 'goodbye' | undefined {
   if (msg.kind) return msg.kind;
   if ('hello' in msg && msg.hello) return 'hello';
   if ('subscribe' in msg && msg.subscribe) return 'subscribe';
   if ('ack' in msg && msg.ack) return 'ack';
+  if ('goodbye' in msg && msg.goodbye) return 'goodbye';
   return undefined;
 }
 
@@ -81,6 +82,8 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
     let hello: HelloMsg | undefined;
     let handle: StreamHandle | undefined;
     let release: (() => void) | undefined;
+    let registered: Parameters<Registry['connect']>[0] | undefined;
+    let leaving = false;
     let done = false;
     const peer = call.getPeer();
 
@@ -139,9 +142,10 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
             write: (m) => {
               if (!done) call.write(m as ControlMessage);
             },
-          });
-          if (opts.registry && h.pod_ip) {
-            release = opts.registry.connect({
+          }, h.versions);
+          if (h.draining) leaving = true;
+          if (opts.registry && h.pod_ip && !h.draining) {
+            registered = {
               namespace: h.namespace,
               workload: h.workload,
               serviceAccount: h.service_account,
@@ -150,8 +154,12 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
               labels: { ...(h.labels ?? {}) },
               appPorts: [...(h.app_ports ?? [])].map(Number),
               meshed: true,
-            });
+            };
+            release = opts.registry.connect(registered);
           }
+          // Response headers now: a sidecar that holds every current version
+          // (a reconnect) is sent nothing else, yet knows it is connected.
+          call.sendMetadata(new grpc.Metadata());
           opts.log(`sidecar ${name} (${h.pod_ip || peer}) connected`);
           const subs = (h.subscribe ?? []).map((s) => serviceName(s, h.namespace));
           if (subs.length > 0) handle.subscribe(subs);
@@ -175,6 +183,15 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
           }
           const a = (msg as { ack: { resource: string; version: string; error: string } }).ack;
           handle.ack(a.resource, a.version, a.error ?? '');
+          return;
+        }
+        case 'goodbye': {
+          // Draining: the endpoints go now; the stream keeps serving config.
+          if (!hello || leaving) return;
+          leaving = true;
+          const reason = (msg as { goodbye: { reason?: string } }).goodbye.reason ?? '';
+          opts.log(`sidecar ${hello.namespace}/${hello.pod_name || hello.workload} (${hello.pod_ip || peer}) is draining${reason ? ` (${reason})` : ''}`);
+          if (opts.registry && registered) opts.registry.leave(registered);
           return;
         }
         default:

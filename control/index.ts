@@ -53,6 +53,8 @@ export interface ControlOptions {
   authenticate?: Authenticator;
   /** How long a disconnected sidecar stays registered (ms, default 10 s). */
   registrationGraceMs?: number;
+  /** Local-mode HA: this replica's registry is STATE/registry-<id>.json; the other replicas' files are read too. */
+  replicaId?: string;
   /** How long registrations reloaded from STATE wait for their sidecar (ms, default 30 s). */
   provisionalMs?: number;
   /**
@@ -205,7 +207,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
 
   const store = new Store({ sessionKey: state.sessionKey });
   const registry = new Registry({
-    file: join(state.stateDir, REGISTRY_FILE),
+    file: join(state.stateDir, opts.replicaId ? `registry-${opts.replicaId}.json` : REGISTRY_FILE),
     ...(opts.registrationGraceMs !== undefined ? { graceMs: opts.registrationGraceMs } : {}),
     ...(opts.provisionalMs !== undefined ? { provisionalMs: opts.provisionalMs } : {}),
     onChange: (list) => store.setRegistered(list),

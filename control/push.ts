@@ -1,10 +1,14 @@
 // The push engine: store changes → one debounced compile → per (service,
 // consumer namespace) views serialized once → only the views whose bytes
 // changed go out, only to the streams subscribed to them, all sharing the same
-// Buffer. Every message carries a version (monotonic, also across control
-// restarts: it never goes below the wall clock in ms); each stream ACKs or
+// Buffer. Every message carries a version derived from its content (a hash
+// of the bytes), so every control replica, and a control after a restart,
+// gives the same config the same version: a sidecar that reconnects to
+// another replica says what it holds in its Hello and is sent nothing it
+// already has. Each stream ACKs or
 // NACKs it, and the time from the change to the last ACK of what it caused is
 // the push fan-out time (weft_control_push_duration_seconds).
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { ControlMessage, DirectoryMsg, ServiceEntryMsg } from '../api/index.js';
@@ -113,6 +117,15 @@ const EMPTY = Buffer.alloc(0);
 /** Directory fan-out budget: streams × directory size per second (pacing under churn). */
 const DIRECTORY_EGRESS_BYTES_PER_S = 50e6;
 
+/** A version named by the content: the same bytes get the same version on every replica. */
+export function contentVersion(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex').slice(0, 16);
+}
+
+function viewVersion(bytes: Buffer | null): string {
+  return bytes === null ? contentVersion('\u0000removed') : contentVersion(bytes);
+}
+
 function viewKey(service: string, consumerNamespace: string): string {
   return `${service}\u0000${consumerNamespace}`;
 }
@@ -131,7 +144,6 @@ export class PushEngine extends EventEmitter {
   private deferredChangeAt: number | undefined;
   private lastEnd = 0;
   private directoryKey = '';
-  private lastVersion = 0;
   private timer: NodeJS.Timeout | undefined;
   private changeAt: number | undefined;
   private readonly debounceMs: number;
@@ -184,8 +196,13 @@ export class PushEngine extends EventEmitter {
     return this.render(service, consumerNamespace);
   }
 
-  attach(target: PushTarget): StreamHandle {
+  /**
+   * `known`: resource → version the sidecar already holds (Hello.versions,
+   * after a reconnect); what it holds is not sent again.
+   */
+  attach(target: PushTarget, known?: Record<string, string>): StreamHandle {
     const st = new StreamState(target);
+    for (const [resource, version] of Object.entries(known ?? {})) if (version) st.sent.set(resource, version);
     this.streams.add(st);
     this.opts.metrics.connectedSidecars.set(this.streams.size);
     if (this.directory) this.send(st, DIRECTORY_RESOURCE, this.directory.version, () => this.directoryPayload(), undefined);
@@ -207,10 +224,6 @@ export class PushEngine extends EventEmitter {
     for (const st of [...this.streams]) this.detach(st);
   }
 
-  private nextVersion(): string {
-    this.lastVersion = Math.max(this.lastVersion + 1, Date.now());
-    return String(this.lastVersion);
-  }
 
   private schedule(at: number): void {
     if (this.closed) return;
@@ -312,7 +325,7 @@ export class PushEngine extends EventEmitter {
         this.deferDirectory(changeAt ?? now, this.directoryNotBefore - now);
       } else {
         this.directoryKey = key;
-        this.directory = { version: this.nextVersion(), services, trust_bundle: trust, ...(issuer ? { issuer_sha256: issuer } : {}) };
+        this.directory = { version: contentVersion(key), services, trust_bundle: trust, ...(issuer ? { issuer_sha256: issuer } : {}) };
         this.directoryEncoded = undefined;
         this.opts.metrics.setConfigVersion(this.directory.version);
         for (const st of this.streams) {
@@ -330,7 +343,7 @@ export class PushEngine extends EventEmitter {
       const same = bytes === null ? entry.bytes === null : entry.bytes !== null && bytes.equals(entry.bytes);
       if (same) continue;
       entry.bytes = bytes;
-      entry.version = this.nextVersion();
+      entry.version = viewVersion(bytes);
       entry.encoded = undefined;
       for (const st of entry.subscribers) this.sendView(st, entry, tracked);
     }
@@ -363,10 +376,11 @@ export class PushEngine extends EventEmitter {
           service,
           consumerNamespace: st.target.namespace,
           bytes: this.render(service, st.target.namespace),
-          version: this.nextVersion(),
+          version: '',
           subscribers: new Set(),
           encoded: undefined,
         };
+        entry.version = viewVersion(entry.bytes);
         this.views.set(k, entry);
       }
       entry.subscribers.add(st);
@@ -408,7 +422,8 @@ export class PushEngine extends EventEmitter {
     }
     if (st.inboundBytes && st.inboundBytes.equals(bytes)) return;
     st.inboundBytes = bytes;
-    const version = this.nextVersion();
+    // Content-derived like every version (HA: any replica names the same view alike).
+    const version = contentVersion(bytes);
     this.send(st, INBOUND_RESOURCE, version, () => {
       const msg: ControlMessage = { inbound: { version, config_json: bytes } };
       return this.opts.encode ? this.opts.encode(msg) : msg;

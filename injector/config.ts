@@ -1,6 +1,8 @@
 // Per-pod proxy settings read from `config.weft.io/*` annotations. A bad value
 // falls back to the default and becomes a warning naming the annotation.
 
+import { DEFAULT_DRAIN_TIMEOUT_MS, DRAIN_TIMEOUT_ANNOTATION, parseDrainTimeout } from '../api/index.js';
+
 export const CONFIG_PREFIX = 'config.weft.io/';
 
 export const ANNOTATIONS = {
@@ -12,6 +14,8 @@ export const ANNOTATIONS = {
   skipInboundPorts: 'config.weft.io/skip-inbound-ports',
   skipOutboundPorts: 'config.weft.io/skip-outbound-ports',
   proxyImage: 'config.weft.io/proxy-image',
+  drainTimeout: DRAIN_TIMEOUT_ANNOTATION,
+  rewriteProbes: 'config.weft.io/rewrite-probes',
 } as const;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -23,6 +27,10 @@ export interface ProxyConfig {
   skipInboundPorts: string[];
   skipOutboundPorts: string[];
   image: string | undefined;
+  /** The sidecar's drain timeout (ms); sizes terminationGracePeriodSeconds too. */
+  drainTimeoutMs: number;
+  /** Route the app's HTTP/TCP/gRPC probes through the sidecar's admin port (default true). */
+  rewriteProbes: boolean;
 }
 
 export interface ProxyDefaults {
@@ -84,6 +92,19 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     }
   }
   const image = annotations[ANNOTATIONS.proxyImage]?.trim() || undefined;
+  let rewriteProbes = true;
+  const rp = annotations[ANNOTATIONS.rewriteProbes];
+  if (rp !== undefined) {
+    if (rp === 'false' || rp === 'true') rewriteProbes = rp === 'true';
+    else warnings.push(`annotation ${ANNOTATIONS.rewriteProbes}: "${rp}" is neither "true" nor "false"; using true`);
+  }
+  let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
+  const dt = annotations[ANNOTATIONS.drainTimeout];
+  if (dt !== undefined) {
+    const r = parseDrainTimeout(dt, `annotation ${ANNOTATIONS.drainTimeout}`);
+    if (r.ok) drainTimeoutMs = r.ms;
+    else warnings.push(`${r.error}; using ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s`);
+  }
   return {
     config: {
       resources: { requests, limits },
@@ -91,6 +112,8 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
       skipInboundPorts: ports(annotations[ANNOTATIONS.skipInboundPorts] ?? '', ANNOTATIONS.skipInboundPorts, warnings),
       skipOutboundPorts: ports(annotations[ANNOTATIONS.skipOutboundPorts] ?? '', ANNOTATIONS.skipOutboundPorts, warnings),
       image,
+      drainTimeoutMs,
+      rewriteProbes,
     },
     warnings,
   };

@@ -7,6 +7,8 @@ import type { Identity, IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
 import type { SidecarMetrics } from './metrics.js';
+import { APP_PROBE_PREFIX, type AppProbe } from '../api/index.js';
+import { serveAppProbe } from './app-probe.js';
 
 export interface AdminOptions {
   identity: IdentityHolder;
@@ -19,6 +21,9 @@ export interface AdminOptions {
   draining: () => boolean;
   /** The inbound authorization in force (authz-state.ts), shown in /config. */
   inbound?: () => unknown;
+
+  /** The app's probes the injector rewrote to /app-probe/... (WEFT_APP_PROBES), forwarded to the app at podIP. */
+  appProbes?: { probes: Readonly<Record<string, AppProbe>>; podIP: string };
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -98,6 +103,7 @@ export function createAdmin(o: AdminOptions): Server {
       setImmediate(o.onShutdown);
       return;
     }
+    if (o.appProbes && path.startsWith(APP_PROBE_PREFIX) && serveAppProbe(req, res, path, o.appProbes.probes, o.appProbes.podIP)) return;
     send(404, 'not found\n');
   });
 }

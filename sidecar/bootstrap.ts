@@ -11,6 +11,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { STATE_FILES, weftV1, type CertifyRequestMsg, type CertifyResponseMsg } from '../api/index.js';
 import { generateKeyAndCsr, renewAt, spiffeId as makeSpiffeId, certValidity, certSha256, splitPemBundle } from '../certs/index.js';
+import { controlAt } from './control-address.js';
 
 export const CONTROL_SERVER_NAME = 'weft-control.weft-system.svc';
 
@@ -64,6 +65,7 @@ export class IdentityHolder extends EventEmitter {
   readonly spiffe: string;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private certifyAttempts = 0;
   private readyResolve!: () => void;
   readonly ready: Promise<void>;
   private bundleOverride: string | undefined;
@@ -187,7 +189,8 @@ export class IdentityHolder extends EventEmitter {
     const token = await this.readToken();
     const { keyPem, csrPem } = generateKeyAndCsr(this.spiffe);
     const { Identity } = weftV1();
-    const client = new Identity(this.opts.control, grpc.credentials.createSsl(Buffer.from(bundle)), {
+    // Several --control replicas: each attempt asks the next one.
+    const client = new Identity(controlAt(this.opts.control, this.certifyAttempts++), grpc.credentials.createSsl(Buffer.from(bundle)), {
       'grpc.ssl_target_name_override': CONTROL_SERVER_NAME,
       'grpc.default_authority': CONTROL_SERVER_NAME,
     });

@@ -8,6 +8,7 @@ import { FEATURE_INBOUND_AUTHZ, INBOUND_RESOURCE, WEFT_VERSION, weftV1, type Con
 import { CONTROL_SERVER_NAME, nextBackoff, type IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { SidecarMetrics } from './metrics.js';
+import { controlAddresses, controlAt } from './control-address.js';
 
 export interface ConfigStreamOptions {
   control: string;
@@ -28,6 +29,9 @@ export class ConfigStream {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private backoff = 0;
+  private leaving: string | undefined;
+  /** Connection attempts so far: picks the control replica (controlAt). */
+  private attempt = 0;
   connected = false;
   /** Last error sent in a NACK per resource, for /config. */
   readonly lastNack = new Map<string, string>();
@@ -44,6 +48,17 @@ export class ConfigStream {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.teardown();
+  }
+
+  /**
+   * Draining: tell control this sidecar is leaving (its endpoints leave the
+   * other sidecars' configs at once). The stream stays up for the app's
+   * outbound calls; a reconnect says draining in its Hello and repeats it.
+   */
+  goodbye(reason: string): void {
+    if (this.leaving !== undefined) return;
+    this.leaving = reason;
+    this.call?.write({ goodbye: { reason } });
   }
 
   isSubscribed(key: string): boolean {
@@ -78,8 +93,11 @@ export class ConfigStream {
   private scheduleReconnect(why: string): void {
     if (this.closed || this.timer) return;
     this.teardown();
-    const wait = nextBackoff(this.backoff);
-    this.backoff = wait;
+    // The next replica (with several --control addresses) at once; back off once around the list.
+    this.attempt++;
+    const many = controlAddresses(this.opts.control).length > 1;
+    const wait = many && this.attempt % controlAddresses(this.opts.control).length !== 0 ? 50 + Math.random() * 100 : nextBackoff(this.backoff);
+    if (!many || this.attempt % controlAddresses(this.opts.control).length === 0) this.backoff = wait;
     this.opts.log(`config stream down (${why}); reconnecting in ${Math.round(wait)} ms`);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -96,7 +114,8 @@ export class ConfigStream {
     }
     const { Discovery } = weftV1();
     const creds = grpc.credentials.createSsl(Buffer.from(id.bundlePem), Buffer.from(id.keyPem), Buffer.from(id.certChainPem));
-    const client = new Discovery(this.opts.control, creds, {
+    const address = controlAt(this.opts.control, this.attempt);
+    const client = new Discovery(address, creds, {
       'grpc.ssl_target_name_override': CONTROL_SERVER_NAME,
       'grpc.default_authority': CONTROL_SERVER_NAME,
       'grpc.keepalive_time_ms': 10_000,
@@ -106,12 +125,16 @@ export class ConfigStream {
     this.client = client;
     const call = (client as unknown as { Stream: () => grpc.ClientDuplexStream<SidecarMessage, ControlMessage> }).Stream();
     this.call = call;
+    const up = (): void => {
+      if (this.connected) return;
+      this.setConnected(true);
+      this.opts.log(`config stream connected to ${address}`);
+    };
+    // Control (0.2.0) sends headers once it accepted the Hello: connected even if nothing needs pushing.
+    call.on('metadata', up);
     call.on('data', (m: ControlMessage) => {
-      if (!this.connected) {
-        this.setConnected(true);
-        this.backoff = 0;
-        this.opts.log('config stream connected');
-      }
+      up();
+      this.backoff = 0;
       this.onMessage(m);
     });
     call.on('error', (e: Error) => this.scheduleReconnect(e.message));
@@ -122,8 +145,21 @@ export class ConfigStream {
         sidecar_version: WEFT_VERSION,
         subscribe: [...this.subscribed],
         ...(this.opts.inbound ? { features: [FEATURE_INBOUND_AUTHZ] } : {}),
+
+        ...(this.leaving !== undefined ? { draining: true } : {}),
+        versions: this.heldVersions(),
       },
     });
+    if (this.leaving !== undefined) call.write({ goodbye: { reason: this.leaving } });
+  }
+
+  /** What this sidecar holds (content versions): a reconnect, to any control replica, is sent only what differs. */
+  private heldVersions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    const st = this.opts.state;
+    if (st.directory) out.directory = st.directory.version;
+    for (const [key, svc] of st.services) out[`service:${key}`] = svc.version;
+    return out;
   }
 
   private ack(resource: string, version: string, error: string | undefined): void {

@@ -158,3 +158,24 @@ t.test('the printed YAML has no anchors or aliases (plain for every tool)', asyn
   t.notMatch(text, /^\s*(- )?[&*]a\d+/m);
   t.notMatch(text, /: [&*]a\d+/);
 });
+
+t.test('weft install --ha: three control replicas, one per node, a PDB keeping two, all valid', async (t) => {
+  const ha = renderManifests({ certs, ha: true }) as Obj[];
+  for (const o of ha) {
+    const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+    if (Model) t.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name} is valid`);
+  }
+  const get = (kind: string, name: string) => ha.find((o) => o.kind === kind && o.metadata.name === name) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const d = get('Deployment', 'weft-control');
+  t.equal(d.spec.replicas, 3, 'three replicas');
+  const anti = d.spec.template.spec.affinity.podAntiAffinity;
+  t.same(anti.requiredDuringSchedulingIgnoredDuringExecution, [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/component': 'control' } } }], 'never two on one node');
+  t.equal(anti.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, 'topology.kubernetes.io/zone', 'zones preferred apart');
+  const pdb = get('PodDisruptionBudget', 'weft-control');
+  t.same(pdb.spec, { minAvailable: 2, selector: { matchLabels: { 'app.kubernetes.io/name': 'weft', 'app.kubernetes.io/component': 'control' } } }, 'two keep serving through a drain');
+  t.same(get('PodDisruptionBudget', 'weft-injector').spec.maxUnavailable, 1, 'the injector budget is unchanged');
+  // The CLI flag prints the same.
+  const out = execFileSync(process.execPath, [join(root, 'dist', 'cli', 'weft.js'), 'install', '--ha', '--no-certs'], { encoding: 'utf8' });
+  const docs = parseAllDocuments(out).map((x) => x.toJS() as Obj);
+  t.equal((docs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-control') as Record<string, any>).spec.replicas, 3, 'weft install --ha prints 3 replicas'); // eslint-disable-line @typescript-eslint/no-explicit-any
+});
