@@ -24,6 +24,7 @@ export * from './types.js';
 export { compile } from './compile.js';
 export { validateResource } from './validate.js';
 export { loadDirectory, parseFile, FileSource, type FileSourceOptions } from './source-files.js';
+export { CONFIG_LIMITS, decodeText, decodeDocuments, sizeError } from './source-decode.js';
 export { Store, keyOf, resourceKey } from './store.js';
 export { Registry, type RegistryEntry } from './registry.js';
 export { PushEngine, type PushReport } from './push.js';
