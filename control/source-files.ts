@@ -143,10 +143,12 @@ export function parseFile(
       continue;
     }
     for (const e of res.errors) errors.push(e.resource ? e : { ...e, resource: where });
-    // Keep serving this document's last good version, if there was one.
+    // Keep serving this document's last good version, if there was one;
+    // else what is safer served than dropped (see validateResource).
     const id = identityOf(v);
     const prev = id !== undefined ? last.get(id) : undefined;
     if (id !== undefined && prev && !out.has(id)) out.set(id, prev);
+    else if (res.failClosed && !out.has(keyOf(res.failClosed))) out.set(keyOf(res.failClosed), res.failClosed);
   }
   return { resources: [...out.values()], errors };
 }
