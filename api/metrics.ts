@@ -73,6 +73,7 @@ export const CONTROL_METRICS = {
   configVersion: 'weft_control_config_version_info',
   anchorExpiry: 'weft_control_trust_anchor_expiry_timestamp_seconds', // gauge
   issuerExpiry: 'weft_control_issuer_expiry_timestamp_seconds', // gauge
+  limitRejections: 'weft_control_limit_rejections_total', // counter, label limit (streams_per_peer)
 } as const;
 
 /**
@@ -107,6 +108,7 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [CONTROL_METRICS.configVersion]: ['version'],
   [CONTROL_METRICS.anchorExpiry]: [],
   [CONTROL_METRICS.issuerExpiry]: [],
+  [CONTROL_METRICS.limitRejections]: ['limit'],
 };
 
 /** Metrics that are histograms (exported as _bucket, _sum and _count). */

@@ -10,7 +10,7 @@ import { PORTS, weftV1 } from '../api/index.js';
 import { certValidity, renewAt, splitPemBundle, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
 import { compile } from './compile.js';
-import { discoveryDefinition, discoveryServer } from './discovery-server.js';
+import { DISCOVERY_LIMITS, discoveryDefinition, discoveryServer } from './discovery-server.js';
 import { bootstrapTokenAuthenticator, identityHandlers, type Authenticator } from './identity-server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushEngine, type PushReport } from './push.js';
@@ -264,6 +264,9 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
 
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
   const server = new grpc.Server({
+    // Limits of the gRPC port (README "Limits"): a peer cannot make control buffer big messages or open streams without end.
+    'grpc.max_receive_message_length': DISCOVERY_LIMITS.maxReceiveMessageBytes,
+    'grpc.max_concurrent_streams': DISCOVERY_LIMITS.maxConcurrentStreams,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
@@ -274,6 +277,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     ...(registerWorkloads ? { registry } : {}),
     trustDomain: state.trustDomain,
     log,
+    onLimit: (limit) => metrics.limitRejections.inc({ limit }),
   });
   server.addService(discovery.definition, discovery.handlers);
   server.addService(

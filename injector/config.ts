@@ -1,5 +1,6 @@
 // Per-pod proxy settings read from `config.weft.io/*` annotations. A bad value
 // falls back to the default and becomes a warning naming the annotation.
+import { LIMITS, parseLimit, type LimitName } from '../api/index.js';
 
 export const CONFIG_PREFIX = 'config.weft.io/';
 
@@ -23,6 +24,11 @@ export interface ProxyConfig {
   skipInboundPorts: string[];
   skipOutboundPorts: string[];
   image: string | undefined;
+  /**
+   * Sidecar limit flags from `config.weft.io/<flag>` annotations (api/limits.ts),
+   * e.g. ['--request-head-timeout', '5s']; only valid values, in table order.
+   */
+  limitArgs: string[];
 }
 
 export interface ProxyDefaults {
@@ -78,8 +84,23 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     if ((LOG_LEVELS as readonly string[]).includes(lv)) logLevel = lv as LogLevel;
     else warnings.push(`annotation ${ANNOTATIONS.logLevel}: "${lv}" is not one of ${LOG_LEVELS.join(', ')}; using ${defaults.logLevel}`);
   }
+  const limitArgs: string[] = [];
+  for (const name of Object.keys(LIMITS) as LimitName[]) {
+    const spec = LIMITS[name];
+    const raw = annotations[spec.annotation];
+    if (raw === undefined) continue;
+    const r = parseLimit(name, raw, `annotation ${spec.annotation}`);
+    if (!r.ok) {
+      warnings.push(`${r.message}; using the sidecar's default`);
+      continue;
+    }
+    // A boolean flag is present or absent (its default is off).
+    if (spec.kind === 'boolean') limitArgs.push(...(r.value === 1 ? [`--${spec.flag}`] : []));
+    else limitArgs.push(`--${spec.flag}`, raw.trim());
+  }
+  const limitAnnotations: string[] = Object.values(LIMITS).map((l) => l.annotation);
   for (const k of Object.keys(annotations)) {
-    if (k.startsWith(CONFIG_PREFIX) && !(Object.values(ANNOTATIONS) as string[]).includes(k)) {
+    if (k.startsWith(CONFIG_PREFIX) && !(Object.values(ANNOTATIONS) as string[]).includes(k) && !limitAnnotations.includes(k)) {
       warnings.push(`annotation ${k}: unknown weft setting; ignored`);
     }
   }
@@ -91,6 +112,7 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
       skipInboundPorts: ports(annotations[ANNOTATIONS.skipInboundPorts] ?? '', ANNOTATIONS.skipInboundPorts, warnings),
       skipOutboundPorts: ports(annotations[ANNOTATIONS.skipOutboundPorts] ?? '', ANNOTATIONS.skipOutboundPorts, warnings),
       image,
+      limitArgs,
     },
     warnings,
   };

@@ -103,6 +103,7 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       '--namespace', '$(POD_NAMESPACE)',
       '--service-account', '$(SERVICE_ACCOUNT)',
       ...(appPorts.length > 0 ? ['--app-ports', appPorts.join(',')] : []),
+      ...(cfg.limitArgs ?? []),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
