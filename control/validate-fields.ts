@@ -164,7 +164,8 @@ export function unknownFields(shape: Shape, obj: unknown): string[] {
     const fields = s as { readonly [f: string]: Shape };
     const children: Array<[Shape, unknown, string]> = [];
     for (const [k, val] of Object.entries(v)) {
-      const p = path ? `${path}.${k}` : k;
+      // A key that would not read as a field (empty, or with a dot or bracket) is written as [key].
+      const p = k === '' || /[.[\]]/.test(k) ? `${path}[${JSON.stringify(k)}]` : path ? `${path}.${k}` : k;
       const sub = Object.prototype.hasOwnProperty.call(fields, k) ? fields[k] : undefined;
       if (sub === undefined) out.push(p);
       else children.push([sub, val, p]);
