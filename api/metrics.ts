@@ -24,6 +24,7 @@ export const SIDECAR_METRICS = {
   certExpiry: 'weft_certificate_expiry_timestamp_seconds', // gauge
   detectTotal: 'weft_protocol_detections_total', // counter, label protocol
   controlConnected: 'weft_control_connected', // gauge 0/1
+  limitRejections: 'weft_limit_rejections_total', // counter, labels direction, limit (sidecar/limits.ts)
 } as const;
 
 /** Labels of weft_requests_total / weft_request_duration_seconds. */
@@ -98,6 +99,7 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [SIDECAR_METRICS.certExpiry]: ['kind', 'identity'], // kind: leaf | anchor
   [SIDECAR_METRICS.detectTotal]: ['direction', 'protocol'],
   [SIDECAR_METRICS.controlConnected]: [],
+  [SIDECAR_METRICS.limitRejections]: ['direction', 'limit'],
   [CONTROL_METRICS.connectedSidecars]: [],
   [CONTROL_METRICS.compileDuration]: [],
   [CONTROL_METRICS.pushDuration]: [],

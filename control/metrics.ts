@@ -65,6 +65,7 @@ export class ControlMetrics {
     this.anchorExpiry = new Gauge({ name: C.anchorExpiry, help: 'Trust anchor notAfter, Unix seconds.', registers });
     this.issuerExpiry = new Gauge({ name: C.issuerExpiry, help: 'Issuer certificate notAfter, Unix seconds.', registers });
     this.limitRejections = new Counter({ name: C.limitRejections, help: "Requests refused by a limit of control's gRPC port.", labelNames: labels(C.limitRejections), registers });
+    this.limitRejections.inc({ limit: 'streams_per_peer' }, 0); // exported from the start
   }
 
   nack(reason: string): void {
