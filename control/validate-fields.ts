@@ -135,7 +135,27 @@ export const FIELDS: Record<string, Shape> = {
     },
   }),
   Workload: resource({
-    spec: { command: ANY, env: ANY, serviceAccount: ANY, labels: ANY, replicas: ANY, ports: ANY, calls: ANY, strict: ANY },
+    spec: {
+      command: ANY, env: ANY, serviceAccount: ANY, labels: ANY, replicas: ANY, ports: ANY, calls: ANY, strict: ANY,
+      // authz (issue 15)
+      defaultInboundPolicy: ANY, probePaths: ANY,
+    },
+  }),
+  // GEP-3779 as weft serves it (policy.weft.io/v1alpha1, issue 15).
+  AuthorizationPolicy: resource({
+    spec: {
+      targetRefs: [{ group: ANY, kind: ANY, name: ANY, selector: { matchLabels: ANY, matchExpressions: [{ key: ANY, operator: ANY, values: ANY }] } }],
+      action: ANY,
+      rules: [{ sources: [{ type: ANY, serviceAccount: { namespace: ANY, name: ANY }, spiffe: ANY }], networkAttributes: { ports: ANY } }],
+    },
+  }),
+  // GEP-3388 (gateway.networking.x-k8s.io/v1alpha1, issue 14).
+  XBackendTrafficPolicy: resource({
+    spec: {
+      targetRefs: [LOCAL_REF],
+      retryConstraint: { budget: { percent: ANY, interval: ANY }, minRetryRate: { count: ANY, interval: ANY } },
+      sessionPersistence: SESSION_PERSISTENCE,
+    },
   }),
 };
 

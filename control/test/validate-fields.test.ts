@@ -113,7 +113,13 @@ spec:
 });
 
 t.test('the table covers every kind weft reads, and a deep value does not overflow the walk', async (t) => {
-  t.same(Object.keys(FIELDS).sort(), ['BackendLBPolicy', 'BackendTLSPolicy', 'ConfigMap', 'EndpointSlice', 'GRPCRoute', 'HTTPRoute', 'Namespace', 'ReferenceGrant', 'Service', 'Workload']);
+  t.same(Object.keys(FIELDS).sort(), ['AuthorizationPolicy', 'BackendLBPolicy', 'BackendTLSPolicy', 'ConfigMap', 'EndpointSlice', 'GRPCRoute', 'HTTPRoute', 'Namespace', 'ReferenceGrant', 'Service', 'Workload', 'XBackendTrafficPolicy']);
+  // The kinds and fields other parts add (issues 14 and 15) are declared, so they load once merged.
+  const authz = { apiVersion: 'policy.weft.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'a' }, spec: { targetRefs: [{ group: '', kind: 'Pod', selector: { matchLabels: { app: 'x' }, matchExpressions: [{ key: 'k', operator: 'In', values: ['v'] }] } }], action: 'ALLOW', rules: [{ sources: [{ type: 'ServiceAccount', serviceAccount: { namespace: 'n', name: '*' } }, { type: 'SPIFFE', spiffe: 'spiffe://td/x' }], networkAttributes: { ports: [80] } }] } };
+  t.same(unknownFields(FIELDS.AuthorizationPolicy!, authz), []);
+  const budget = { apiVersion: 'gateway.networking.x-k8s.io/v1alpha1', kind: 'XBackendTrafficPolicy', metadata: { name: 'b' }, spec: { targetRefs: [{ group: '', kind: 'Service', name: 's' }], retryConstraint: { budget: { percent: 20, interval: '10s' }, minRetryRate: { count: 3, interval: '1s' } }, sessionPersistence: { type: 'Header' } } };
+  t.same(unknownFields(FIELDS.XBackendTrafficPolicy!, budget), []);
+  t.same(unknownFields(FIELDS.Workload!, { spec: { command: ['x'], defaultInboundPolicy: 'deny', probePaths: ['/healthz'] } }), []);
   let deep: unknown = {};
   for (let i = 0; i < 100_000; i++) deep = { spec: deep };
   t.equal(unknownFields(FIELDS.HTTPRoute!, { spec: { rules: [deep] } }).length, 1);
