@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { certValidity, splitPemBundle, ISSUER_DIR_FILES } from '../certs/index.js';
 import { parseFlags, str, UsageError } from './args.js';
 import { loadInventory } from './cmd-get.js';
-import { formatConfigError, type Inventory } from '../control/index.js';
+import { formatConfigError } from '../control/index.js';
 
 const HELP = `usage: weft check [--certs DIR] [--kubeconfig FILE] [--context NAME] [--warn-days 30] [--config-dir DIR | --control-admin H:P]
 
@@ -183,7 +183,7 @@ export async function clusterChecks(source: { kind: 'file'; path: string } | { k
 }
 
 /** One failed check per load error (compile's are route and policy status, shown by weft get). */
-export function configChecks(inv: Inventory): CheckResult[] {
+export function configChecks(inv: Pick<Awaited<ReturnType<typeof loadInventory>>, 'errors' | 'resources'>): CheckResult[] {
   const errs = inv.errors.filter((e) => e.source !== 'compile');
   if (errs.length === 0) return [{ name: 'config loaded', status: 'ok', detail: `${inv.resources.length} resource(s), no load errors` }];
   return errs.map((e) => ({ name: 'config error', status: 'fail' as const, detail: formatConfigError(e) }));

@@ -213,35 +213,22 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
-const LISTED_KINDS = new Set(Object.values(KINDS_OF).flat());
-const RESOURCE_LABEL = /^(\S+) (?:([^/\s]+)\/)?(\S+)$/;
-
 /**
- * Load errors (not compile's: those are in status): those of resources of
- * this kind in scope, so a file-mode user sees why a resource is missing or
- * stuck at its last good version; then, whatever is listed, every file and
- * resource that failed to load and that no `weft get` kind lists (a file
- * that does not parse, an unknown kind, a Workload, an EndpointSlice...).
+ * Load errors (not compile's: those are in status) of resources of this kind in
+ * scope: a file-mode user sees why a resource is missing or stuck at its last
+ * good version.
  */
 export function loadErrors(inv: Inventory, kind: GetKind, o: GetOptions): string {
+  if (o.selector && o.selector.length > 0) return ''; // an invalid resource's labels are unknown
   const ns = o.allNamespaces ? undefined : (o.namespace ?? 'default');
-  const mine: ConfigError[] = [];
-  const others: ConfigError[] = [];
-  for (const e of inv.errors) {
-    if (e.source === 'compile') continue;
-    const m = RESOURCE_LABEL.exec(e.resource);
-    if (!m || !LISTED_KINDS.has(m[1]!)) others.push(e);
-    // an invalid resource's labels are unknown: a selector shows none of them
-    else if (KINDS_OF[kind].includes(m[1]!) && (ns === undefined || m[2] === ns) && !(o.selector && o.selector.length > 0)) mine.push(e);
-  }
-  let out = '';
-  if (mine.length > 0) {
-    out += `\nErrors (invalid input; a resource that was valid before keeps its last good version):\n${mine.map((e) => `  ${formatConfigError(e)}`).join('\n')}\n`;
-  }
-  if (others.length > 0) {
-    out += `\nOther files and resources that failed to load (their last good version keeps serving):\n${others.map((e) => `  ${formatConfigError(e)}`).join('\n')}\n`;
-  }
-  return out;
+  const errs = inv.errors.filter((e) => {
+    if (e.source === 'compile') return false;
+    const m = /^(\S+) (?:([^/\s]+)\/)?(\S+)$/.exec(e.resource);
+    if (!m || !KINDS_OF[kind].includes(m[1]!)) return false;
+    return ns === undefined || m[2] === ns;
+  });
+  if (errs.length === 0) return '';
+  return `\nErrors (invalid input; a resource that was valid before keeps its last good version):\n${errs.map((e) => `  ${formatConfigError(e)}`).join('\n')}\n`;
 }
 
 export function getTable(inv: Inventory, kind: GetKind, o: GetOptions, c?: CompileResult): string {
