@@ -6,6 +6,7 @@ import https from 'node:https';
 import { createTrustAnchor, createIssuer, issueCert } from '../../certs/index.js';
 import { readProxyConfig, startInjector } from '../index.js';
 import { MAX_BODY_BYTES } from '../server.js';
+import { deploymentPod, review } from './fixtures/reviews.js';
 
 const anchor = createTrustAnchor();
 const issuer = createIssuer(anchor);
@@ -75,4 +76,17 @@ t.test('limit annotations become sidecar flags; bad values warn and keep the def
     'annotation config.weft.io/max-headers: "lots" is not a whole number; using the sidecar\'s default',
     "annotation config.weft.io/idle-timeout: 1ms is out of range (1000 ms to 86400000 ms); using the sidecar's default",
   ]);
+});
+
+t.test('an injected pod\'s sidecar gets its limit annotations as flags', async (t) => {
+  const srv = await startInjector({ host: '127.0.0.1', port: 0, certPem: serving.certPem + issuer.certPem, keyPem: serving.keyPem, log: () => {} });
+  t.teardown(() => srv.close());
+  const body = JSON.stringify(review(deploymentPod({ annotations: { 'config.weft.io/request-head-timeout': '5s', 'config.weft.io/merge-slashes': 'true' } })));
+  const r = await request(srv.port, { headers: { 'content-type': 'application/json' }, body: (req) => req.end(body) });
+  t.equal(r.status, 200);
+  const patch = JSON.parse(Buffer.from((JSON.parse(r.text) as { response: { patch: string } }).response.patch, 'base64').toString('utf8')) as Array<{ op: string; path: string; value: unknown }>;
+  const containers = patch.flatMap((op) => (Array.isArray(op.value) ? op.value : [op.value])) as Array<{ name?: string; args?: string[] }>;
+  const proxy = containers.find((c) => c && c.name === 'weft-proxy');
+  t.ok(proxy, 'the proxy container is added');
+  t.match(proxy?.args?.join(' '), /--request-head-timeout 5s --merge-slashes/);
 });
