@@ -8,3 +8,5 @@ export * from './runtime.js';
 
 export * from './drain.js';
 export * from './app-probes.js';
+
+export * from './limits.js';

@@ -25,6 +25,8 @@ export const SIDECAR_METRICS = {
   detectTotal: 'weft_protocol_detections_total', // counter, label protocol
   controlConnected: 'weft_control_connected', // gauge 0/1
   authzDecisions: 'weft_authz_decisions_total', // counter: inbound authorization outcomes
+
+  limitRejections: 'weft_limit_rejections_total', // counter, labels direction, limit (sidecar/limits.ts)
 } as const;
 
 /**
@@ -83,6 +85,7 @@ export const CONTROL_METRICS = {
   configVersion: 'weft_control_config_version_info',
   anchorExpiry: 'weft_control_trust_anchor_expiry_timestamp_seconds', // gauge
   issuerExpiry: 'weft_control_issuer_expiry_timestamp_seconds', // gauge
+  limitRejections: 'weft_control_limit_rejections_total', // counter, label limit (streams_per_peer)
 } as const;
 
 /**
@@ -108,6 +111,8 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [SIDECAR_METRICS.detectTotal]: ['direction', 'protocol'],
   [SIDECAR_METRICS.controlConnected]: [],
   [SIDECAR_METRICS.authzDecisions]: AUTHZ_LABELS,
+
+  [SIDECAR_METRICS.limitRejections]: ['direction', 'limit'],
   [CONTROL_METRICS.connectedSidecars]: [],
   [CONTROL_METRICS.compileDuration]: [],
   [CONTROL_METRICS.pushDuration]: [],
@@ -118,6 +123,7 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [CONTROL_METRICS.configVersion]: ['version'],
   [CONTROL_METRICS.anchorExpiry]: [],
   [CONTROL_METRICS.issuerExpiry]: [],
+  [CONTROL_METRICS.limitRejections]: ['limit'],
 };
 
 /** Metrics that are histograms (exported as _bucket, _sum and _count). */

@@ -8,8 +8,10 @@ import { X509Certificate } from 'node:crypto';
 import { certValidity, splitPemBundle, ISSUER_DIR_FILES } from '../certs/index.js';
 import { parseFlags, str, UsageError } from './args.js';
 import { rotationCheck, stateChecks } from './check-rotation.js';
+import { loadInventory } from './cmd-get.js';
+import { formatConfigError } from '../control/index.js';
 
-const HELP = `usage: weft check [--certs DIR] [--state-dir STATE] [--kubeconfig FILE] [--context NAME] [--warn-days 30]
+const HELP = `usage: weft check [--certs DIR] [--state-dir STATE] [--kubeconfig FILE] [--context NAME] [--warn-days 30] [--config-dir DIR | --control-admin H:P]
 
 Cluster checks (with a kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod):
 Gateway API CRDs, weft-system and its Deployments, the webhook configuration
@@ -19,6 +21,10 @@ Local checks (--certs DIR, as written by \`weft certs --out DIR\`): expiry of
 the anchor and issuer, and that the issuer chains to the trust bundle.
 Local mode (--state-dir STATE): the same for the mesh \`weft up\` runs.
 Each says which step of a \`weft certs rotate\` the mesh is in.
+
+Config checks (--config-dir DIR offline, else a running control's admin port,
+--control-admin H:P, default 127.0.0.1:7091): every file and resource that
+failed to load, whatever its kind, with the message.
 Exit code 1 when a check fails.
 `;
 
@@ -188,6 +194,13 @@ export async function clusterChecks(source: { kind: 'file'; path: string } | { k
   return out;
 }
 
+/** One failed check per load error (compile's are route and policy status, shown by weft get). */
+export function configChecks(inv: Pick<Awaited<ReturnType<typeof loadInventory>>, 'errors' | 'resources'>): CheckResult[] {
+  const errs = inv.errors.filter((e) => e.source !== 'compile');
+  if (errs.length === 0) return [{ name: 'config loaded', status: 'ok', detail: `${inv.resources.length} resource(s), no load errors` }];
+  return errs.map((e) => ({ name: 'config error', status: 'fail' as const, detail: formatConfigError(e) }));
+}
+
 const MARK: Record<CheckStatus, string> = { ok: '√', warn: '‼', fail: '×', skip: '-' };
 
 export function formatResults(title: string, results: CheckResult[]): string {
@@ -205,6 +218,8 @@ export async function run(argv: string[]): Promise<number> {
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
     'warn-days': { type: 'string' },
+    'config-dir': { type: 'string' },
+    'control-admin': { type: 'string' },
   }, { positionals: false });
   const warnDays = Number(str(p, 'warn-days') ?? '30');
   if (!Number.isFinite(warnDays) || warnDays < 0) throw new UsageError('--warn-days: not a non-negative number');
@@ -235,6 +250,21 @@ export async function run(argv: string[]): Promise<number> {
     }
     all.push(...r);
     process.stdout.write(formatResults(`cluster (${source.kind === 'file' ? source.path : 'in-cluster'})`, r));
+  }
+  {
+    const explicit = str(p, 'config-dir') !== undefined || str(p, 'control-admin') !== undefined;
+    let r: CheckResult[];
+    let title = `config (${str(p, 'config-dir') ?? `control ${str(p, 'control-admin') ?? '127.0.0.1:7091'}`})`;
+    try {
+      r = configChecks(await loadInventory(p));
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      // No control running and no --config-dir: nothing to check, not a failure.
+      r = [{ name: 'config', status: explicit ? 'fail' : 'skip', detail: (e as Error).message }];
+      if (!explicit) title = 'config';
+    }
+    all.push(...r);
+    process.stdout.write(formatResults(title, r));
   }
   const failed = all.filter((r) => r.status === 'fail').length;
   const warned = all.filter((r) => r.status === 'warn').length;

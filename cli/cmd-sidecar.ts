@@ -4,6 +4,7 @@
 // defaults of the matching flags.
 import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, startSidecar, type SidecarHandle } from '../sidecar/index.js';
 import { parseAppProbes } from '../api/index.js';
+import { LIMITS, limitsFromFlags } from '../sidecar/limits.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
@@ -30,6 +31,15 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --grace-ms MS            the same in milliseconds (older spelling)
   --app-probes JSON        the app's probes served on the admin port as /app-probe/...
                            (default $WEFT_APP_PROBES, which the injector sets)
+
+limits (per workload; pod annotation config.weft.io/<flag> sets them when injected):
+  --request-head-timeout D  a request head must arrive within D (default 10s): else 408
+  --max-header-bytes N      largest request head (default 16Ki): else 431
+  --max-headers N           most header fields (default 100): else 431
+  --idle-timeout D          close a connection idle this long (default 300s)
+  --max-connections N       connections per sidecar listener (default 16384)
+  --max-concurrent-streams N  HTTP/2 streams per connection (default 250): else RST_STREAM
+  --merge-slashes           path normalisation merges repeated slashes (default off)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -61,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
         'grace-ms': { type: 'string' },
         'drain-timeout': { type: 'string' },
         'app-probes': { type: 'string' },
+        ...Object.fromEntries(Object.values(LIMITS).map((l) => [l.flag, { type: l.kind === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
       },
       { positionals: false },
     );
@@ -69,6 +80,10 @@ export async function run(argv: string[]): Promise<number> {
       return v;
     };
     const podName = str(p, 'pod-name') ?? env.POD_NAME;
+    const limitFlags: Record<string, string | boolean | undefined> = {};
+    for (const l of Object.values(LIMITS)) limitFlags[l.flag] = l.kind === 'boolean' ? (bool(p, l.flag) ? true : undefined) : str(p, l.flag);
+    const { limits, errors: limitErrors } = limitsFromFlags(limitFlags);
+    if (limitErrors.length > 0) throw new UsageError(limitErrors.join('; '));
     opts = {
       control: str(p, 'control') ?? env.WEFT_CONTROL ?? '127.0.0.1:7443',
       stateDir: need('state-dir', str(p, 'state-dir') ?? env.WEFT_STATE_DIR),
@@ -80,6 +95,7 @@ export async function run(argv: string[]): Promise<number> {
       appPorts: list(p, 'app-ports').map((s) => parseIntIn(s, '--app-ports', { min: 1, max: 65535 })),
       subscribe: list(p, 'subscribe'),
       strict: bool(p, 'strict'),
+      limits,
       ...(podName ? { podName } : {}),
       ...(str(p, 'trust-domain') ? { trustDomain: str(p, 'trust-domain') } : {}),
       ...(str(p, 'token-file') ? { tokenFile: str(p, 'token-file') } : {}),

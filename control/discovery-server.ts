@@ -16,7 +16,30 @@ export interface DiscoveryServerOptions {
   registry?: Registry;
   trustDomain: string;
   log: (line: string) => void;
+  /** Discovery streams open at once for one peer: one sidecar, its SPIFFE ID and pod IP (default DISCOVERY_LIMITS.maxStreamsPerPeer). */
+  maxStreamsPerPeer?: number;
+  /** Called when a limit refuses a stream (counted as weft_control_limit_rejections_total{limit}). */
+  onLimit?: (limit: 'streams_per_peer') => void;
 }
+
+/**
+ * Limits of control's gRPC port (README "Limits"). A sidecar keeps one
+ * Discovery stream; its messages (hello, subscribe, ack) are small.
+ */
+export const DISCOVERY_LIMITS = {
+  /** Largest message control accepts from a peer (grpc.max_receive_message_length). */
+  maxReceiveMessageBytes: 1024 * 1024,
+  /** Concurrent HTTP/2 streams on one connection (grpc.max_concurrent_streams). */
+  maxConcurrentStreams: 32,
+  /**
+   * Discovery streams at once for one peer (a SPIFFE ID and the pod IP its
+   * hello names; a sidecar keeps one, two while it reconnects); more get
+   * RESOURCE_EXHAUSTED. Per address would not do: local sidecars all dial
+   * from 127.0.0.1.
+   */
+  maxStreamsPerPeer: 4,
+} as const;
+
 
 export interface DiscoveryServer {
   /** weft.v1.Discovery, whose responses may also be written pre-encoded (a Buffer from encode()). */
@@ -75,6 +98,8 @@ export function helloProblem(h: HelloMsg): string | undefined {
 
 export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
   const open = new Set<Call>();
+  const perPeer = new Map<string, number>();
+  const maxPerPeer = opts.maxStreamsPerPeer ?? DISCOVERY_LIMITS.maxStreamsPerPeer;
   const { definition, encode } = discoveryDefinition();
 
   const stream = (call: Call): void => {
@@ -86,11 +111,17 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
     let leaving = false;
     let done = false;
     const peer = call.getPeer();
+    let peerKey: string | undefined;
 
     const cleanup = (): void => {
       if (done) return;
       done = true;
       open.delete(call);
+      if (peerKey !== undefined) {
+        const n = (perPeer.get(peerKey) ?? 1) - 1;
+        if (n <= 0) perPeer.delete(peerKey);
+        else perPeer.set(peerKey, n);
+      }
       handle?.close();
       release?.();
       if (hello) opts.log(`sidecar ${hello.namespace}/${hello.pod_name || hello.workload} (${hello.pod_ip || peer}) disconnected`);
@@ -129,6 +160,14 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
             fail(grpc.status.INVALID_ARGUMENT, `hello: ${bad}`);
             return;
           }
+          const key = `${id}|${h.pod_ip}`;
+          if ((perPeer.get(key) ?? 0) >= maxPerPeer) {
+            opts.onLimit?.('streams_per_peer');
+            fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${maxPerPeer} Discovery streams for ${id} at ${h.pod_ip || 'no pod IP'}`);
+            return;
+          }
+          peerKey = key;
+          perPeer.set(key, (perPeer.get(key) ?? 0) + 1);
           hello = h;
           const name = `${h.namespace}/${h.pod_name || h.workload || h.pod_ip}`;
           handle = opts.engine.attach({

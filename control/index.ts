@@ -12,7 +12,7 @@ import { createAdminServer } from './admin.js';
 import { LiveAuthority, type AuthorityChange } from './authority.js';
 import { AuthorityFilesWatch } from './authority-files.js';
 import { compile } from './compile.js';
-import { discoveryDefinition, discoveryServer } from './discovery-server.js';
+import { DISCOVERY_LIMITS, discoveryDefinition, discoveryServer } from './discovery-server.js';
 import { bootstrapTokenAuthenticator, identityHandlers, type Authenticator } from './identity-server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushEngine, type PushReport } from './push.js';
@@ -27,6 +27,7 @@ export { compile, type CompileOptions } from './compile.js';
 export { compileAuthz, selectorMatches as podSelectorMatches, isDefaultInboundPolicy, type CompiledAuthzPolicy, type AuthzOptions, type PodRef } from './compile-authz.js';
 export { validateResource } from './validate.js';
 export { loadDirectory, parseFile, FileSource, type FileSourceOptions } from './source-files.js';
+export { CONFIG_LIMITS, decodeText, decodeDocuments, sizeError } from './source-decode.js';
 export { Store, keyOf, resourceKey } from './store.js';
 export { Registry, type RegistryEntry } from './registry.js';
 export { PushEngine, type PushReport } from './push.js';
@@ -307,6 +308,9 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
 
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
   const server = new grpc.Server({
+    // Limits of the gRPC port (README "Limits"): a peer cannot make control buffer big messages or open streams without end.
+    'grpc.max_receive_message_length': DISCOVERY_LIMITS.maxReceiveMessageBytes,
+    'grpc.max_concurrent_streams': DISCOVERY_LIMITS.maxConcurrentStreams,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
@@ -317,6 +321,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     ...(registerWorkloads ? { registry } : {}),
     trustDomain: state.trustDomain,
     log,
+    onLimit: (limit) => metrics.limitRejections.inc({ limit }),
   });
   server.addService(discovery.definition, discovery.handlers);
   server.addService(

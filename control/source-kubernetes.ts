@@ -251,7 +251,7 @@ class Reflector {
     o.apiVersion = this.spec.apiVersion;
     const k = this.key(o);
     if (this.spec.keepRaw) this.raw.set(k, o);
-    const { resource, errors } = validateResource(o, 'kubernetes');
+    const { resource, errors } = validateResource(o, 'kubernetes', { strictFields: false });
     if (resource && errors.length === 0) {
       this.good.set(keyOf(resource), resource);
       this.errs.delete(k);

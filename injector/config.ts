@@ -1,5 +1,6 @@
 // Per-pod proxy settings read from `config.weft.io/*` annotations. A bad value
 // falls back to the default and becomes a warning naming the annotation.
+import { LIMITS, parseLimit, type LimitName } from '../api/index.js';
 
 import { DEFAULT_DRAIN_TIMEOUT_MS, DRAIN_TIMEOUT_ANNOTATION, parseDrainTimeout } from '../api/index.js';
 
@@ -31,6 +32,12 @@ export interface ProxyConfig {
   drainTimeoutMs: number;
   /** Route the app's HTTP/TCP/gRPC probes through the sidecar's admin port (default true). */
   rewriteProbes: boolean;
+
+  /**
+   * Sidecar limit flags from `config.weft.io/<flag>` annotations (api/limits.ts),
+   * e.g. ['--request-head-timeout', '5s']; only valid values, in table order.
+   */
+  limitArgs: string[];
 }
 
 export interface ProxyDefaults {
@@ -86,8 +93,23 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     if ((LOG_LEVELS as readonly string[]).includes(lv)) logLevel = lv as LogLevel;
     else warnings.push(`annotation ${ANNOTATIONS.logLevel}: "${lv}" is not one of ${LOG_LEVELS.join(', ')}; using ${defaults.logLevel}`);
   }
+  const limitArgs: string[] = [];
+  for (const name of Object.keys(LIMITS) as LimitName[]) {
+    const spec = LIMITS[name];
+    const raw = annotations[spec.annotation];
+    if (raw === undefined) continue;
+    const r = parseLimit(name, raw, `annotation ${spec.annotation}`);
+    if (!r.ok) {
+      warnings.push(`${r.message}; using the sidecar's default`);
+      continue;
+    }
+    // A boolean flag is present or absent (its default is off).
+    if (spec.kind === 'boolean') limitArgs.push(...(r.value === 1 ? [`--${spec.flag}`] : []));
+    else limitArgs.push(`--${spec.flag}`, raw.trim());
+  }
+  const limitAnnotations: string[] = Object.values(LIMITS).map((l) => l.annotation);
   for (const k of Object.keys(annotations)) {
-    if (k.startsWith(CONFIG_PREFIX) && !(Object.values(ANNOTATIONS) as string[]).includes(k)) {
+    if (k.startsWith(CONFIG_PREFIX) && !(Object.values(ANNOTATIONS) as string[]).includes(k) && !limitAnnotations.includes(k)) {
       warnings.push(`annotation ${k}: unknown weft setting; ignored`);
     }
   }
@@ -114,6 +136,8 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
       image,
       drainTimeoutMs,
       rewriteProbes,
+
+      limitArgs,
     },
     warnings,
   };

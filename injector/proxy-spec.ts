@@ -104,6 +104,8 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       '--service-account', '$(SERVICE_ACCOUNT)',
       ...(appPorts.length > 0 ? ['--app-ports', appPorts.join(',')] : []),
       '--drain-timeout', `${cfg.drainTimeoutMs}ms`,
+
+      ...(cfg.limitArgs ?? []),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),

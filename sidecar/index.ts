@@ -23,6 +23,7 @@ import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, Drain } from './drain.js';
+import type { SidecarLimits } from './limits.js';
 
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
 export { decide, attemptTimeout, type Decision, type Forward, type Respond, type Mirror, type RetryPolicy, type Timeouts } from './decide.js';
@@ -68,6 +69,8 @@ export interface SidecarOptions {
   drainTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;
+  /** Per-workload limits (sidecar/limits.ts; flags and config.weft.io/* annotations). */
+  limits?: SidecarLimits;
   log?: (line: string) => void;
 }
 
@@ -164,7 +167,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   // there: on the pod IP, any other pod could send traffic as this workload.
   // In local mode the pod IP is itself a loopback address the app dials.
   const outHost = opts.podIP.startsWith('127.') ? opts.podIP : '127.0.0.1';
-  const maxHeaderSize = opts.maxHeaderSize;
+  const maxHeaderSize = opts.maxHeaderSize ?? opts.limits?.maxHeaderBytes;
   let closing: Promise<void> | undefined;
   // Draining (drain.ts runs it on SIGTERM / POST /shutdown): HTTP/1.1 answers carry Connection: close, HTTP/2 sessions get a GOAWAY.
   const draining = () => closing !== undefined;

@@ -185,10 +185,15 @@ export class SidecarMetrics {
   readonly controlConnected = this.family(SIDECAR_METRICS.controlConnected, '1 while the config stream to control is up', 'gauge');
   readonly authzDecisions = this.family(SIDECAR_METRICS.authzDecisions, 'Inbound authorization decisions (AuthorizationPolicy, default inbound policy)', 'counter', AUTHZ_LABELS);
 
+  /** Connections and requests refused by a limit (sidecar/limits.ts: limit = request_head_timeout, max_header_bytes, ...). */
+  readonly limitRejections = this.family(SIDECAR_METRICS.limitRejections, 'Connections and requests refused by a sidecar limit', 'counter', ['direction', 'limit']);
+
   private readonly versionLabels = new Map<string, string>();
 
   constructor() {
     this.controlConnected.set(0);
+    // Exported from the start (a limit never hit is a 0, not a missing metric).
+    for (const direction of ['outbound', 'inbound']) this.limitRejections.inc({ direction, limit: 'request_head_timeout' }, 0);
   }
 
   /** The series for one full label set (created on first use). */
