@@ -313,6 +313,10 @@ export interface Workload extends KubeObject<'Workload'> {
     calls?: string[];
     /** Refuse plaintext inbound (strict mTLS). */
     strict?: boolean;
+    /** Default inbound policy of these pods (api/mesh.ts DefaultInboundPolicy); overrides namespace and mesh. */
+    defaultInboundPolicy?: string;
+    /** HTTP paths the app's health checks use: allowed under every inbound policy. */
+    probePaths?: string[];
   };
 }
 
@@ -327,7 +331,59 @@ export type AnyResource =
   | BackendLBPolicy
   | BackendTLSPolicy
   | XBackendTrafficPolicy
-  | Workload;
+  | Workload
+  | AuthorizationPolicy;
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 export const CONTROLLER_NAME = 'weft.io/mesh-controller';
+
+// ---- AuthorizationPolicy (policy.weft.io/v1alpha1, GEP-3779) ----------------
+// GEP-3779's resource field for field, in weft's own group until the upstream
+// experimental resource exists. Semantics live in control/compile-authz.ts.
+
+export const AUTHZ_GROUP = 'policy.weft.io';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+/** metav1.LabelSelector; `{}` selects everything. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface AuthorizationTargetRef {
+  group: string;
+  kind: string;
+  /** Named targets (not for kind Pod, which selects). */
+  name?: string;
+  /** kind Pod only: the pods of the policy's namespace this policy targets. */
+  selector?: LabelSelector;
+}
+
+export interface AuthorizationSource {
+  type: 'ServiceAccount' | 'SPIFFE';
+  /** namespace omitted = the policy's; name "*" = every service account of that namespace. */
+  serviceAccount?: { namespace?: string; name: string };
+  /** spiffe://<trust domain>/<path>, matched exactly. */
+  spiffe?: string;
+}
+
+export interface AuthorizationRule {
+  /** Omitted: any source. `[]`: none. */
+  sources?: AuthorizationSource[];
+  networkAttributes?: { ports?: number[] };
+}
+
+export interface AuthorizationPolicy extends KubeObject<'AuthorizationPolicy'> {
+  spec: {
+    targetRefs: AuthorizationTargetRef[];
+    action: 'ALLOW';
+    /** A policy without rules allows nothing. */
+    rules?: AuthorizationRule[];
+  };
+  status?: PolicyStatus;
+}

@@ -5,3 +5,8 @@ export * from './metrics.js';
 export * from './proto.js';
 export * from './names.js';
 export * from './runtime.js';
+
+export * from './drain.js';
+export * from './app-probes.js';
+
+export * from './limits.js';

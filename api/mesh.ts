@@ -264,3 +264,48 @@ export function parseHopServerName(
   if (port < 1 || port > 65535) return null;
   return { port, serviceAccount: m[2]!, namespace: m[3]! };
 }
+
+// ---- Inbound authorization (AuthorizationPolicy, GEP-3779) -------------------
+//
+// One view per pod (its namespace and labels from Hello): the policies that
+// select it, compiled, and its default inbound policy. It travels in
+// InboundUpdate.config_json; the sidecar builds its checker from it once.
+
+/** Linkerd's default inbound policies; `all-unauthenticated` is today's behaviour. */
+export type DefaultInboundPolicy = 'all-unauthenticated' | 'all-authenticated' | 'deny' | 'audit';
+export const DEFAULT_INBOUND_POLICIES: readonly DefaultInboundPolicy[] = ['all-unauthenticated', 'all-authenticated', 'deny', 'audit'];
+export const DEFAULT_INBOUND_POLICY_ANNOTATION = 'weft.io/default-inbound-policy';
+/** Hello.features value of a sidecar that enforces InboundUpdate. */
+export const FEATURE_INBOUND_AUTHZ = 'inbound-authz';
+/** Ack.resource of InboundUpdate. */
+export const INBOUND_RESOURCE = 'inbound';
+
+export interface InboundAuthzConfig {
+  /** "namespace/pod" (or workload) this view was compiled for, for /config. */
+  pod: string;
+  defaultPolicy: DefaultInboundPolicy;
+  /** Where the default came from. */
+  defaultFrom: 'mesh' | 'namespace' | 'pod' | 'workload';
+  /** Probe paths (exact, query excluded); port 0 = any port. Allowed under every mode and policy. */
+  probes: Array<{ port: number; path: string }>;
+  /** Every ALLOW policy that targets this pod, by name. */
+  policies: AuthzPolicyConfig[];
+}
+
+export interface AuthzPolicyConfig {
+  /** "namespace/name" */
+  name: string;
+  rules: AuthzRuleConfig[];
+}
+
+export interface AuthzRuleConfig {
+  /** Absent: any caller (sources omitted). Present and both lists empty: nobody (`sources: []`). */
+  sources?: {
+    /** Exact SPIFFE IDs. */
+    identities: string[];
+    /** SPIFFE ID prefixes "spiffe://<td>/ns/<ns>/sa/" (serviceAccount name "*"). */
+    prefixes: string[];
+  };
+  /** Destination (app) ports; absent = every port. */
+  ports?: number[];
+}

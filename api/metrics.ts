@@ -24,7 +24,19 @@ export const SIDECAR_METRICS = {
   certExpiry: 'weft_certificate_expiry_timestamp_seconds', // gauge
   detectTotal: 'weft_protocol_detections_total', // counter, label protocol
   controlConnected: 'weft_control_connected', // gauge 0/1
+  authzDecisions: 'weft_authz_decisions_total', // counter: inbound authorization outcomes
+
+  limitRejections: 'weft_limit_rejections_total', // counter, labels direction, limit (sidecar/limits.ts)
 } as const;
+
+/**
+ * Labels of weft_authz_decisions_total: `policy` "ns/name" of the
+ * AuthorizationPolicy that decided, `default:<mode>` for the default inbound
+ * policy, `probe` for a probe path; `source_identity` the caller's SPIFFE ID
+ * ('' unauthenticated; capped per sidecar, then "other"); `decision`
+ * allow | deny | audit (allowed, but a policy would have denied it).
+ */
+export const AUTHZ_LABELS = ['policy', 'source_identity', 'decision'] as const;
 
 /** Labels of weft_requests_total / weft_request_duration_seconds. */
 export const REQUEST_LABELS = [
@@ -96,6 +108,7 @@ export const CONTROL_METRICS = {
   configVersion: 'weft_control_config_version_info',
   anchorExpiry: 'weft_control_trust_anchor_expiry_timestamp_seconds', // gauge
   issuerExpiry: 'weft_control_issuer_expiry_timestamp_seconds', // gauge
+  limitRejections: 'weft_control_limit_rejections_total', // counter, label limit (streams_per_peer)
 } as const;
 
 /**
@@ -125,6 +138,9 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [RESILIENCE_METRICS.endpointEjected]: ENDPOINT_LABELS,
   [RESILIENCE_METRICS.endpointEjections]: ENDPOINT_LABELS,
   [RESILIENCE_METRICS.requestsShed]: ['dst_namespace', 'dst_service', 'backend'],
+  [SIDECAR_METRICS.authzDecisions]: AUTHZ_LABELS,
+
+  [SIDECAR_METRICS.limitRejections]: ['direction', 'limit'],
   [CONTROL_METRICS.connectedSidecars]: [],
   [CONTROL_METRICS.compileDuration]: [],
   [CONTROL_METRICS.pushDuration]: [],
@@ -135,6 +151,7 @@ export const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   [CONTROL_METRICS.configVersion]: ['version'],
   [CONTROL_METRICS.anchorExpiry]: [],
   [CONTROL_METRICS.issuerExpiry]: [],
+  [CONTROL_METRICS.limitRejections]: ['limit'],
 };
 
 /** Metrics that are histograms (exported as _bucket, _sum and _count). */

@@ -43,6 +43,12 @@ export interface HelloMsg {
   sidecar_version: string;
   subscribe: string[];
   strict: boolean;
+  /** Optional on the wire (older sidecars send none). */
+  features?: string[];
+  /** 0.2.0: a draining sidecar reconnecting; absent (false) from 0.1.0 sidecars. */
+  draining?: boolean;
+  /** 0.2.0: resource → version held (a reconnect); control skips what matches. */
+  versions?: Record<string, string>;
 }
 export interface SubscribeMsg {
   services: string[];
@@ -53,10 +59,14 @@ export interface AckMsg {
   version: string;
   error: string;
 }
+export interface GoodbyeMsg {
+  reason: string;
+}
 export type SidecarMessage =
   | { kind?: 'hello'; hello: HelloMsg }
   | { kind?: 'subscribe'; subscribe: SubscribeMsg }
-  | { kind?: 'ack'; ack: AckMsg };
+  | { kind?: 'ack'; ack: AckMsg }
+  | { kind?: 'goodbye'; goodbye: GoodbyeMsg };
 
 export interface ServicePortMsg {
   name: string;
@@ -75,6 +85,8 @@ export interface DirectoryMsg {
   version: string;
   services: ServiceEntryMsg[];
   trust_bundle: string;
+  /** Hex SHA-256 of the issuer's DER; empty from controls that predate it. */
+  issuer_sha256?: string;
 }
 export interface ServiceUpdateMsg {
   service: string;
@@ -82,9 +94,14 @@ export interface ServiceUpdateMsg {
   config_json: Buffer;
   removed: boolean;
 }
+export interface InboundUpdateMsg {
+  version: string;
+  config_json: Buffer;
+}
 export type ControlMessage =
   | { kind?: 'directory'; directory: DirectoryMsg }
-  | { kind?: 'update'; update: ServiceUpdateMsg };
+  | { kind?: 'update'; update: ServiceUpdateMsg }
+  | { kind?: 'inbound'; inbound: InboundUpdateMsg };
 
 export interface CertifyRequestMsg {
   csr: string;

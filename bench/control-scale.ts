@@ -6,6 +6,10 @@
 //     stream has received the new version and ACKed it. The simulator
 //     certifies once through weft.v1.Identity and presents that one leaf on
 //     every connection (control checks identity per stream, not per cert).
+//     SCALE_CONTROL_REPLICAS=R runs R `weft control` replicas sharing STATE
+//     and the config directory (local-mode HA, --replica-id), the streams
+//     spread round robin over them; control memory is reported per 1,000
+//     streams (RSS with the streams minus RSS before them, summed).
 //  2. compile() of a generated snapshot of 5,000 Services and 10,000
 //     HTTPRoutes: time and retained heap (in a child with --expose-gc).
 //  3. The sidecar's route matcher built from 10,000 rules on one Service port
@@ -35,6 +39,9 @@ import { envNum, fmt, median, quantile } from './stats.js';
 export interface ControlScaleResult {
   sidecars: number;
   ack?: { p50Ms: number; p99Ms: number; maxMs: number; perEditMaxMs: number[]; controlReportedMs: number[] };
+  replicas?: number;
+  /** Control RSS added per 1,000 streams (MB), over all replicas. */
+  rssMbPer1000Streams?: number;
   lines: string[];
 }
 
@@ -108,27 +115,44 @@ async function certifyOnce(stateDir: string, target: string): Promise<{ keyPem: 
   return { keyPem, chainPem: [res.leaf, ...res.chain].join('\n'), bundle: res.trust_bundle || bundle };
 }
 
-async function ackScale(dir: string, log: (s: string) => void, n: number, edits: number): Promise<{ ack: NonNullable<ControlScaleResult['ack']>; lines: string[] }> {
+async function ackScale(
+  dir: string,
+  log: (s: string) => void,
+  n: number,
+  edits: number,
+  replicas = 1,
+): Promise<{ ack: NonNullable<ControlScaleResult['ack']>; rssMbPer1000Streams: number; lines: string[] }> {
   const configDir = join(dir, 'config');
   const stateDir = join(dir, 'state');
   mkdirSync(configDir, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
   const file = join(configDir, 'app.yaml');
   writeFileSync(file, routeYaml('/'));
-  const control: Proc = start(
-    'weft-control-scale',
-    process.execPath,
-    [
-      // SCALE_CONTROL_PROF=DIR writes a --cpu-prof of control over the whole run.
-      ...(process.env.SCALE_CONTROL_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_CONTROL_PROF}`] : []),
-      CLI, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--listen', `${ADDR.host}:${ADDR.grpc}`, '--admin', `${ADDR.host}:${ADDR.admin}`],
-    join(dir, 'control.log'),
-  );
+  // Replica r listens on 127.0.95.(r+1); the first creates STATE, the others share it.
+  const hostOf = (r: number): string => (r === 0 ? ADDR.host : `127.0.95.${r + 1}`);
+  const startReplica = (r: number): Proc =>
+    start(
+      replicas > 1 ? `weft-control-scale-${r}` : 'weft-control-scale',
+      process.execPath,
+      [
+        // SCALE_CONTROL_PROF=DIR writes a --cpu-prof of control over the whole run.
+        ...(process.env.SCALE_CONTROL_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_CONTROL_PROF}`] : []),
+        CLI, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--listen', `${hostOf(r)}:${ADDR.grpc}`, '--admin', `${hostOf(r)}:${ADDR.admin}`,
+        ...(replicas > 1 ? ['--replica-id', `r${r}`] : []),
+      ],
+      join(dir, replicas > 1 ? `control-${r}.log` : 'control.log'),
+    );
+  const controls: Proc[] = [startReplica(0)];
+  const control = controls[0]!;
   const streams: SimStream[] = [];
   let closing = false;
   try {
     await waitListening(control, ADDR.host, ADDR.grpc, 20_000);
-    const target = `${ADDR.host}:${ADDR.grpc}`;
+    for (let r = 1; r < replicas; r++) controls.push(startReplica(r));
+    for (let r = 1; r < replicas; r++) await waitListening(controls[r]!, hostOf(r), ADDR.grpc, 20_000);
+    const targets = controls.map((_, r) => `${hostOf(r)}:${ADDR.grpc}`);
+    const target = targets[0]!;
+    const rssBase = controls.reduce((sum, c) => sum + rssMb(c.pid), 0);
     const id = await certifyOnce(stateDir, target);
     const creds = grpc.credentials.createSsl(Buffer.from(id.bundle), Buffer.from(id.keyPem), Buffer.from(id.chainPem));
     const { Discovery } = weftV1();
@@ -189,7 +213,7 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
       });
     };
     const open = (i: number): SimStream => {
-      const client = new Discovery(target, creds, {
+      const client = new Discovery(targets[i % targets.length]!, creds, {
         'grpc.ssl_target_name_override': SERVER_NAME,
         'grpc.use_local_subchannel_pool': 1,
       });
@@ -213,7 +237,7 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
       });
 
     // Connect: every stream must get the Service's first version.
-    const cpu0 = cpuMs(control.pid);
+    const cpu0 = controls.reduce((sum, c) => sum + cpuMs(c.pid), 0);
     t0 = performance.now();
     for (let i = 0; i < n; i++) {
       const s = open(i);
@@ -225,10 +249,11 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
     const connectMs = performance.now() - t0;
     if (!connected) throw new Error(`only ${n - waiting.size} of ${n} streams received ${service} within 90 s (${reconnects} reconnects, last error: ${lastError || 'none'}):\n${tail(control)}`);
     const connectReconnects = reconnects;
-    const controlCpuConnect = cpuMs(control.pid) - cpu0;
+    const controlCpuConnect = controls.reduce((sum, c) => sum + cpuMs(c.pid), 0) - cpu0;
     await sleep(1500); // registrations settle (each connect re-registers a workload)
-    const rssConnected = rssMb(control.pid);
-    log(`  ${n} streams up and ACKed in ${fmt(connectMs)} ms; control RSS ${fmt(rssConnected, 1)} MB`);
+    const rssConnected = controls.reduce((sum, c) => sum + rssMb(c.pid), 0);
+    const rssMbPer1000Streams = ((rssConnected - rssBase) * 1000) / n;
+    log(`  ${n} streams up and ACKed in ${fmt(connectMs)} ms; control RSS ${fmt(rssConnected, 1)} MB over ${replicas} replica(s) (${fmt(rssMbPer1000Streams, 1)} MB per 1,000 streams)`);
 
     const lat: number[] = [];
     const perEdit: number[] = [];
@@ -236,7 +261,7 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
     for (let e = 0; e < edits; e++) {
       waiting = new Set(streams);
       for (const s of streams) s.ackedAt = undefined;
-      const c0 = cpuMs(control.pid);
+      const c0 = controls.reduce((sum, c) => sum + cpuMs(c.pid), 0);
       t0 = performance.now();
       writeFileSync(file, routeYaml(`/edit${e}`));
       const ok = await waitAll(30_000);
@@ -253,24 +278,25 @@ async function ackScale(dir: string, log: (s: string) => void, n: number, edits:
       } catch {
         /* admin optional */
       }
-      log(`  edit ${e + 1}: all ${n} ACKed after ${fmt(Math.max(...times))} ms (control CPU ${fmt(cpuMs(control.pid) - c0)} ms)`);
+      log(`  edit ${e + 1}: all ${n} ACKed after ${fmt(Math.max(...times))} ms (control CPU ${fmt(controls.reduce((sum, c) => sum + cpuMs(c.pid), 0) - c0)} ms)`);
       await sleep(300);
     }
     lat.sort((a, b) => a - b);
     const ack = { p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99), maxMs: lat[lat.length - 1]!, perEditMaxMs: perEdit, controlReportedMs: reported };
     const lines = [
-      `- ${n} simulated sidecars, one TLS connection and one Discovery stream each, in one process; certified once through Identity/Certify and the same leaf reused on every connection. All subscribe to \`${service}\`.`,
+      `- ${n} simulated sidecars, one TLS connection and one Discovery stream each, in one process${replicas > 1 ? `, spread round robin over ${replicas} control replicas sharing STATE (local-mode HA)` : ''}; certified once through Identity/Certify and the same leaf reused on every connection. All subscribe to \`${service}\`.`,
+      `- control memory: ${fmt(rssConnected, 1)} MB RSS with ${n} streams over ${replicas} replica(s), ${fmt(rssBase, 1)} MB before them: ${fmt(rssMbPer1000Streams, 1)} MB per 1,000 streams`,
       `- connect: all ${n} streams up with the Service's first version ACKed in ${fmt(connectMs)} ms (control CPU ${fmt(controlCpuConnect)} ms; ${connectReconnects} streams failed and were reopened${connectReconnects ? `, last error: ${lastError}` : ''}); control RSS with ${n} streams ${fmt(rssConnected, 1)} MB; reopened during the edits: ${reconnects - connectReconnects}`,
       `- route edit (HTTPRoute file rewritten) → new version received and ACKed, per stream, over ${edits} edits: p50 ${fmt(ack.p50Ms)} ms, p99 ${fmt(ack.p99Ms)} ms, max ${fmt(ack.maxMs)} ms; last stream per edit ${perEdit.map((x) => fmt(x)).join(', ')} ms${reported.length ? `; control's own change→last-ACK ${reported.map((x) => fmt(x)).join(', ')} ms` : ''}. Includes control's file-watch debounce; measured at the simulator from the write.`,
     ];
-    return { ack, lines };
+    return { ack, rssMbPer1000Streams, lines };
   } finally {
     closing = true;
     for (const s of streams) {
       s.call.cancel();
       s.client.close();
     }
-    await stop(control);
+    for (const c of controls) await stop(c);
   }
 }
 
@@ -525,6 +551,7 @@ export async function runControlScale(dir: string, log: (s: string) => void): Pr
   mkdirSync(dir, { recursive: true });
   const n = envNum('SCALE_SIDECARS', 1000);
   const edits = envNum('SCALE_EDITS', 5);
+  const replicas = Math.max(1, envNum('SCALE_CONTROL_REPLICAS', 1));
   const lines: string[] = [];
   log(`bench: control plane — compile ${envNum('SCALE_SERVICES', 5000)} Services / ${envNum('SCALE_ROUTES', 10000)} HTTPRoutes, matcher with ${envNum('SCALE_RULES', 10000)} rules`);
   try {
@@ -545,10 +572,10 @@ export async function runControlScale(dir: string, log: (s: string) => void): Pr
     lines.push(`- compile / matcher: failed: ${(e as Error).message}`);
     log(`bench: ${(e as Error).message}`);
   }
-  log(`bench: control plane — ${n} simulated sidecars, ${edits} route edits`);
+  log(`bench: control plane — ${n} simulated sidecars over ${replicas} control replica(s), ${edits} route edits`);
   try {
-    const a = await ackScale(join(dir, 'acks'), log, n, edits);
-    return { sidecars: n, ack: a.ack, lines: [...a.lines, ...lines] };
+    const a = await ackScale(join(dir, 'acks'), log, n, edits, replicas);
+    return { sidecars: n, ack: a.ack, replicas, rssMbPer1000Streams: a.rssMbPer1000Streams, lines: [...a.lines, ...lines] };
   } catch (e) {
     lines.unshift(`- ${n} sidecars / route edit: not available: ${(e as Error).message.split('\n')[0]}`);
     return { sidecars: n, lines };

@@ -22,7 +22,8 @@ export function writeSecretFile(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
-function writePublicFile(path: string, data: string): void {
+/** Atomic write (temp file + rename) with mode 0644: certificates, bundles. */
+export function writePublicFile(path: string, data: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   writeFileSync(tmp, data, { mode: 0o644 });

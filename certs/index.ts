@@ -6,4 +6,8 @@ export { createTrustAnchor, createIssuer, generateKeyAndCsr, signCsr, issueCert 
 export { spiffeId, parseSpiffeId } from './spiffe.js';
 export { spiffeIdOfCert, spiffeIdOfSubjectAltName, certValidity, renewAt, splitPemBundle } from './pem.js';
 export { verifyChain, type VerifyOptions } from './verify.js';
-export { writeSecretFile, loadOrCreateAuthority, loadIssuerDir, ISSUER_DIR_FILES } from './authority.js';
+export { writeSecretFile, writePublicFile, loadOrCreateAuthority, loadIssuerDir, ISSUER_DIR_FILES } from './authority.js';
+export {
+  certSha256, rotate, rotateAnchor, rotateIssuer, finishRotation, rotationStatus, readAuthorityFiles, writeAuthorityFiles, ROTATE_STEPS,
+  type AuthorityFiles, type AuthorityLayout, type RotateStep, type RotateOptions, type RotateResult, type RotationPhase, type RotationStatus,
+} from './rotate.js';

@@ -2,14 +2,18 @@
 //   weft certs --out DIR [--trust-domain TD] [--anchor-validity 87600h] [--issuer-validity 8760h] [--force]
 //   weft certs --out DIR --issuer-only      new issuer under the anchor already in DIR
 //   weft certs inspect FILE...              validity, subject, SPIFFE ID, time left
+//   weft certs rotate anchor|issuer|finish    one step of a rotation (cmd-certs-rotate.ts)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { certValidity, createIssuer, createTrustAnchor, splitPemBundle, writeSecretFile, ISSUER_DIR_FILES, type Pem } from '../certs/index.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
+import { ROTATE_HELP, runManifests, runRotate } from './cmd-certs-rotate.js';
 
 const HELP = `usage: weft certs --out DIR [--anchor-validity 87600h] [--issuer-validity 8760h] [--force]
        weft certs --out DIR --issuer-only [--issuer-validity 8760h]
        weft certs inspect FILE...
+       weft certs rotate anchor|issuer|finish (--state-dir STATE | --dir DIR)
+       weft certs manifests --dir DIR
 
 Writes DIR/anchor.pem, DIR/anchor.key (keep it offline), DIR/issuer.pem,
 DIR/issuer.key and DIR/trust-bundle.pem; keys are written with mode 0600.
@@ -38,9 +42,11 @@ function describe(label: string, pem: string, now: Date): string {
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(HELP);
+    process.stdout.write(argv[0] === 'rotate' || argv[0] === 'manifests' ? ROTATE_HELP : HELP);
     return 0;
   }
+  if (argv[0] === 'rotate') return runRotate(argv.slice(1));
+  if (argv[0] === 'manifests') return runManifests(argv.slice(1));
   if (argv[0] === 'inspect') {
     const files = argv.slice(1);
     if (files.length === 0) throw new UsageError('inspect: name at least one PEM file');
@@ -88,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   const issuer = createIssuer(anchor, { validityMs: issuerMs });
   writeSecretFile(join(out, CERT_FILES.issuerKey), issuer.keyPem);
   writeFileSync(join(out, CERT_FILES.issuerCert), issuer.certPem);
-  // During anchor rotation the operator edits trust-bundle.pem to hold old and new anchors.
+  // A new anchor joins the bundle rather than replacing it (`weft certs rotate` does the steps of a rotation).
   const bundlePath = join(out, CERT_FILES.trustBundle);
   const bundle = existsSync(bundlePath) ? readFileSync(bundlePath, 'utf8') : '';
   if (!splitPemBundle(bundle).includes(splitPemBundle(anchor.certPem)[0] ?? '')) writeFileSync(bundlePath, bundle + anchor.certPem);

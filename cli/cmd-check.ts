@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { certValidity, splitPemBundle, ISSUER_DIR_FILES } from '../certs/index.js';
 import { parseFlags, str, UsageError } from './args.js';
+import { rotationCheck, stateChecks } from './check-rotation.js';
+import { loadInventory } from './cmd-get.js';
+import { formatConfigError } from '../control/index.js';
 
-const HELP = `usage: weft check [--certs DIR] [--kubeconfig FILE] [--context NAME] [--warn-days 30]
+const HELP = `usage: weft check [--certs DIR] [--state-dir STATE] [--kubeconfig FILE] [--context NAME] [--warn-days 30] [--config-dir DIR | --control-admin H:P]
 
 Cluster checks (with a kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod):
 Gateway API CRDs, weft-system and its Deployments, the webhook configuration
@@ -16,6 +19,12 @@ and whether the injector answers through the API server, and the expiry of the
 trust anchor, issuer and webhook certificates.
 Local checks (--certs DIR, as written by \`weft certs --out DIR\`): expiry of
 the anchor and issuer, and that the issuer chains to the trust bundle.
+Local mode (--state-dir STATE): the same for the mesh \`weft up\` runs.
+Each says which step of a \`weft certs rotate\` the mesh is in.
+
+Config checks (--config-dir DIR offline, else a running control's admin port,
+--control-admin H:P, default 127.0.0.1:7091): every file and resource that
+failed to load, whatever its kind, with the message.
 Exit code 1 when a check fails.
 `;
 
@@ -69,7 +78,12 @@ export function localChecks(dir: string, now: Date, warnDays: number): CheckResu
   else {
     const issuer = readFileSync(path(ISSUER_DIR_FILES.issuerCert), 'utf8');
     out.push(...expiryChecks('issuer', issuer, now, warnDays));
-    if (existsSync(path(bundleFile))) out.push(issuerChains(issuer, readFileSync(path(bundleFile), 'utf8')));
+    if (existsSync(path(bundleFile))) {
+      const bundle = readFileSync(path(bundleFile), 'utf8');
+      out.push(issuerChains(issuer, bundle));
+      const anchor = existsSync(path(ISSUER_DIR_FILES.anchorCert)) ? readFileSync(path(ISSUER_DIR_FILES.anchorCert), 'utf8') : undefined;
+      out.push(rotationCheck(bundle, issuer, anchor, `--dir ${dir}`));
+    }
   }
   if (!existsSync(path(ISSUER_DIR_FILES.issuerKey))) out.push({ name: 'issuer key', status: 'fail', detail: `${path(ISSUER_DIR_FILES.issuerKey)} is missing` });
   return out;
@@ -159,9 +173,11 @@ export async function clusterChecks(source: { kind: 'file'; path: string } | { k
   } catch (e) {
     out.push({ name: 'injector answers (service proxy /ready)', status: 'fail', detail: errText(e) });
   }
+  let clusterBundle: string | undefined;
   try {
     const cm = await core.readNamespacedConfigMap({ name: 'weft-trust-anchor', namespace: 'weft-system' });
-    out.push(...expiryChecks('trust anchor (ConfigMap weft-trust-anchor)', cm.data?.['ca-bundle.pem'] ?? '', now, Math.max(warnDays, 90)));
+    clusterBundle = cm.data?.['ca-bundle.pem'] ?? '';
+    out.push(...expiryChecks('trust anchor (ConfigMap weft-trust-anchor)', clusterBundle, now, Math.max(warnDays, 90)));
   } catch (e) {
     out.push({ name: 'trust anchor (ConfigMap weft-trust-anchor)', status: 'fail', detail: errText(e) });
   }
@@ -170,11 +186,19 @@ export async function clusterChecks(source: { kind: 'file'; path: string } | { k
       const s = await core.readNamespacedSecret({ name: secret, namespace: 'weft-system' });
       const pem = Buffer.from(s.data?.[key] ?? '', 'base64').toString('utf8');
       out.push(...expiryChecks(label, splitPemBundle(pem)[0] ?? '', now, warnDays));
+      if (secret === 'weft-issuer' && clusterBundle) out.push(rotationCheck(clusterBundle, pem, undefined, ''));
     } catch (e) {
       out.push({ name: label, status: errText(e).startsWith('forbidden') ? 'skip' : 'fail', detail: errText(e) });
     }
   }
   return out;
+}
+
+/** One failed check per load error (compile's are route and policy status, shown by weft get). */
+export function configChecks(inv: Pick<Awaited<ReturnType<typeof loadInventory>>, 'errors' | 'resources'>): CheckResult[] {
+  const errs = inv.errors.filter((e) => e.source !== 'compile');
+  if (errs.length === 0) return [{ name: 'config loaded', status: 'ok', detail: `${inv.resources.length} resource(s), no load errors` }];
+  return errs.map((e) => ({ name: 'config error', status: 'fail' as const, detail: formatConfigError(e) }));
 }
 
 const MARK: Record<CheckStatus, string> = { ok: '√', warn: '‼', fail: '×', skip: '-' };
@@ -190,9 +214,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const p = parseFlags(argv, {
     certs: { type: 'string' },
+    'state-dir': { type: 'string' },
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
     'warn-days': { type: 'string' },
+    'config-dir': { type: 'string' },
+    'control-admin': { type: 'string' },
   }, { positionals: false });
   const warnDays = Number(str(p, 'warn-days') ?? '30');
   if (!Number.isFinite(warnDays) || warnDays < 0) throw new UsageError('--warn-days: not a non-negative number');
@@ -203,6 +230,12 @@ export async function run(argv: string[]): Promise<number> {
     const r = localChecks(certs, now, warnDays);
     all.push(...r);
     process.stdout.write(formatResults(`local certificates (${certs})`, r));
+  }
+  const stateDir = str(p, 'state-dir');
+  if (stateDir) {
+    const r = stateChecks(stateDir, now, warnDays, expiryChecks, issuerChains);
+    all.push(...r);
+    process.stdout.write(formatResults(`local mesh (${stateDir})`, r));
   }
   const source = findKubeconfig(str(p, 'kubeconfig'));
   if (!source) {
@@ -217,6 +250,21 @@ export async function run(argv: string[]): Promise<number> {
     }
     all.push(...r);
     process.stdout.write(formatResults(`cluster (${source.kind === 'file' ? source.path : 'in-cluster'})`, r));
+  }
+  {
+    const explicit = str(p, 'config-dir') !== undefined || str(p, 'control-admin') !== undefined;
+    let r: CheckResult[];
+    let title = `config (${str(p, 'config-dir') ?? `control ${str(p, 'control-admin') ?? '127.0.0.1:7091'}`})`;
+    try {
+      r = configChecks(await loadInventory(p));
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      // No control running and no --config-dir: nothing to check, not a failure.
+      r = [{ name: 'config', status: explicit ? 'fail' : 'skip', detail: (e as Error).message }];
+      if (!explicit) title = 'config';
+    }
+    all.push(...r);
+    process.stdout.write(formatResults(title, r));
   }
   const failed = all.filter((r) => r.status === 'fail').length;
   const warned = all.filter((r) => r.status === 'warn').length;

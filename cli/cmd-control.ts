@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { kubernetesExtension, startControl } from '../control/index.js';
 import { bool, parseFlags, requireStr, str } from './args.js';
+import { DEFAULT_INBOUND_POLICIES, type DefaultInboundPolicy } from '../api/index.js';
 
 const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen HOST:PORT] [--admin HOST:PORT] [--trust-domain TD]
        weft control --kubernetes --issuer-dir DIR --state-dir STATE [--listen HOST:PORT] [--admin HOST:PORT]
@@ -19,6 +20,14 @@ const USAGE = `usage: weft control --config-dir DIR --state-dir STATE [--listen 
   --issuer-dir DIR     mounted issuer (tls.crt/tls.key of the issuer Secret, trust bundle) instead
                        of a local CA in STATE
   --lease-namespace NS namespace of the Lease (default: POD_NAMESPACE, else weft-system)
+  --default-inbound-policy P
+                       mesh-wide default inbound policy: all-unauthenticated (default),
+                       all-authenticated, deny or audit; namespaces and pods override it
+                       with the annotation weft.io/default-inbound-policy
+
+  --replica-id NAME    local-mode HA: several controls share STATE and DIR; each keeps its
+                       registry in STATE/registry-NAME.json and serves the others' sidecars
+                       as endpoints too (sidecars: --control A,B)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -37,6 +46,9 @@ export async function run(argv: string[]): Promise<number> {
       kubernetes: { type: 'boolean' },
       'issuer-dir': { type: 'string' },
       'lease-namespace': { type: 'string' },
+      'default-inbound-policy': { type: 'string' },
+
+      'replica-id': { type: 'string' },
     },
     { positionals: false },
   );
@@ -47,9 +59,19 @@ export async function run(argv: string[]): Promise<number> {
     'trust-domain': str(p, 'trust-domain'),
   };
   const stateDir = requireStr(p, 'state-dir');
+  const defaultInboundPolicy = str(p, 'default-inbound-policy') ?? process.env.WEFT_DEFAULT_INBOUND_POLICY;
+  if (defaultInboundPolicy !== undefined && !(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(defaultInboundPolicy)) {
+    process.stderr.write(`weft control: --default-inbound-policy: "${defaultInboundPolicy}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}\n`);
+    return 2;
+  }
   const kubernetes = bool(p, 'kubernetes');
   const issuerDir = str(p, 'issuer-dir');
   const leaseNamespace = str(p, 'lease-namespace') ?? process.env.POD_NAMESPACE;
+  const replicaId = str(p, 'replica-id');
+  if (replicaId !== undefined && !/^[A-Za-z0-9._-]{1,63}$/.test(replicaId)) {
+    process.stderr.write(`weft control: --replica-id: "${replicaId}" must be 1-63 letters, digits, ".", "_" or "-"\n`);
+    return 2;
+  }
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
@@ -63,6 +85,9 @@ export async function run(argv: string[]): Promise<number> {
       ...(flags.admin ? { adminListen: flags.admin } : {}),
       ...(flags['trust-domain'] ? { trustDomain: flags['trust-domain'] } : {}),
       ...(issuerDir ? { issuerDir } : {}),
+      ...(defaultInboundPolicy ? { defaultInboundPolicy: defaultInboundPolicy as DefaultInboundPolicy } : {}),
+
+      ...(replicaId ? { replicaId } : {}),
       ...(kubernetes
         ? {
             registerWorkloads: false,

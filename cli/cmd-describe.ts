@@ -38,7 +38,7 @@ async function callerHealth(inv: Inventory): Promise<CallerHealth[]> {
   return out;
 }
 
-const HELP = `usage: weft describe route|service|policy NAME [flags]
+const HELP = `usage: weft describe route|service|policy|workload|pod NAME [flags]
 
   service NAME   ports, endpoints, endpoint health as the callers' sidecars
                  see it (failure accrual), retry budget, attached routes
@@ -47,8 +47,13 @@ const HELP = `usage: weft describe route|service|policy NAME [flags]
                  sidecar tries them
   route NAME     parents with Accepted/ResolvedRefs and their reasons, and
                  each rule as compiled (matches, filters, backends, weights)
-  policy NAME    a BackendLBPolicy, BackendTLSPolicy or XBackendTrafficPolicy:
-                 targets, settings (session, TLS, retry budget), status
+  policy NAME    a BackendLBPolicy, BackendTLSPolicy, AuthorizationPolicy or
+                 XBackendTrafficPolicy: targets, settings (session, TLS, what
+                 it allows, retry budget), status
+  workload NAME  the AuthorizationPolicies that select its pods (GEP-3779's
+                 inherited policies) and what each allows, its default
+                 inbound policy and probe paths
+  pod NAME       the same for one pod (Kubernetes mode, or a local replica)
 
 NAME may also be written KIND/NAME (service/echo) or NAMESPACE/NAME.
 
@@ -69,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   if (what?.includes('/') && name === undefined) [what, name] = what.split('/', 2) as [string, string];
   if (!what || !name) throw new UsageError('weft describe needs a kind and a name: weft describe service echo');
   const kind = DESCRIBE_KINDS[what.toLowerCase()];
-  if (!kind) throw new UsageError(`unknown kind "${what}": use route, service or policy`);
+  if (!kind) throw new UsageError(`unknown kind "${what}": use route, service, policy, workload or pod`);
   let ns = str(p, 'namespace') ?? 'default';
   if (name.includes('/')) {
     if (str(p, 'namespace')) throw new UsageError('give the namespace once: NAMESPACE/NAME or -n NAMESPACE');
@@ -85,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   if (format === 'yaml' || format === 'json') {
-    const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : POLICY_KINDS;
+    const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : kind === 'workload' ? ['Workload'] : POLICY_KINDS;
     const items = inv.resources.filter((r) => kinds.includes(r.kind) && (r.metadata.namespace ?? 'default') === ns && r.metadata.name === name).map((r) => withStatus(inv, r));
     if (items.length === 0) {
       process.stderr.write(`weft describe: ${kind} ${ns}/${name} not found\n`);

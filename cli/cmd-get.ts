@@ -18,6 +18,7 @@ import {
   type Requirement,
 } from './describe.js';
 import { bool, parseFlags, str, UsageError, type FlagSpec, type Parsed } from './args.js';
+import { otherLoadErrorsText } from './load-errors.js';
 
 const HELP = `usage: weft get routes|services|policies [flags]
 
@@ -127,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const opts = { allNamespaces: all, ...(ns ? { namespace: ns } : {}), ...(selector ? { selector } : {}) };
   if (format === 'table') {
-    process.stdout.write(getTable(inv, kind, opts));
+    process.stdout.write(getTable(inv, kind, opts) + otherLoadErrorsText(inv.errors));
     return 0;
   }
   const items = selectResources(inv, kind, opts).map((r) => withStatus(inv, r));

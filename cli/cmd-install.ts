@@ -7,6 +7,8 @@ import { PORTS, PROXY_UID, WEFT_VERSION, INJECT_NAMESPACE_LABEL } from '../api/i
 import { createIssuer, createTrustAnchor, issueCert, loadIssuerDir, ISSUER_DIR_FILES, type Pem } from '../certs/index.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
 import { xBackendTrafficPolicyCRD } from './install-crds.js';
+import { authorizationPolicyCrd } from './install-authz-crd.js';
+import { AUTHZ_GROUP, DEFAULT_INBOUND_POLICIES, type DefaultInboundPolicy } from '../api/index.js';
 
 export const NAMESPACE = 'weft-system';
 export const CONTROL = 'weft-control';
@@ -34,11 +36,19 @@ export interface InstallOptions {
   version?: string;
   image?: string;
   controlReplicas?: number;
+  /**
+   * High availability: three control replicas, required anti-affinity (one
+   * per node), spread over zones where the cluster has them, and a
+   * PodDisruptionBudget that keeps two serving through a drain.
+   */
+  ha?: boolean;
   injectorReplicas?: number;
   /** false: the injector adds the proxy as a plain container (clusters older than 1.29). */
   nativeSidecar?: boolean;
   /** Leave out the Secrets and the trust anchor (the committed reference manifest). */
   certs?: InstallCerts;
+  /** Mesh-wide default inbound policy (control's --default-inbound-policy); unset: all-unauthenticated. */
+  defaultInboundPolicy?: DefaultInboundPolicy;
 }
 
 type Obj = Record<string, unknown>;
@@ -77,6 +87,19 @@ function spreadAcrossNodes(component: string): Obj {
   };
 }
 
+/** --ha: never two control replicas on one node; zones preferred apart. */
+function controlAffinityHA(component: string): Obj {
+  const matchLabels = { 'app.kubernetes.io/component': component };
+  return {
+    podAntiAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels } }],
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        { weight: 100, podAffinityTerm: { topologyKey: 'topology.kubernetes.io/zone', labelSelector: { matchLabels } } },
+      ],
+    },
+  };
+}
+
 function fieldEnv(name: string, fieldPath: string): Obj {
   return { name, valueFrom: { fieldRef: { fieldPath } } };
 }
@@ -94,6 +117,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     // The mesh's own pods are never injected.
     metadata: { name: NAMESPACE, labels: { ...labels('namespace'), [INJECT_NAMESPACE_LABEL]: 'disabled' } },
   });
+  out.push(authorizationPolicyCrd(labels('crd')));
   out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(CONTROL, 'control') });
   out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(INJECTOR, 'injector'), automountServiceAccountToken: false });
 
@@ -112,6 +136,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
       { apiGroups: [GATEWAY_GROUP], resources: ['httproutes/status', 'grpcroutes/status', 'backendlbpolicies/status', 'backendtlspolicies/status'], verbs: ['get', 'update', 'patch'] },
       { apiGroups: ['gateway.networking.x-k8s.io'], resources: ['xbackendtrafficpolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['gateway.networking.x-k8s.io'], resources: ['xbackendtrafficpolicies/status'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: [AUTHZ_GROUP], resources: ['authorizationpolicies'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [AUTHZ_GROUP], resources: ['authorizationpolicies/status'], verbs: ['get', 'update', 'patch'] },
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       // create cannot be limited by name (the object does not exist yet); update/patch can.
       { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
@@ -134,6 +160,8 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [STATUS_LEASE], verbs: ['get', 'watch', 'update', 'patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      // Issuer rotation without a restart: control watches its one Secret (list/watch by name need the metadata.name field selector).
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [ISSUER_SECRET], verbs: ['get', 'list', 'watch'] },
     ],
   });
   out.push({
@@ -172,7 +200,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     kind: 'Deployment',
     metadata: meta(CONTROL, 'control'),
     spec: {
-      replicas: o.controlReplicas ?? 2,
+      replicas: o.controlReplicas ?? (o.ha ? 3 : 2),
       selector: { matchLabels: controlSel },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
@@ -180,7 +208,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
         spec: {
           serviceAccountName: CONTROL,
           securityContext: podSecurity,
-          affinity: spreadAcrossNodes('control'),
+          affinity: o.ha ? controlAffinityHA('control') : spreadAcrossNodes('control'),
           containers: [
             {
               name: 'control',
@@ -193,6 +221,7 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
                 '--state-dir', '/var/run/weft/state',
                 '--listen', `0.0.0.0:${PORTS.controlGrpc}`,
                 '--admin', `0.0.0.0:${PORTS.controlAdmin}`,
+                ...(o.defaultInboundPolicy ? ['--default-inbound-policy', o.defaultInboundPolicy] : []),
               ],
               env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_IP', 'status.podIP')],
               ports: [
@@ -284,7 +313,9 @@ export function renderManifests(o: InstallOptions = {}): Obj[] {
     spec: { selector: injectorSel, ports: [{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }] },
   });
   for (const [name, component, sel] of [[CONTROL, 'control', controlSel], [INJECTOR, 'injector', injectorSel]] as const) {
-    out.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(name, component), spec: { maxUnavailable: 1, selector: { matchLabels: sel } } });
+    // --ha: two of the three control replicas keep serving through a node drain.
+    const budget = o.ha && component === 'control' ? { minAvailable: 2 } : { maxUnavailable: 1 };
+    out.push({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(name, component), spec: { ...budget, selector: { matchLabels: sel } } });
   }
 
   const caBundle = o.certs ? Buffer.from(o.certs.webhookCaPem).toString('base64') : undefined;
@@ -366,7 +397,7 @@ export function toYamlStream(objs: Obj[]): string {
   return objs.map((o) => stringify(o, { lineWidth: 0, version: '1.1', aliasDuplicateObjects: false })).join('---\n');
 }
 
-const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs]
+const HELP = `usage: weft install [--certs DIR] [--image IMAGE] [--legacy-sidecar] [--no-certs] [--default-inbound-policy P] [--ha]
 
 Prints the manifests that install weft: namespace weft-system, control (2
 replicas), the injector webhook, RBAC, the trust anchor ConfigMap and the
@@ -377,6 +408,14 @@ Install the Gateway API v1.1 CRDs first.
 --certs DIR       use the anchor and issuer written by \`weft certs --out DIR\`
 --no-certs        leave out Secrets, the trust anchor and the caBundle (reference copy)
 --legacy-sidecar  inject the proxy as a plain container (clusters older than 1.29)
+--default-inbound-policy P
+                  mesh-wide default inbound policy: all-unauthenticated (default),
+                  all-authenticated, deny or audit (the AuthorizationPolicy CRD,
+                  policy.weft.io/v1alpha1, is always installed)
+
+--ha              control in high availability: 3 replicas, one per node (required
+                  anti-affinity, zones preferred apart), PodDisruptionBudget minAvailable 2;
+                  route status is written by the holder of the Lease weft-control-status
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -389,8 +428,15 @@ export async function run(argv: string[]): Promise<number> {
     image: { type: 'string' },
     'legacy-sidecar': { type: 'boolean' },
     'no-certs': { type: 'boolean' },
+    'default-inbound-policy': { type: 'string' },
+    ha: { type: 'boolean' },
   }, { positionals: false });
-  const opts: InstallOptions = { nativeSidecar: !bool(p, 'legacy-sidecar') };
+  const opts: InstallOptions = { nativeSidecar: !bool(p, 'legacy-sidecar'), ...(bool(p, 'ha') ? { ha: true } : {}) };
+  const dip = str(p, 'default-inbound-policy');
+  if (dip !== undefined) {
+    if (!(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(dip)) throw new UsageError(`--default-inbound-policy: "${dip}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}`);
+    opts.defaultInboundPolicy = dip as DefaultInboundPolicy;
+  }
   const image = str(p, 'image');
   if (image) opts.image = image;
   if (!bool(p, 'no-certs')) {

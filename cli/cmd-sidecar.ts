@@ -2,12 +2,16 @@
 // or POST /shutdown, then a graceful drain. Kubernetes' downward API
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
-import { parseFailureAccrual, parseMaxInFlight, startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, parseFailureAccrual, parseMaxInFlight, startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { parseAppProbes } from '../api/index.js';
+import { LIMITS, limitsFromFlags } from '../sidecar/limits.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
 
-  --control HOST:PORT      control's gRPC (default $WEFT_CONTROL or 127.0.0.1:7443)
+  --control HOST:PORT[,HOST:PORT...]
+                           control's gRPC (default $WEFT_CONTROL or 127.0.0.1:7443);
+                           several replicas: tried in turn, the next one after a failure
   --state-dir STATE        trust bundle and bootstrap token (local mode)
   --pod-ip IP              address to listen on (default $POD_IP)
   --pod-name NAME          (default $POD_NAME)
@@ -21,7 +25,21 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
   --token-file PATH        credential for Certify (default STATE/bootstrap-token)
   --trust-bundle PATH      trust anchors (default STATE/trust-bundle.pem)
-  --grace-ms MS            drain time on shutdown (default 5000)
+  --drain-timeout DURATION on SIGTERM/SIGINT: withdraw the endpoints, answer in-flight
+                           requests, stop when idle or after this long (default 5s;
+                           "1500ms", "10s"; Kubernetes: annotation config.weft.io/drain-timeout)
+  --grace-ms MS            the same in milliseconds (older spelling)
+  --app-probes JSON        the app's probes served on the admin port as /app-probe/...
+                           (default $WEFT_APP_PROBES, which the injector sets)
+
+limits (per workload; pod annotation config.weft.io/<flag> sets them when injected):
+  --request-head-timeout D  a request head must arrive within D (default 10s): else 408
+  --max-header-bytes N      largest request head (default 16Ki): else 431
+  --max-headers N           most header fields (default 100): else 431
+  --idle-timeout D          close a connection idle this long (default 300s)
+  --max-connections N       connections per sidecar listener (default 16384)
+  --max-concurrent-streams N  HTTP/2 streams per connection (default 250): else RST_STREAM
+  --merge-slashes           path normalisation merges repeated slashes (default off)
   --failure-accrual N      consecutive failures that take an endpoint out of the
                            balancer (default 7, 0 turns it off; pod annotation
                            config.weft.io/failure-accrual, $WEFT_FAILURE_ACCRUAL)
@@ -57,6 +75,9 @@ export async function run(argv: string[]): Promise<number> {
         'token-file': { type: 'string' },
         'trust-bundle': { type: 'string' },
         'grace-ms': { type: 'string' },
+        'drain-timeout': { type: 'string' },
+        'app-probes': { type: 'string' },
+        ...Object.fromEntries(Object.values(LIMITS).map((l) => [l.flag, { type: l.kind === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
         'failure-accrual': { type: 'string' },
         'max-in-flight': { type: 'string' },
       },
@@ -67,6 +88,10 @@ export async function run(argv: string[]): Promise<number> {
       return v;
     };
     const podName = str(p, 'pod-name') ?? env.POD_NAME;
+    const limitFlags: Record<string, string | boolean | undefined> = {};
+    for (const l of Object.values(LIMITS)) limitFlags[l.flag] = l.kind === 'boolean' ? (bool(p, l.flag) ? true : undefined) : str(p, l.flag);
+    const { limits, errors: limitErrors } = limitsFromFlags(limitFlags);
+    if (limitErrors.length > 0) throw new UsageError(limitErrors.join('; '));
     opts = {
       control: str(p, 'control') ?? env.WEFT_CONTROL ?? '127.0.0.1:7443',
       stateDir: need('state-dir', str(p, 'state-dir') ?? env.WEFT_STATE_DIR),
@@ -78,12 +103,23 @@ export async function run(argv: string[]): Promise<number> {
       appPorts: list(p, 'app-ports').map((s) => parseIntIn(s, '--app-ports', { min: 1, max: 65535 })),
       subscribe: list(p, 'subscribe'),
       strict: bool(p, 'strict'),
+      limits,
       ...(podName ? { podName } : {}),
       ...(str(p, 'trust-domain') ? { trustDomain: str(p, 'trust-domain') } : {}),
       ...(str(p, 'token-file') ? { tokenFile: str(p, 'token-file') } : {}),
       ...(str(p, 'trust-bundle') ? { trustBundleFile: str(p, 'trust-bundle') } : {}),
     };
-    graceMs = int(p, 'grace-ms', { min: 0 }) ?? 5_000;
+    const drainFlag = str(p, 'drain-timeout') ?? env.WEFT_DRAIN_TIMEOUT;
+    const drain = drainFlag === undefined ? undefined : parseDrainTimeout(drainFlag);
+    if (drain && !drain.ok) throw new UsageError(drain.error);
+    graceMs = (drain?.ok ? drain.ms : undefined) ?? int(p, 'grace-ms', { min: 0 }) ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    opts.drainTimeoutMs = graceMs;
+    const probesJson = str(p, 'app-probes') ?? env.WEFT_APP_PROBES;
+    if (probesJson) {
+      const r = parseAppProbes(probesJson, str(p, 'app-probes') ? '--app-probes' : 'WEFT_APP_PROBES');
+      if (!r.ok) throw new UsageError(r.error);
+      opts.appProbes = r.probes;
+    }
     // Empty values (an unset annotation through the downward API) mean the default.
     const accrual = str(p, 'failure-accrual') || env.WEFT_FAILURE_ACCRUAL || undefined;
     if (accrual !== undefined) {
@@ -123,7 +159,7 @@ export async function run(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`sidecar: ${why}: draining for up to ${graceMs} ms`);
-      h.close(graceMs).then(
+      h.close(graceMs, why).then(
         () => resolve(0),
         (e: unknown) => {
           log(`sidecar: shutdown failed: ${(e as Error).message}`);

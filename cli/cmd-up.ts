@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PORTS, SIDECAR_ENV, sidecarNodeOptions } from '../api/index.js';
+import { DEFAULT_INBOUND_POLICIES, parseDrainTimeout, PORTS, SIDECAR_ENV, sidecarNodeOptions, type DefaultInboundPolicy } from '../api/index.js';
 import {
   bool,
   formatHostPort,
@@ -58,6 +58,13 @@ flags:
   --logs                   copy app and sidecar output to stderr, prefixed by pod
   --log-dir DIR            where each process's output is written (default STATE/logs,
                            or a temp dir when STATE is inside DIR)
+  --default-inbound-policy P
+                           mesh-wide default inbound policy: all-unauthenticated (default),
+                           all-authenticated, deny or audit (see README "Authorization")
+
+  --drain-timeout DURATION how long a stopping pod's sidecar drains (default 5s): a pod
+                           removed by an edit or a scale-down drains its sidecar first
+                           (endpoints withdrawn, in-flight requests answered), then its app
 `;
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
@@ -253,6 +260,9 @@ export async function run(argv: string[]): Promise<number> {
     quiet: { type: 'boolean', short: 'q' },
     logs: { type: 'boolean' },
     'log-dir': { type: 'string' },
+    'default-inbound-policy': { type: 'string' },
+
+    'drain-timeout': { type: 'string' },
   });
   if (bool(p, 'help')) {
     process.stdout.write(HELP);
@@ -270,6 +280,16 @@ export async function run(argv: string[]): Promise<number> {
     : parseHostPort(str(p, 'control-listen') ?? `${prefix}.0.1:${PORTS.controlGrpc}`, '--control-listen');
   const adminAddr = parseHostPort(str(p, 'control-admin') ?? `${controlAddr.host}:${PORTS.controlAdmin}`, '--control-admin');
   const intervalS = int(p, 'interval', { min: 1, max: 3600 }) ?? 2;
+  const defaultInboundPolicy = str(p, 'default-inbound-policy');
+  if (defaultInboundPolicy !== undefined && !(DEFAULT_INBOUND_POLICIES as readonly string[]).includes(defaultInboundPolicy)) {
+    throw new UsageError(`--default-inbound-policy: "${defaultInboundPolicy}" is not one of ${DEFAULT_INBOUND_POLICIES.join(', ')}`);
+  }
+
+  const drainFlag = parseDrainTimeout(str(p, 'drain-timeout') ?? '5s');
+  if (!drainFlag.ok) throw new UsageError(drainFlag.error);
+  const drainMs = drainFlag.ms;
+  // SIGKILL only if a sidecar outlives its drain by this much.
+  const sidecarStopMs = drainMs + 2_000;
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
   // Log lines written inside DIR would wake control's file watcher (it
@@ -328,6 +348,7 @@ export async function run(argv: string[]): Promise<number> {
       listen: formatHostPort(controlAddr),
       adminListen: formatHostPort(adminAddr),
       log: note,
+      ...(defaultInboundPolicy ? { defaultInboundPolicy: defaultInboundPolicy as DefaultInboundPolicy } : {}),
     });
   }
 
@@ -412,6 +433,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const c of w.calls) sidecarArgs.push('--subscribe', c);
     if (w.strict) sidecarArgs.push('--strict');
     if (w.sidecarFlags) sidecarArgs.push(...w.sidecarFlags);
+    sidecarArgs.push('--drain-timeout', `${drainMs}ms`);
     const proxy = `http://${pod.ip}:${PORTS.outbound}`;
     const [cmd0, ...cmdRest] = w.command;
     const r: PodRun = {
@@ -509,8 +531,17 @@ export async function run(argv: string[]): Promise<number> {
   // workload's pods on the same addresses. Invalid Workloads change nothing.
   const stopPod = async (r: PodRun): Promise<void> => {
     r.removed = true;
-    await r.app.stop(5000);
-    await r.sidecar.stop(5000);
+    if (r.pod.workload.ports.length > 0) {
+      // A server: its sidecar drains first (Goodbye: the endpoints leave the
+      // other sidecars' configs, in-flight requests are answered by the app,
+      // which still runs), then the app stops.
+      await r.sidecar.stop(sidecarStopMs);
+      await r.app.stop(5000);
+    } else {
+      // A pure client: nothing calls it; the app stops first so it never loses its proxy.
+      await r.app.stop(5000);
+      await r.sidecar.stop(sidecarStopMs);
+    }
     const i = runs.indexOf(r);
     if (i >= 0) runs.splice(i, 1);
   };
@@ -683,7 +714,7 @@ export async function run(argv: string[]): Promise<number> {
   say(`${sig}: stopping apps, then sidecars${control ? ', then control' : ''} (again to kill at once)`);
 
   await Promise.all(runs.map((r) => r.app.stop(5000)));
-  await Promise.all(runs.map((r) => r.sidecar.stop(5000)));
+  await Promise.all(runs.map((r) => r.sidecar.stop(sidecarStopMs)));
   await allUp.catch(() => undefined);
   if (control) await control.close();
   process.off('exit', killAll);

@@ -4,6 +4,7 @@
 // Service port and consumer namespace exactly as sidecars receive them.
 import type {
   AnyResource,
+  AuthorizationPolicy,
   BackendLBPolicy,
   BackendTLSPolicy,
   CompiledRule,
@@ -22,6 +23,7 @@ import type {
 import { DEFAULT_RETRY_BUDGET, GRPC_STATUS_CODES } from '../api/index.js';
 import { compile, isServiceParent, formatDuration, formatConfigError, snapshotOf, describeRetryBudget, retryBudgetOf } from '../control/index.js';
 import type { CompileResult, ConfigError, RegisteredWorkload, ResourceStatus } from '../control/index.js';
+import { describeAuthorizationPolicy, describeWorkloadAuthz, formatAuthzTarget } from './describe-authz.js';
 
 /** What `GET /resources` serves (registered entries may be wrapped as {workload}). */
 export interface Inventory {
@@ -120,7 +122,7 @@ export function selectorMatches(reqs: Requirement[], labels: Record<string, stri
 // ---- get -------------------------------------------------------------------------
 
 /** The direct policies `weft get policies` and `weft describe policy` cover. */
-export const POLICY_KINDS: string[] = ['BackendLBPolicy', 'BackendTLSPolicy', 'XBackendTrafficPolicy'];
+export const POLICY_KINDS: string[] = ['BackendLBPolicy', 'BackendTLSPolicy', 'AuthorizationPolicy', 'XBackendTrafficPolicy'];
 
 export type GetKind = 'routes' | 'services' | 'policies';
 
@@ -152,6 +154,9 @@ export const GET_KINDS: Record<string, GetKind> = {
   xbackendtrafficpolicies: 'policies',
   xbackendtrafficpolicy: 'policies',
   xbtrafficpolicy: 'policies',
+  authorizationpolicies: 'policies',
+  authorizationpolicy: 'policies',
+  authzpolicy: 'policies',
 };
 
 const KINDS_OF: Record<GetKind, string[]> = {
@@ -277,9 +282,12 @@ function getRows(inv: Inventory, kind: GetKind, o: GetOptions, c?: CompileResult
     return table([...leadH, 'NAME', 'CLUSTER-IP', 'PORTS', 'MESHED', 'ENDPOINTS', 'ROUTES', 'AGE'], rows);
   }
   const rows = items.map((r) => {
-    const p = r as BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy;
-    const st = statusOf(inv, r)?.status as PolicyStatus | undefined;
-    const targets = p.spec.targetRefs.map((t) => `${t.kind}/${t.name}${'sectionName' in t && t.sectionName ? `:${t.sectionName}` : ''}`);
+    const p = r as BackendLBPolicy | BackendTLSPolicy | AuthorizationPolicy | XBackendTrafficPolicy;
+    // Compiled status when we compile here (an offline --config-dir read has none stored).
+    const st = (statusOf(inv, r) ?? (c ? statusOf(c, r) : undefined))?.status as PolicyStatus | undefined;
+    const targets = p.kind === 'AuthorizationPolicy'
+      ? p.spec.targetRefs.map(formatAuthzTarget)
+      : p.spec.targetRefs.map((t) => `${t.kind}/${t.name}${'sectionName' in t && t.sectionName ? `:${t.sectionName}` : ''}`);
     const acc = summarize(st?.ancestors.map((a) => a.conditions.find((x) => x.type === 'Accepted')) ?? []);
     return [...lead(r), r.metadata.name, r.kind, targets.join(','), acc, age(r.metadata.creationTimestamp, now)];
   });
@@ -305,7 +313,7 @@ export function attachedRoutes(resources: AnyResource[]): Map<string, Array<HTTP
 
 // ---- describe ----------------------------------------------------------------------
 
-export type DescribeKind = 'route' | 'service' | 'policy';
+export type DescribeKind = 'route' | 'service' | 'policy' | 'workload' | 'pod';
 
 export const DESCRIBE_KINDS: Record<string, DescribeKind> = {
   route: 'route',
@@ -319,6 +327,12 @@ export const DESCRIBE_KINDS: Record<string, DescribeKind> = {
   policies: 'policy',
   backendlbpolicy: 'policy',
   backendtlspolicy: 'policy',
+  authorizationpolicy: 'policy',
+  authzpolicy: 'policy',
+  workload: 'workload',
+  workloads: 'workload',
+  pod: 'pod',
+  pods: 'pod',
   blbpolicy: 'policy',
   btlspolicy: 'policy',
   xbackendtrafficpolicy: 'policy',
@@ -462,11 +476,14 @@ export function healthLines(svcKey: string, health: CallerHealth[] | undefined):
 
 /** Find the resources of `kind` named `name` in `namespace`; kinds with two types may yield two. */
 export function findForDescribe(inv: Inventory, kind: DescribeKind, namespace: string, name: string): AnyResource[] {
-  const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : POLICY_KINDS;
+  const kinds = kind === 'route' ? ['HTTPRoute', 'GRPCRoute'] : kind === 'service' ? ['Service'] : kind === 'workload' ? ['Workload'] : kind === 'pod' ? [] : POLICY_KINDS;
   return inv.resources.filter((r) => kinds.includes(r.kind) && nsOf(r) === namespace && r.metadata.name === name);
 }
 
 export function describe(inv: Inventory, kind: DescribeKind, namespace: string, name: string, o: DescribeOptions = {}): string | undefined {
+  if (kind === 'workload' || kind === 'pod') {
+    return describeWorkloadAuthz(inv, o.compiled ?? compile(snapshotOf(inv.resources, inv.registered)), kind, namespace, name);
+  }
   const found = findForDescribe(inv, kind, namespace, name);
   if (found.length === 0) {
     // Still show load errors for a resource that did not validate.
@@ -480,6 +497,7 @@ export function describe(inv: Inventory, kind: DescribeKind, namespace: string, 
   const text = found.map((r) => {
     if (r.kind === 'Service') return describeService(inv, c, r, now, o.health);
     if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') return describeRoute(inv, c, r, now);
+    if (r.kind === 'AuthorizationPolicy') return describeAuthorizationPolicy(inv, c, r, header(r, now));
     return describePolicy(inv, c, r as BackendLBPolicy | BackendTLSPolicy | XBackendTrafficPolicy, now);
   });
   return text.join('\n---\n\n');

@@ -2,10 +2,11 @@
 // config directory and plans one pod per replica. Pure apart from reading
 // the files: validation errors name the file, the resource and the field,
 // like control's.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { RESILIENCE_ANNOTATIONS } from '../api/index.js';
+import { decodeDocuments, decodeText, sizeError } from '../control/source-decode.js';
 
 export const WORKLOAD_API_VERSION = 'local.weft.io/v1alpha1';
 
@@ -155,19 +156,21 @@ export function loadWorkloads(dir: string): { workloads: LocalWorkload[]; errors
   const errors: string[] = [];
   for (const file of yamlFiles(dir)) {
     const source = relative(dir, file) || file;
-    let docs;
+    // Control's decode stage, with its limits: a bad file is an error here, never a throw.
+    let values: unknown[];
     try {
-      docs = parseAllDocuments(readFileSync(file, 'utf8'));
+      const tooBig = sizeError(statSync(file).size);
+      if (tooBig) throw new Error(tooBig);
+      const text = decodeText(readFileSync(file));
+      if (!text.ok) throw new Error(text.message);
+      const docs = decodeDocuments(text.text);
+      if (!docs.ok) throw new Error(docs.errors.map((e) => e.message).join('; '));
+      values = docs.docs.map((d) => d.value);
     } catch (e) {
-      errors.push(`${source}: YAML: ${(e as Error).message.split('\n')[0]}`);
+      errors.push(`${source}: ${(e as Error).message.split('\n')[0]}`);
       continue;
     }
-    for (const doc of Array.isArray(docs) ? docs : [docs]) {
-      if (doc.errors.length) {
-        errors.push(`${source}: YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-        continue;
-      }
-      const v: unknown = doc.toJS();
+    for (const v of values) {
       if (!isObj(v) || v.kind !== 'Workload') continue;
       const r = parseWorkload(v, source);
       errors.push(...r.errors);

@@ -1,7 +1,9 @@
 // compile(snapshot): the pure heart of control. Typed, validated resources in;
 // the service directory, a view function (Service × consumer namespace →
 // ServiceConfig), route/policy status and semantic errors out.
-import type { DirectoryEntry, Service, ServiceConfig } from '../api/index.js';
+import type { DefaultInboundPolicy, DirectoryEntry, InboundAuthzConfig, Service, ServiceConfig } from '../api/index.js';
+import { DEFAULT_TRUST_DOMAIN } from '../api/index.js';
+import { compileAuthz, type PodRef } from './compile-authz.js';
 import { EndpointIndex, directoryEntry } from './compile-endpoints.js';
 import { compilePolicies, sessionConfig } from './compile-policies.js';
 import { analyzeRoute, attachments, type Attachment, type RouteInfo } from './compile-routes.js';
@@ -13,7 +15,14 @@ import { buildView, type ViewContext } from './view.js';
 /** Attachments by Service port, then by the route's namespace (its producer/consumer group). */
 export type PortGroups = Map<string, Map<string, Attachment[]>>;
 
-export function compile(snap: StoreSnapshot): CompileResult {
+export interface CompileOptions {
+  /** SPIFFE trust domain of the mesh (AuthorizationPolicy ServiceAccount sources). */
+  trustDomain?: string;
+  /** Mesh-wide default inbound policy (default all-unauthenticated). */
+  defaultInboundPolicy?: DefaultInboundPolicy;
+}
+
+export function compile(snap: StoreSnapshot, opts: CompileOptions = {}): CompileResult {
   const services = new Map<string, Service>();
   for (const s of snap.services) services.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, s);
   const idx = new EndpointIndex(snap);
@@ -60,9 +69,13 @@ export function compile(snap: StoreSnapshot): CompileResult {
     }
   }
 
-  const errors: ConfigError[] = [...policies.errors];
+  const authz = compileAuthz(
+    { authorizationPolicies: snap.authorizationPolicies ?? [], namespaces: snap.namespaces, workloads: snap.workloads, registered: snap.registered },
+    { trustDomain: opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, defaultInboundPolicy: opts.defaultInboundPolicy ?? 'all-unauthenticated' },
+  );
+  const errors: ConfigError[] = [...policies.errors, ...authz.errors];
   const routeStatus = routeStatuses(infos, allAtts, grpcHeld, errors);
-  const statuses: ResourceStatus[] = [...routeStatus, ...policies.statuses, ...traffic.statuses].sort((a, b) =>
+  const statuses: ResourceStatus[] = [...routeStatus, ...policies.statuses, ...authz.statuses, ...traffic.statuses].sort((a, b) =>
     a.kind !== b.kind ? (a.kind < b.kind ? -1 : 1) : a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
   );
 
@@ -76,10 +89,18 @@ export function compile(snap: StoreSnapshot): CompileResult {
     ruleCtx: { res, lbSession: (k) => policies.lbSession(k), sessionConfig },
   };
   const cache = new Map<string, ServiceConfig | undefined>();
+  const inboundCache = new Map<string, InboundAuthzConfig>();
   return {
     directory,
     statuses,
     errors,
+    authz,
+    inbound(pod: PodRef): InboundAuthzConfig {
+      const ck = JSON.stringify([pod.namespace, pod.name, pod.workload, pod.podIP, pod.labels]);
+      let v = inboundCache.get(ck);
+      if (!v) inboundCache.set(ck, (v = authz.forPod(pod)));
+      return v;
+    },
     view(service: string, consumerNamespace: string): ServiceConfig | undefined {
       const ck = `${service}\u0000${consumerNamespace}`;
       if (cache.has(ck)) return cache.get(ck);

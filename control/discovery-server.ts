@@ -5,7 +5,7 @@
 // the push engine serves it the directory and its subscribed views.
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
+import { FEATURE_INBOUND_AUTHZ, weftV1, type ControlMessage, type HelloMsg, type SidecarMessage } from '../api/index.js';
 import { parseSpiffeId, spiffeIdOfCert } from '../certs/index.js';
 import type { PushEngine, StreamHandle } from './push.js';
 import type { Registry } from './registry.js';
@@ -16,7 +16,30 @@ export interface DiscoveryServerOptions {
   registry?: Registry;
   trustDomain: string;
   log: (line: string) => void;
+  /** Discovery streams open at once for one peer: one sidecar, its SPIFFE ID and pod IP (default DISCOVERY_LIMITS.maxStreamsPerPeer). */
+  maxStreamsPerPeer?: number;
+  /** Called when a limit refuses a stream (counted as weft_control_limit_rejections_total{limit}). */
+  onLimit?: (limit: 'streams_per_peer') => void;
 }
+
+/**
+ * Limits of control's gRPC port (README "Limits"). A sidecar keeps one
+ * Discovery stream; its messages (hello, subscribe, ack) are small.
+ */
+export const DISCOVERY_LIMITS = {
+  /** Largest message control accepts from a peer (grpc.max_receive_message_length). */
+  maxReceiveMessageBytes: 1024 * 1024,
+  /** Concurrent HTTP/2 streams on one connection (grpc.max_concurrent_streams). */
+  maxConcurrentStreams: 32,
+  /**
+   * Discovery streams at once for one peer (a SPIFFE ID and the pod IP its
+   * hello names; a sidecar keeps one, two while it reconnects); more get
+   * RESOURCE_EXHAUSTED. Per address would not do: local sidecars all dial
+   * from 127.0.0.1.
+   */
+  maxStreamsPerPeer: 4,
+} as const;
+
 
 export interface DiscoveryServer {
   /** weft.v1.Discovery, whose responses may also be written pre-encoded (a Buffer from encode()). */
@@ -36,11 +59,12 @@ function serviceName(s: string, namespace: string): string {
   return s.includes('/') ? s : `${namespace}/${s}`;
 }
 
-function kindOf(msg: SidecarMessage): 'hello' | 'subscribe' | 'ack' | undefined {
+function kindOf(msg: SidecarMessage): 'hello' | 'subscribe' | 'ack' | 'goodbye' | undefined {
   if (msg.kind) return msg.kind;
   if ('hello' in msg && msg.hello) return 'hello';
   if ('subscribe' in msg && msg.subscribe) return 'subscribe';
   if ('ack' in msg && msg.ack) return 'ack';
+  if ('goodbye' in msg && msg.goodbye) return 'goodbye';
   return undefined;
 }
 
@@ -74,6 +98,8 @@ export function helloProblem(h: HelloMsg): string | undefined {
 
 export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
   const open = new Set<Call>();
+  const perPeer = new Map<string, number>();
+  const maxPerPeer = opts.maxStreamsPerPeer ?? DISCOVERY_LIMITS.maxStreamsPerPeer;
   const { definition, encode } = discoveryDefinition();
 
   const stream = (call: Call): void => {
@@ -81,13 +107,21 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
     let hello: HelloMsg | undefined;
     let handle: StreamHandle | undefined;
     let release: (() => void) | undefined;
+    let registered: Parameters<Registry['connect']>[0] | undefined;
+    let leaving = false;
     let done = false;
     const peer = call.getPeer();
+    let peerKey: string | undefined;
 
     const cleanup = (): void => {
       if (done) return;
       done = true;
       open.delete(call);
+      if (peerKey !== undefined) {
+        const n = (perPeer.get(peerKey) ?? 1) - 1;
+        if (n <= 0) perPeer.delete(peerKey);
+        else perPeer.set(peerKey, n);
+      }
       handle?.close();
       release?.();
       if (hello) opts.log(`sidecar ${hello.namespace}/${hello.pod_name || hello.workload} (${hello.pod_ip || peer}) disconnected`);
@@ -126,18 +160,31 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
             fail(grpc.status.INVALID_ARGUMENT, `hello: ${bad}`);
             return;
           }
+          const key = `${id}|${h.pod_ip}`;
+          if ((perPeer.get(key) ?? 0) >= maxPerPeer) {
+            opts.onLimit?.('streams_per_peer');
+            fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${maxPerPeer} Discovery streams for ${id} at ${h.pod_ip || 'no pod IP'}`);
+            return;
+          }
+          peerKey = key;
+          perPeer.set(key, (perPeer.get(key) ?? 0) + 1);
           hello = h;
           const name = `${h.namespace}/${h.pod_name || h.workload || h.pod_ip}`;
           handle = opts.engine.attach({
             name: `${name} (${h.pod_ip || peer})`,
             namespace: h.namespace,
+            // Only a sidecar that says it enforces InboundUpdate gets one (older ones would not ACK it).
+            ...((h.features ?? []).includes(FEATURE_INBOUND_AUTHZ)
+              ? { pod: { namespace: h.namespace, name: h.pod_name, workload: h.workload, labels: { ...(h.labels ?? {}) }, podIP: h.pod_ip } }
+              : {}),
             // A pre-encoded Buffer passes the serializer of discoveryDefinition() untouched.
             write: (m) => {
               if (!done) call.write(m as ControlMessage);
             },
-          });
-          if (opts.registry && h.pod_ip) {
-            release = opts.registry.connect({
+          }, h.versions);
+          if (h.draining) leaving = true;
+          if (opts.registry && h.pod_ip && !h.draining) {
+            registered = {
               namespace: h.namespace,
               workload: h.workload,
               serviceAccount: h.service_account,
@@ -146,8 +193,12 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
               labels: { ...(h.labels ?? {}) },
               appPorts: [...(h.app_ports ?? [])].map(Number),
               meshed: true,
-            });
+            };
+            release = opts.registry.connect(registered);
           }
+          // Response headers now: a sidecar that holds every current version
+          // (a reconnect) is sent nothing else, yet knows it is connected.
+          call.sendMetadata(new grpc.Metadata());
           opts.log(`sidecar ${name} (${h.pod_ip || peer}) connected`);
           const subs = (h.subscribe ?? []).map((s) => serviceName(s, h.namespace));
           if (subs.length > 0) handle.subscribe(subs);
@@ -171,6 +222,15 @@ export function discoveryServer(opts: DiscoveryServerOptions): DiscoveryServer {
           }
           const a = (msg as { ack: { resource: string; version: string; error: string } }).ack;
           handle.ack(a.resource, a.version, a.error ?? '');
+          return;
+        }
+        case 'goodbye': {
+          // Draining: the endpoints go now; the stream keeps serving config.
+          if (!hello || leaving) return;
+          leaving = true;
+          const reason = (msg as { goodbye: { reason?: string } }).goodbye.reason ?? '';
+          opts.log(`sidecar ${hello.namespace}/${hello.pod_name || hello.workload} (${hello.pod_ip || peer}) is draining${reason ? ` (${reason})` : ''}`);
+          if (opts.registry && registered) opts.registry.leave(registered);
           return;
         }
         default:

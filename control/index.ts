@@ -6,11 +6,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { PORTS, weftV1 } from '../api/index.js';
-import { certValidity, renewAt, splitPemBundle, type Pem } from '../certs/index.js';
+import { PORTS, STATE_FILES, weftV1, type DefaultInboundPolicy } from '../api/index.js';
+import { certValidity, ISSUER_DIR_FILES, renewAt, splitPemBundle, writePublicFile, type Pem } from '../certs/index.js';
 import { createAdminServer } from './admin.js';
+import { LiveAuthority, type AuthorityChange } from './authority.js';
+import { AuthorityFilesWatch } from './authority-files.js';
 import { compile } from './compile.js';
-import { discoveryDefinition, discoveryServer } from './discovery-server.js';
+import { DISCOVERY_LIMITS, discoveryDefinition, discoveryServer } from './discovery-server.js';
 import { bootstrapTokenAuthenticator, identityHandlers, type Authenticator } from './identity-server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushEngine, type PushReport } from './push.js';
@@ -21,9 +23,11 @@ import { Store } from './store.js';
 import type { CompileResult, ConfigError } from './types.js';
 
 export * from './types.js';
-export { compile } from './compile.js';
+export { compile, type CompileOptions } from './compile.js';
+export { compileAuthz, selectorMatches as podSelectorMatches, isDefaultInboundPolicy, type CompiledAuthzPolicy, type AuthzOptions, type PodRef } from './compile-authz.js';
 export { validateResource } from './validate.js';
 export { loadDirectory, parseFile, FileSource, type FileSourceOptions } from './source-files.js';
+export { CONFIG_LIMITS, decodeText, decodeDocuments, sizeError } from './source-decode.js';
 export { Store, keyOf, resourceKey } from './store.js';
 export { Registry, type RegistryEntry } from './registry.js';
 export { PushEngine, type PushReport } from './push.js';
@@ -52,6 +56,8 @@ export interface ControlOptions {
   authenticate?: Authenticator;
   /** How long a disconnected sidecar stays registered (ms, default 10 s). */
   registrationGraceMs?: number;
+  /** Local-mode HA: this replica's registry is STATE/registry-<id>.json; the other replicas' files are read too. */
+  replicaId?: string;
   /** How long registrations reloaded from STATE wait for their sidecar (ms, default 30 s). */
   provisionalMs?: number;
   /**
@@ -63,11 +69,13 @@ export interface ControlOptions {
   issuerDir?: string;
   /** Kubernetes: the session key every replica shares (base64), instead of STATE/session-key. */
   sessionKey?: string;
+  /** Mesh-wide default inbound policy (`--default-inbound-policy`; default all-unauthenticated). */
+  defaultInboundPolicy?: DefaultInboundPolicy;
   /**
    * More sources and hooks (Kubernetes mode): called once the store exists and
    * awaited before the first compile, so its initial list is in it.
    */
-  extend?: (ctx: { store: Store; trustBundle: () => string; log: (line: string) => void }) => Promise<ControlExtension>;
+  extend?: (ctx: { store: Store; trustBundle: () => string; authority: LiveAuthority; log: (line: string) => void }) => Promise<ControlExtension>;
 }
 
 export interface ControlExtension {
@@ -75,6 +83,8 @@ export interface ControlExtension {
   authenticate?: Authenticator;
   /** After every compile (route status writers). */
   onCompiled?: (result: CompileResult) => void;
+  /** The extension offers issuer and bundle changes itself (the Kubernetes API): control does not poll the files. */
+  watchesAuthority?: boolean;
   stop?: () => Promise<void>;
 }
 
@@ -105,12 +115,13 @@ export function kubernetesExtension(o: {
   /** Default: in-cluster config, else KUBECONFIG / ~/.kube/config. */
   kubeConfig?: KubeConfig;
 }): NonNullable<ControlOptions['extend']> {
-  return async ({ store, trustBundle, log }) => {
+  return async ({ store, trustBundle, authority, log }) => {
     const { startKubernetesMode } = await import('./kubernetes-mode.js');
     const km = await startKubernetesMode({
       store,
       identity: o.identity,
       trustBundle,
+      authority,
       log: (l) => log(`kubernetes: ${l}`),
       ...(o.leaseNamespace ? { leaseNamespace: o.leaseNamespace } : {}),
       ...(o.kubeConfig ? { kubeConfig: o.kubeConfig } : {}),
@@ -118,6 +129,7 @@ export function kubernetesExtension(o: {
     return {
       authenticate: km.authenticate,
       onCompiled: (r) => km.onCompiled(r.statuses),
+      watchesAuthority: true,
       stop: () => km.stop(),
     };
   };
@@ -186,14 +198,19 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   const adminListen = splitHostPort(opts.adminListen ?? `127.0.0.1:${PORTS.controlAdmin}`, PORTS.controlAdmin);
 
   const metrics = new ControlMetrics();
-  // The anchor that expires first is the one that matters.
-  const anchorExpiry = Math.min(...splitPemBundle(state.trustBundlePem).map((c) => certValidity(c).notAfter.getTime()));
-  if (Number.isFinite(anchorExpiry)) metrics.anchorExpiry.set(anchorExpiry / 1000);
-  metrics.issuerExpiry.set(certValidity(state.issuer.certPem).notAfter.getTime() / 1000);
+  const setExpiryMetrics = () => {
+    // The anchor that expires first is the one that matters.
+    const anchorExpiry = Math.min(...splitPemBundle(state.trustBundlePem).map((c) => certValidity(c).notAfter.getTime()));
+    if (Number.isFinite(anchorExpiry)) metrics.anchorExpiry.set(anchorExpiry / 1000);
+    metrics.issuerExpiry.set(certValidity(state.issuer.certPem).notAfter.getTime() / 1000);
+  };
+  setExpiryMetrics();
+  // Issuer and bundle are replaced in `state` while control runs (rotation); read them through it.
+  const authority = new LiveAuthority(state, log);
 
   const store = new Store({ sessionKey: state.sessionKey });
   const registry = new Registry({
-    file: join(state.stateDir, REGISTRY_FILE),
+    file: join(state.stateDir, opts.replicaId ? `registry-${opts.replicaId}.json` : REGISTRY_FILE),
     ...(opts.registrationGraceMs !== undefined ? { graceMs: opts.registrationGraceMs } : {}),
     ...(opts.provisionalMs !== undefined ? { provisionalMs: opts.provisionalMs } : {}),
     onChange: (list) => store.setRegistered(list),
@@ -216,12 +233,22 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   }
 
   let extension: ControlExtension = {};
-  if (opts.extend) extension = await opts.extend({ store, trustBundle: () => state.trustBundlePem, log });
+  if (opts.extend) extension = await opts.extend({ store, trustBundle: () => state.trustBundlePem, authority, log });
+  // Local mode: STATE/ca and STATE/trust-bundle.pem, which `weft certs rotate --state-dir` writes.
+  const filesWatch = extension.watchesAuthority
+    ? undefined
+    : new AuthorityFilesWatch({
+        dir: opts.issuerDir ?? state.stateDir,
+        files: opts.issuerDir ? ISSUER_DIR_FILES : STATE_FILES,
+        authority,
+      });
+  filesWatch?.start();
 
   const engine = new PushEngine({
     store,
-    compile,
+    compile: (snap) => compile(snap, { trustDomain: state.trustDomain, ...(opts.defaultInboundPolicy ? { defaultInboundPolicy: opts.defaultInboundPolicy } : {}) }),
     trustBundle: () => state.trustBundlePem,
+    issuerSha256: () => authority.issuerSha256,
     metrics,
     log,
     encode: discoveryDefinition().encode,
@@ -260,8 +287,32 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
   };
   let renewTimer = renewServing();
 
+  // A new issuer or bundle: control's own certificate from the new issuer, the
+  // new anchors for client certificates, and the directory (bundle + issuer
+  // fingerprint) to every sidecar. Connections already open keep going.
+  authority.on('changed', (c: AuthorityChange) => {
+    setExpiryMetrics();
+    if (c.issuerChanged) serving = loadOrIssueServingCert(state, listen.host);
+    provider.update(Buffer.from(state.trustBundlePem), identityOf(serving, state.issuer));
+    if (c.issuerChanged) {
+      clearTimeout(renewTimer);
+      renewTimer = renewServing();
+    }
+    if (opts.issuerDir) {
+      try {
+        writePublicFile(join(state.stateDir, STATE_FILES.trustBundle), state.trustBundlePem);
+      } catch (e) {
+        log(`control: cannot copy the trust bundle to STATE: ${(e as Error).message}`);
+      }
+    }
+    engine.refresh();
+  });
+
   const creds = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
   const server = new grpc.Server({
+    // Limits of the gRPC port (README "Limits"): a peer cannot make control buffer big messages or open streams without end.
+    'grpc.max_receive_message_length': DISCOVERY_LIMITS.maxReceiveMessageBytes,
+    'grpc.max_concurrent_streams': DISCOVERY_LIMITS.maxConcurrentStreams,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
@@ -272,6 +323,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     ...(registerWorkloads ? { registry } : {}),
     trustDomain: state.trustDomain,
     log,
+    onLimit: (limit) => metrics.limitRejections.inc({ limit }),
   });
   server.addService(discovery.definition, discovery.handlers);
   server.addService(
@@ -289,6 +341,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     server.bindAsync(joinHostPort(listen.host, listen.port), creds, (err, port) => (err ? reject(err) : resolve(port)));
   }).catch((e: unknown) => {
     clearTimeout(renewTimer);
+    filesWatch?.stop();
     fileSource?.close();
     engine.close();
     registry.close();
@@ -322,6 +375,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     grpcUp = false;
     server.forceShutdown();
     clearTimeout(renewTimer);
+    filesWatch?.stop();
     fileSource?.close();
     engine.close();
     registry.close();
@@ -338,6 +392,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlHandle>
     closing ??= (async () => {
       grpcUp = false;
       clearTimeout(renewTimer);
+      filesWatch?.stop();
       fileSource?.close();
       registry.close(); // persist first: streams ending below must not empty the registry
       discovery.closeAll();

@@ -26,6 +26,8 @@ export class ControlMetrics {
   private readonly configVersion: Gauge;
   readonly anchorExpiry: Gauge;
   readonly issuerExpiry: Gauge;
+  /** Requests refused by a limit of control's gRPC port, by limit. */
+  readonly limitRejections: Counter;
   private readonly nackReasons = new Set<string>();
   private currentVersion: string | undefined;
 
@@ -62,6 +64,8 @@ export class ControlMetrics {
     });
     this.anchorExpiry = new Gauge({ name: C.anchorExpiry, help: 'Trust anchor notAfter, Unix seconds.', registers });
     this.issuerExpiry = new Gauge({ name: C.issuerExpiry, help: 'Issuer certificate notAfter, Unix seconds.', registers });
+    this.limitRejections = new Counter({ name: C.limitRejections, help: "Requests refused by a limit of control's gRPC port.", labelNames: labels(C.limitRejections), registers });
+    this.limitRejections.inc({ limit: 'streams_per_peer' }, 0); // exported from the start
   }
 
   nack(reason: string): void {

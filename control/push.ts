@@ -1,13 +1,19 @@
 // The push engine: store changes → one debounced compile → per (service,
 // consumer namespace) views serialized once → only the views whose bytes
 // changed go out, only to the streams subscribed to them, all sharing the same
-// Buffer. Every message carries a version (monotonic, also across control
-// restarts: it never goes below the wall clock in ms); each stream ACKs or
+// Buffer. Every message carries a version derived from its content (a hash
+// of the bytes), so every control replica, and a control after a restart,
+// gives the same config the same version: a sidecar that reconnects to
+// another replica says what it holds in its Hello and is sent nothing it
+// already has. Each stream ACKs or
 // NACKs it, and the time from the change to the last ACK of what it caused is
 // the push fan-out time (weft_control_push_duration_seconds).
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { ControlMessage, DirectoryMsg, ServiceEntryMsg } from '../api/index.js';
+import { INBOUND_RESOURCE } from '../api/index.js';
+import type { PodRef } from './compile-authz.js';
 import type { ControlMetrics } from './metrics.js';
 import type { Store } from './store.js';
 import { formatConfigError, type CompileResult, type ConfigError, type StoreSnapshot } from './types.js';
@@ -25,6 +31,11 @@ export interface PushTarget {
   readonly namespace: string;
   /** A message, or the same message already encoded (see PushEngineOptions.encode). */
   write(msg: ControlMessage | Buffer): void;
+  /**
+   * The sidecar's pod, when it enforces inbound authorization (Hello feature
+   * "inbound-authz"): it is sent its own InboundUpdate.
+   */
+  readonly pod?: PodRef;
 }
 
 export interface PushEngineOptions {
@@ -32,6 +43,8 @@ export interface PushEngineOptions {
   compile: (snapshot: StoreSnapshot) => CompileResult;
   /** PEM anchors sent in the directory (read at every compile: anchors rotate). */
   trustBundle: () => string;
+  /** Fingerprint of the issuer now signing leaves, sent in the directory: sidecars renew when theirs differs. */
+  issuerSha256?: () => string;
   metrics: ControlMetrics;
   log: (line: string) => void;
   /** Coalesces bursts of store changes into one compile. */
@@ -85,6 +98,8 @@ class StreamState {
   readonly subs = new Set<string>();
   readonly sent = new Map<string, string>(); // resource → version last written
   readonly pending = new Map<string, Pending>();
+  /** The InboundUpdate bytes last sent (pod targets only). */
+  inboundBytes: Buffer | undefined;
   closed = false;
   constructor(readonly target: PushTarget) {}
 }
@@ -101,6 +116,15 @@ const EMPTY = Buffer.alloc(0);
 
 /** Directory fan-out budget: streams × directory size per second (pacing under churn). */
 const DIRECTORY_EGRESS_BYTES_PER_S = 50e6;
+
+/** A version named by the content: the same bytes get the same version on every replica. */
+export function contentVersion(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex').slice(0, 16);
+}
+
+function viewVersion(bytes: Buffer | null): string {
+  return bytes === null ? contentVersion('\u0000removed') : contentVersion(bytes);
+}
 
 function viewKey(service: string, consumerNamespace: string): string {
   return `${service}\u0000${consumerNamespace}`;
@@ -120,7 +144,6 @@ export class PushEngine extends EventEmitter {
   private deferredChangeAt: number | undefined;
   private lastEnd = 0;
   private directoryKey = '';
-  private lastVersion = 0;
   private timer: NodeJS.Timeout | undefined;
   private changeAt: number | undefined;
   private readonly debounceMs: number;
@@ -134,6 +157,11 @@ export class PushEngine extends EventEmitter {
     super();
     this.debounceMs = opts.debounceMs ?? 15;
     this.unsubscribeStore = opts.store.onChange((at) => this.schedule(at));
+  }
+
+  /** Something compile does not see changed (the trust bundle, the issuer): recompile and resend the directory. */
+  refresh(): void {
+    this.schedule(performance.now());
   }
 
   /** Compiles once now (before the server accepts streams). */
@@ -168,11 +196,17 @@ export class PushEngine extends EventEmitter {
     return this.render(service, consumerNamespace);
   }
 
-  attach(target: PushTarget): StreamHandle {
+  /**
+   * `known`: resource → version the sidecar already holds (Hello.versions,
+   * after a reconnect); what it holds is not sent again.
+   */
+  attach(target: PushTarget, known?: Record<string, string>): StreamHandle {
     const st = new StreamState(target);
+    for (const [resource, version] of Object.entries(known ?? {})) if (version) st.sent.set(resource, version);
     this.streams.add(st);
     this.opts.metrics.connectedSidecars.set(this.streams.size);
     if (this.directory) this.send(st, DIRECTORY_RESOURCE, this.directory.version, () => this.directoryPayload(), undefined);
+    this.sendInbound(st, undefined);
     return {
       subscribe: (services) => this.subscribe(st, services),
       unsubscribe: (services) => this.unsubscribe(st, services),
@@ -190,10 +224,6 @@ export class PushEngine extends EventEmitter {
     for (const st of [...this.streams]) this.detach(st);
   }
 
-  private nextVersion(): string {
-    this.lastVersion = Math.max(this.lastVersion + 1, Date.now());
-    return String(this.lastVersion);
-  }
 
   private schedule(at: number): void {
     if (this.closed) return;
@@ -285,7 +315,8 @@ export class PushEngine extends EventEmitter {
       meshed: d.meshed,
     }));
     const trust = this.opts.trustBundle();
-    const key = JSON.stringify([services, trust]);
+    const issuer = this.opts.issuerSha256?.() ?? '';
+    const key = JSON.stringify([services, trust, issuer]);
     const now = performance.now();
     if (key !== this.directoryKey || !this.directory) {
       if (this.directory && now < this.directoryNotBefore) {
@@ -294,7 +325,7 @@ export class PushEngine extends EventEmitter {
         this.deferDirectory(changeAt ?? now, this.directoryNotBefore - now);
       } else {
         this.directoryKey = key;
-        this.directory = { version: this.nextVersion(), services, trust_bundle: trust };
+        this.directory = { version: contentVersion(key), services, trust_bundle: trust, ...(issuer ? { issuer_sha256: issuer } : {}) };
         this.directoryEncoded = undefined;
         this.opts.metrics.setConfigVersion(this.directory.version);
         for (const st of this.streams) {
@@ -312,10 +343,11 @@ export class PushEngine extends EventEmitter {
       const same = bytes === null ? entry.bytes === null : entry.bytes !== null && bytes.equals(entry.bytes);
       if (same) continue;
       entry.bytes = bytes;
-      entry.version = this.nextVersion();
+      entry.version = viewVersion(bytes);
       entry.encoded = undefined;
       for (const st of entry.subscribers) this.sendView(st, entry, tracked);
     }
+    for (const st of this.streams) this.sendInbound(st, tracked);
     round.compiled = true;
     this.lastEnd = performance.now();
     this.lastWorkMs = this.lastEnd - t0;
@@ -344,10 +376,11 @@ export class PushEngine extends EventEmitter {
           service,
           consumerNamespace: st.target.namespace,
           bytes: this.render(service, st.target.namespace),
-          version: this.nextVersion(),
+          version: '',
           subscribers: new Set(),
           encoded: undefined,
         };
+        entry.version = viewVersion(entry.bytes);
         this.views.set(k, entry);
       }
       entry.subscribers.add(st);
@@ -374,6 +407,32 @@ export class PushEngine extends EventEmitter {
       st.pending.delete(serviceResource(service));
       this.settle(p.round);
     }
+  }
+
+  /** The pod's inbound authorization view, when it changed since the last one sent. */
+  private sendInbound(st: StreamState, round: Round | undefined): void {
+    const pod = st.target.pod;
+    if (!pod || !this.compiled || st.closed) return;
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.from(JSON.stringify(this.compiled.inbound(pod)));
+    } catch (e) {
+      this.opts.log(`inbound view for ${st.target.name} failed (bug): ${(e as Error).message}`);
+      return;
+    }
+    if (st.inboundBytes && st.inboundBytes.equals(bytes)) return;
+    st.inboundBytes = bytes;
+    // Content-derived like every version (HA: any replica names the same view alike).
+    const version = contentVersion(bytes);
+    this.send(st, INBOUND_RESOURCE, version, () => {
+      const msg: ControlMessage = { inbound: { version, config_json: bytes } };
+      return this.opts.encode ? this.opts.encode(msg) : msg;
+    }, round);
+  }
+
+  /** The inbound view `pod` would get now (control /config, describe). */
+  inboundView(pod: PodRef): unknown {
+    return this.compiled?.inbound(pod);
   }
 
   private sendView(st: StreamState, entry: ViewEntry, round: Round | undefined): void {

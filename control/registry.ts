@@ -4,7 +4,14 @@
 // reloaded as provisional entries that expire unless the sidecar reconnects),
 // so neither a sidecar reconnecting nor control restarting empties an
 // endpoint set under live traffic.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+//
+// Several control replicas sharing STATE (local-mode HA): each writes its own
+// STATE/registry-<replica>.json with a heartbeat and reads the others', so a
+// sidecar connected to any replica is an endpoint in every replica's views;
+// a replica that stops heartbeating for the grace period takes its entries
+// with it (its sidecars have reconnected elsewhere by then).
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { RegisteredWorkload } from './types.js';
 
@@ -28,10 +35,28 @@ export interface RegistryOptions {
   persistDelayMs?: number;
   onChange: (workloads: RegisteredWorkload[]) => void;
   log?: (line: string) => void;
+  /** Read the other replicas' registry files next to `file` (default true when `file` is set). */
+  peers?: boolean;
+  /** How often this replica rewrites its file as a heartbeat, and reads the others' (ms). */
+  heartbeatMs?: number;
+  peerScanMs?: number;
 }
 
 interface PersistedFile {
   version: 1;
+  workloads: RegisteredWorkload[];
+  /** Unix ms of the writer's last heartbeat (HA: peers older than the grace are gone). */
+  heartbeatAt?: number;
+}
+
+/** registry.json, or registry-<replica>.json in HA. */
+export const REGISTRY_FILE_PATTERN = /^registry(-[A-Za-z0-9._-]+)?\.json$/;
+
+interface PeerFile {
+  /** Every write is a rename (a new inode); a heartbeat only touches the mtime. */
+  ino: number;
+  mtimeMs: number;
+  heartbeatAt: number;
   workloads: RegisteredWorkload[];
 }
 
@@ -67,11 +92,69 @@ export class Registry {
   private closed = false;
   private persistTimer: NodeJS.Timeout | undefined;
   private readonly persistDelayMs: number;
+  private readonly peerFiles = new Map<string, PeerFile>();
+  private peerKey = '[]';
+  private peerTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastWritten: string | undefined;
 
   constructor(private readonly opts: RegistryOptions) {
     this.graceMs = opts.graceMs ?? 10_000;
     this.provisionalMs = opts.provisionalMs ?? 30_000;
     this.persistDelayMs = opts.persistDelayMs ?? 100;
+    if (opts.file && opts.peers !== false) {
+      this.scanPeers();
+      this.peerTimer = setInterval(() => this.scanPeers(), opts.peerScanMs ?? 250);
+      this.peerTimer.unref();
+      this.heartbeatTimer = setInterval(() => this.persistNow(), opts.heartbeatMs ?? 1000);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  /** The registrations of the other replicas that are alive (heartbeat within the grace). */
+  private livePeerWorkloads(): RegisteredWorkload[] {
+    const now = Date.now();
+    const out: RegisteredWorkload[] = [];
+    for (const f of this.peerFiles.values()) if (now - f.heartbeatAt <= this.graceMs) out.push(...f.workloads);
+    return out;
+  }
+
+  private scanPeers(): void {
+    const file = this.opts.file;
+    if (!file || this.closed) return;
+    const dir = dirname(file);
+    const own = basename(file);
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n !== own && REGISTRY_FILE_PATTERN.test(n));
+    } catch {
+      return;
+    }
+    const present = new Set(names);
+    for (const n of [...this.peerFiles.keys()]) if (!present.has(n)) this.peerFiles.delete(n);
+    for (const n of names) {
+      const path = join(dir, n);
+      try {
+        const st = statSync(path);
+        const prev = this.peerFiles.get(n);
+        if (prev && prev.ino === st.ino) {
+          // The same content, touched by its writer's heartbeat.
+          prev.heartbeatAt = Math.max(prev.heartbeatAt, st.mtimeMs);
+          continue;
+        }
+        const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<PersistedFile>;
+        const workloads = Array.isArray(parsed.workloads) ? parsed.workloads.filter(isRegisteredWorkload) : [];
+        // A file without a heartbeat is a single control's, from before: as old as its mtime.
+        this.peerFiles.set(n, { ino: st.ino, mtimeMs: st.mtimeMs, heartbeatAt: Math.max(st.mtimeMs, typeof parsed.heartbeatAt === 'number' ? parsed.heartbeatAt : 0), workloads });
+      } catch {
+        // being replaced right now, or unreadable: the next scan
+      }
+    }
+    const key = JSON.stringify(this.livePeerWorkloads().map((w) => [registrationKey(w), w]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    if (key !== this.peerKey) {
+      this.peerKey = key;
+      this.changed(true, false);
+    }
   }
 
   /** Reloads the registrations a previous control persisted, as provisional entries. */
@@ -128,7 +211,42 @@ export class Registry {
     };
   }
 
+  /**
+   * The sidecar said Goodbye (it is draining): its endpoints leave every
+   * view now instead of after the grace period. Its stream stays open (it
+   * still receives config for its app's outbound calls); the release of
+   * that stream then finds nothing to count down.
+   */
+  leave(w: RegisteredWorkload): boolean {
+    const key = registrationKey(w);
+    const e = this.entries.get(key);
+    if (!e) return false;
+    this.clearTimer(key);
+    this.entries.delete(key);
+    this.opts.log?.(`registry: ${w.namespace}/${w.podName || w.podIP} removed (draining)`);
+    this.changed(true, false);
+    // At once, not coalesced: the other replicas drop it from their views too.
+    this.persistNow();
+    return true;
+  }
+
+  /**
+   * Every registered workload: this replica's, then the live peers' not
+   * registered here, sorted by key so every replica compiles the same list
+   * (content-derived versions then agree across replicas).
+   */
   list(): RegisteredWorkload[] {
+    const out = new Map<string, RegisteredWorkload>();
+    for (const [k, e] of this.entries) out.set(k, e.workload);
+    for (const w of this.livePeerWorkloads()) {
+      const k = registrationKey(w);
+      if (!out.has(k)) out.set(k, w);
+    }
+    return [...out.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, w]) => w);
+  }
+
+  /** This replica's own registrations (what it persists). */
+  private own(): RegisteredWorkload[] {
     return [...this.entries.values()].map((e) => e.workload);
   }
 
@@ -142,6 +260,8 @@ export class Registry {
     this.persistNow();
     this.closed = true;
     if (this.persistTimer) clearTimeout(this.persistTimer);
+    if (this.peerTimer) clearInterval(this.peerTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }
@@ -195,11 +315,20 @@ export class Registry {
   private persistNow(): void {
     const file = this.opts.file;
     if (!file || this.closed) return;
-    const data: PersistedFile = { version: 1, workloads: this.list() };
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    const workloads = this.own();
+    const text = JSON.stringify(workloads);
     try {
+      // Unchanged: a heartbeat is a touch (peers see the mtime, not a re-read of thousands of entries).
+      if (text === this.lastWritten && existsSync(file)) {
+        const now = new Date();
+        utimesSync(file, now, now);
+        return;
+      }
+      const data: PersistedFile = { version: 1, workloads, heartbeatAt: Date.now() };
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
       writeFileSync(tmp, JSON.stringify(data, null, 1));
       renameSync(tmp, file);
+      this.lastWritten = text;
     } catch (e) {
       this.opts.log?.(`registry: cannot persist ${file}: ${(e as Error).message}`);
     }

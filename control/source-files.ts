@@ -13,8 +13,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseAllDocuments } from 'yaml';
 import type { AnyResource } from '../api/index.js';
+import { decodeDocuments, decodeText, sizeError } from './source-decode.js';
 import { keyOf } from './store.js';
 import { formatConfigError, type ConfigError } from './types.js';
 import { validateResource } from './validate.js';
@@ -38,7 +38,8 @@ export interface FileSourceOptions {
 
 interface FileState {
   sig: string;
-  text: string;
+  /** The bytes last parsed (undefined when the file was not read: too large, unreadable). */
+  bytes: Buffer | undefined;
   /** What this file serves: its last good version, document by document. */
   served: AnyResource[];
   errors: ConfigError[];
@@ -69,49 +70,64 @@ function identityOf(doc: unknown): string | undefined {
   return `${o.kind}/${ns ?? ''}/${meta.name}`;
 }
 
+/** Where a document is, for errors about a document that names no resource. */
+function documentLabel(index: number, line?: number): string {
+  return `document ${index}${line ? ` (line ${line})` : ''}`;
+}
+
 /**
  * One file's content → the resources it serves and its errors. Pure: `lastGood`
- * is what the file served before this version.
+ * is what the file served before this version. Never throws: whatever the
+ * bytes, the answer is resources and errors.
  */
 export function parseFile(
   source: string,
-  text: string,
+  content: string | Uint8Array,
   lastGood: AnyResource[] = [],
 ): { resources: AnyResource[]; errors: ConfigError[] } {
   const errors: ConfigError[] = [];
-  let docs: ReturnType<typeof parseAllDocuments>;
-  try {
-    docs = parseAllDocuments(text, { prettyErrors: true });
-  } catch (e) {
-    errors.push({ source, resource: '', field: '', message: `YAML: ${(e as Error).message}` });
+  let text: string;
+  if (typeof content === 'string') {
+    const tooBig = sizeError(Buffer.byteLength(content));
+    if (tooBig) return { resources: lastGood, errors: [{ source, resource: '', field: '', message: tooBig }] };
+    text = content;
+  } else {
+    const t = decodeText(content);
+    if (!t.ok) return { resources: lastGood, errors: [{ source, resource: '', field: '', message: t.message }] };
+    text = t.text;
+  }
+  const decoded = decodeDocuments(text);
+  // A file that does not decode keeps all of its last good version.
+  if (!decoded.ok) {
+    for (const e of decoded.errors) {
+      errors.push({ source, resource: e.index > 0 ? documentLabel(e.index) : '', field: '', message: e.message });
+    }
     return { resources: lastGood, errors };
   }
-  const list = Array.isArray(docs) ? docs : [];
-  const values: unknown[] = [];
-  for (const doc of list) {
-    if (doc.errors.length > 0) {
-      for (const err of doc.errors) {
-        errors.push({ source, resource: '', field: '', message: `YAML: ${err.message.split('\n')[0]}` });
-      }
-      continue;
-    }
-    const v: unknown = doc.toJS({ maxAliasCount: 100 });
+  const values: Array<{ v: unknown; where: string }> = [];
+  for (const doc of decoded.docs) {
+    const v = doc.value;
     if (v === null || v === undefined) continue;
     // `kind: List` (kubectl's wrapper) holds its objects in `items`.
     if (typeof v === 'object' && !Array.isArray(v) && (v as Record<string, unknown>).kind === 'List') {
       const items = (v as Record<string, unknown>).items;
-      if (Array.isArray(items)) values.push(...items);
+      if (Array.isArray(items)) items.forEach((it, i) => values.push({ v: it, where: `${documentLabel(doc.index, doc.line)}, items[${i}]` }));
+      else errors.push({ source, resource: documentLabel(doc.index, doc.line), field: 'items', message: 'a List must have an items list' });
       continue;
     }
-    values.push(v);
+    values.push({ v, where: documentLabel(doc.index, doc.line) });
   }
-  // A file that does not parse as YAML keeps all of its last good version.
-  if (errors.length > 0) return { resources: lastGood, errors };
 
   const last = new Map(lastGood.map((r) => [keyOf(r), r]));
   const out = new Map<string, AnyResource>();
-  for (const v of values) {
-    const res = validateResource(v, source);
+  for (const { v, where } of values) {
+    let res: ReturnType<typeof validateResource>;
+    try {
+      res = validateResource(v, source);
+    } catch (e) {
+      // A bug, not the user's fault; still this document's error, never control's crash.
+      res = { errors: [{ source, resource: '', field: '', message: `internal error while validating: ${(e as Error).message}` }] };
+    }
     if (res.resource && res.errors.length === 0) {
       const k = keyOf(res.resource);
       if (out.has(k)) {
@@ -126,11 +142,13 @@ export function parseFile(
       out.set(k, res.resource);
       continue;
     }
-    errors.push(...res.errors);
-    // Keep serving this document's last good version, if there was one.
+    for (const e of res.errors) errors.push(e.resource ? e : { ...e, resource: where });
+    // Keep serving this document's last good version, if there was one;
+    // else what is safer served than dropped (see validateResource).
     const id = identityOf(v);
     const prev = id !== undefined ? last.get(id) : undefined;
     if (id !== undefined && prev && !out.has(id)) out.set(id, prev);
+    else if (res.failClosed && !out.has(keyOf(res.failClosed))) out.set(keyOf(res.failClosed), res.failClosed);
   }
   return { resources: [...out.values()], errors };
 }
@@ -285,13 +303,25 @@ export class FileSource {
       let changed = force;
       do {
         this.again = false;
-        if (await this.scanOnce()) changed = true;
+        try {
+          if (await this.scanOnce()) changed = true;
+        } catch (e) {
+          // A bug in a scan must not become an unhandled rejection (which ends control):
+          // log it and keep serving what we had; the next event or safety scan retries.
+          this.log(`config: scan failed: ${(e as Error).stack ?? String(e)}`);
+        }
       } while (this.again && !this.closed);
       return changed;
     })();
     try {
       const changed = await this.scanning;
-      if (changed && !this.closed) this.opts.onUpdate?.(this.servedResources, this.servedErrors, eventAt);
+      if (changed && !this.closed) {
+        try {
+          this.opts.onUpdate?.(this.servedResources, this.servedErrors, eventAt);
+        } catch (e) {
+          this.log(`config: applying the update failed: ${(e as Error).stack ?? String(e)}`);
+        }
+      }
       return changed;
     } finally {
       this.scanning = undefined;
@@ -314,26 +344,37 @@ export class FileSource {
       }
     }
     for (const p of paths) {
+      const prev = this.files.get(p);
+      const name = relative(dir, p) || p;
       let sig: string;
-      let text: string;
+      let bytes: Buffer | undefined;
+      let parsed: { resources: AnyResource[]; errors: ConfigError[] };
       try {
         const s = await stat(p);
         sig = `${s.mtimeMs}:${s.size}:${s.ino}`;
-        const prev = this.files.get(p);
         if (prev && prev.sig === sig) continue;
-        text = await readFile(p, 'utf8');
-        if (prev && prev.text === text) {
-          prev.sig = sig;
-          continue;
+        const tooBig = sizeError(s.size);
+        if (tooBig) {
+          // Not read at all: the size alone is the error; the last good version keeps serving.
+          parsed = { resources: prev?.served ?? [], errors: [{ source: p, resource: '', field: '', message: tooBig }] };
+        } else {
+          bytes = await readFile(p);
+          if (prev?.bytes && prev.bytes.equals(bytes)) {
+            prev.sig = sig;
+            continue;
+          }
+          parsed = parseFile(p, bytes, prev?.served);
         }
-      } catch {
-        continue; // vanished between listing and reading: the next scan sees it gone
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue; // vanished between listing and reading: the next scan sees it gone
+        // Unreadable (permissions, EIO, a FIFO, ...): that file's error, with its last good version kept.
+        sig = `unreadable:${code ?? ''}`;
+        if (prev && prev.sig === sig) continue;
+        parsed = { resources: prev?.served ?? [], errors: [{ source: p, resource: '', field: '', message: `cannot read file: ${(e as Error).message}` }] };
       }
-      const prev = this.files.get(p);
-      const parsed = parseFile(p, text, prev?.served);
-      this.files.set(p, { sig, text, served: parsed.resources, errors: parsed.errors });
+      this.files.set(p, { sig, bytes, served: parsed.resources, errors: parsed.errors });
       changed = true;
-      const name = relative(dir, p) || p;
       if (parsed.errors.length === 0) {
         this.log(`config: ${name}: ${parsed.resources.length} resource(s)${prev ? ' (changed)' : ''}`);
       } else {

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { AnyResource, BackendTLSPolicy } from '../api/index.js';
+import { DEFAULT_INBOUND_POLICY_ANNOTATION } from '../api/index.js';
 import { KubeApiError, KubeClient, isStatus } from './kubernetes-client.js';
 import { keyOf, resourceKey, type Store } from './store.js';
 import type { ConfigError, RegisteredWorkload } from './types.js';
@@ -48,6 +49,8 @@ export const KINDS: KindSpec[] = [
   spec('BackendTLSPolicy', GW, 'v1alpha3', 'backendtlspolicies', { optional: true, keepRaw: true }),
   // GEP-3388 retry budgets: experimental channel (v1.3+) or `weft install`'s CRD.
   spec('XBackendTrafficPolicy', 'gateway.networking.x-k8s.io', 'v1alpha1', 'xbackendtrafficpolicies', { optional: true, keepRaw: true }),
+  // weft's own CRD (weft install ships it); optional so control starts before it exists.
+  spec('AuthorizationPolicy', 'policy.weft.io', 'v1alpha1', 'authorizationpolicies', { optional: true, keepRaw: true }),
   // Pods are not compiled; they say which endpoint IPs have a sidecar (mTLS
   // at podIP:7002) and under which service account: store.setRegistered.
   spec('Pod', '', 'v1', 'pods'),
@@ -55,8 +58,14 @@ export const KINDS: KindSpec[] = [
 
 const INJECTED_ANNOTATION = 'weft.io/injected';
 
+interface RawProbe {
+  httpGet?: { path?: string; port?: number | string };
+}
 interface RawPod extends RawObject {
-  spec?: { serviceAccountName?: string; containers?: { ports?: { containerPort?: number; protocol?: string }[] }[] };
+  spec?: {
+    serviceAccountName?: string;
+    containers?: { ports?: { containerPort?: number; protocol?: string; name?: string }[]; readinessProbe?: RawProbe; livenessProbe?: RawProbe; startupProbe?: RawProbe }[];
+  };
   status?: { podIP?: string; phase?: string };
 }
 
@@ -82,7 +91,26 @@ export function podWorkload(p: RawPod): RegisteredWorkload | undefined {
     labels: (m['labels'] ?? {}) as Record<string, string>,
     appPorts: [...ports].sort((a, b) => a - b),
     meshed: true,
+    ...(ann[DEFAULT_INBOUND_POLICY_ANNOTATION] !== undefined ? { defaultInboundPolicy: ann[DEFAULT_INBOUND_POLICY_ANNOTATION] } : {}),
+    ...podProbes(p),
   };
+}
+
+/** The pod's kubelet HTTP probes (path, port): they stay allowed under every inbound policy. */
+function podProbes(p: RawPod): { probes?: Array<{ port: number; path: string }> } {
+  const out = new Map<string, { port: number; path: string }>();
+  for (const c of p.spec?.containers ?? []) {
+    for (const pr of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
+      const g = pr?.httpGet;
+      if (!g) continue;
+      let port = typeof g.port === 'number' ? g.port : Number.NaN;
+      if (typeof g.port === 'string') port = /^\d+$/.test(g.port) ? Number(g.port) : c.ports?.find((x) => x.name === g.port)?.containerPort ?? Number.NaN;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) continue;
+      const path = (g.path || '/').split('?')[0]!;
+      out.set(`${port} ${path}`, { port, path });
+    }
+  }
+  return out.size ? { probes: [...out.values()] } : {};
 }
 
 export function kindSpec(kind: string): KindSpec | undefined {
@@ -225,7 +253,7 @@ class Reflector {
     o.apiVersion = this.spec.apiVersion;
     const k = this.key(o);
     if (this.spec.keepRaw) this.raw.set(k, o);
-    const { resource, errors } = validateResource(o, 'kubernetes');
+    const { resource, errors } = validateResource(o, 'kubernetes', { strictFields: false });
     if (resource && errors.length === 0) {
       this.good.set(keyOf(resource), resource);
       this.errs.delete(k);

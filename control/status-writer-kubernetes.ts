@@ -185,7 +185,7 @@ export interface WriteReport {
   failed: string[];
 }
 
-const STATUS_KINDS = ['HTTPRoute', 'GRPCRoute', 'BackendLBPolicy', 'BackendTLSPolicy', 'XBackendTrafficPolicy'];
+const STATUS_KINDS = ['HTTPRoute', 'GRPCRoute', 'BackendLBPolicy', 'BackendTLSPolicy', 'AuthorizationPolicy', 'XBackendTrafficPolicy'];
 const isRouteKind = (k: string) => k === 'HTTPRoute' || k === 'GRPCRoute';
 
 function ourEntries(kind: string, status: unknown): unknown[] {

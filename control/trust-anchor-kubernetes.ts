@@ -17,6 +17,8 @@ export interface TrustAnchorPublisherOptions {
   bundle: () => string;
   isLeader: () => boolean;
   log?: (line: string) => void;
+  /** The namespace whose ConfigMap is the operator's source (rotation): skipped, never written. */
+  sourceNamespace?: string;
 }
 
 export class TrustAnchorPublisher {
@@ -34,7 +36,7 @@ export class TrustAnchorPublisher {
     const written: string[] = [];
     for (const ns of this.o.source.objects('Namespace') as Namespace[]) {
       const name = ns.metadata.name;
-      if (SKIP.has(name)) continue;
+      if (SKIP.has(name) || name === this.o.sourceNamespace) continue;
       const cur = existing.get(name);
       if (cur?.data?.[TRUST_ANCHOR_KEY] === bundle) continue;
       const body = {

@@ -1,6 +1,8 @@
 // Shapes shared by control's stages: source → store → compile → view → push.
 import type {
   AnyResource,
+  AuthorizationPolicy,
+  InboundAuthzConfig,
   BackendLBPolicy,
   BackendTLSPolicy,
   ConfigMap,
@@ -45,6 +47,10 @@ export interface RegisteredWorkload {
   appPorts: number[];
   /** Has a weft sidecar (mTLS at podIP:7002). */
   meshed: boolean;
+  /** The pod's `weft.io/default-inbound-policy` annotation (Kubernetes mode). */
+  defaultInboundPolicy?: string;
+  /** The pod's kubelet HTTP probes (Kubernetes mode): allowed under every inbound policy. */
+  probes?: Array<{ port: number; path: string }>;
 }
 
 /** Everything compile needs, already validated (invalid resources are left out, with errors). */
@@ -60,6 +66,7 @@ export interface StoreSnapshot {
   backendTLSPolicies: BackendTLSPolicy[];
   xBackendTrafficPolicies: XBackendTrafficPolicy[];
   workloads: Workload[];
+  authorizationPolicies: AuthorizationPolicy[];
   /** Connected sidecars (local mode) — endpoints of selector Services. */
   registered: RegisteredWorkload[];
   /** Mesh-wide secret for session tokens (base64). */
@@ -82,6 +89,13 @@ export interface CompileResult {
    * the Service does not exist. Pure; control caches the serialized result.
    */
   view(service: string, consumerNamespace: string): ServiceConfig | undefined;
+  /**
+   * inbound(pod) → the pod's inbound authorization view: the
+   * AuthorizationPolicies that select it and its default inbound policy.
+   */
+  inbound(pod: PodRef): InboundAuthzConfig;
+  /** The compiled AuthorizationPolicies (get, describe). */
+  authz: AuthzIndex;
   /** Route and policy status, one entry per resource. */
   statuses: ResourceStatus[];
   /** Semantic errors found while compiling (also reflected in statuses). */
@@ -102,6 +116,7 @@ export function snapshotOf(resources: Iterable<AnyResource>, registered: Registe
     backendTLSPolicies: [],
     xBackendTrafficPolicies: [],
     workloads: [],
+    authorizationPolicies: [],
     registered,
     sessionKey,
   };
@@ -117,9 +132,12 @@ export function snapshotOf(resources: Iterable<AnyResource>, registered: Registe
     BackendTLSPolicy: snap.backendTLSPolicies,
     XBackendTrafficPolicy: snap.xBackendTrafficPolicies,
     Workload: snap.workloads,
+    AuthorizationPolicy: snap.authorizationPolicies,
   };
   for (const r of resources) lists[r.kind]?.push(r);
   return snap;
 }
 
 export type { AnyResource };
+import type { AuthzIndex, PodRef } from './compile-authz.js';
+export type { AuthzIndex, PodRef };

@@ -1,6 +1,8 @@
 // The small schema engine behind validateResource: each helper checks one
 // OpenAPI constraint, records an error in the wording kube-apiserver uses for
-// that constraint, and returns the (possibly defaulted) value.
+// that constraint (a CRD's schema errors read `<field> in body should ...`,
+// as apiextensions-apiserver words them), and returns the (possibly
+// defaulted) value.
 import type { ConfigError } from './types.js';
 
 export type Obj = Record<string, unknown>;
@@ -62,7 +64,7 @@ export class Checker {
       return undefined;
     }
     if (!isObj(v)) {
-      this.err(field, `Invalid value: "${typeName(v)}": must be of type object`);
+      this.err(field, `Invalid value: "${typeName(v)}": ${field} in body must be of type object: "${typeName(v)}"`);
       return undefined;
     }
     return v;
@@ -74,7 +76,7 @@ export class Checker {
       return undefined;
     }
     if (typeof v !== 'string') {
-      this.err(field, `Invalid value: "${typeName(v)}": must be of type string`);
+      this.err(field, `Invalid value: "${typeName(v)}": ${field} in body must be of type string: "${typeName(v)}"`);
       return undefined;
     }
     if (o.enum && !o.enum.includes(v)) {
@@ -82,13 +84,13 @@ export class Checker {
       return v;
     }
     if (o.min !== undefined && v.length < o.min) {
-      this.err(field, `Invalid value: ${show(v)}: should be at least ${o.min} chars long`);
+      this.err(field, `Invalid value: ${show(v)}: ${field} in body should be at least ${o.min} chars long`);
     }
     if (o.max !== undefined && v.length > o.max) {
       this.err(field, `Too long: may not be more than ${o.max} bytes`);
     }
     if (o.pattern && v.length > 0 && !o.pattern.test(v)) {
-      this.err(field, `Invalid value: ${show(v)}: should match '${o.pattern.source}'`);
+      this.err(field, `Invalid value: ${show(v)}: ${field} in body should match '${o.pattern.source}'`);
     }
     return v;
   }
@@ -99,14 +101,14 @@ export class Checker {
       return undefined;
     }
     if (typeof v !== 'number' || !Number.isInteger(v)) {
-      this.err(field, `Invalid value: "${typeName(v)}": must be of type integer`);
+      this.err(field, `Invalid value: "${typeName(v)}": ${field} in body must be of type integer: "${typeName(v)}"`);
       return undefined;
     }
     if (o.min !== undefined && v < o.min) {
-      this.err(field, `Invalid value: ${v}: should be greater than or equal to ${o.min}`);
+      this.err(field, `Invalid value: ${v}: ${field} in body should be greater than or equal to ${o.min}`);
     }
     if (o.max !== undefined && v > o.max) {
-      this.err(field, `Invalid value: ${v}: should be less than or equal to ${o.max}`);
+      this.err(field, `Invalid value: ${v}: ${field} in body should be less than or equal to ${o.max}`);
     }
     return v;
   }
@@ -114,7 +116,7 @@ export class Checker {
   bool(v: unknown, field: string): boolean | undefined {
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'boolean') {
-      this.err(field, `Invalid value: "${typeName(v)}": must be of type boolean`);
+      this.err(field, `Invalid value: "${typeName(v)}": ${field} in body must be of type boolean: "${typeName(v)}"`);
       return undefined;
     }
     return v;
@@ -126,11 +128,11 @@ export class Checker {
       return undefined;
     }
     if (!Array.isArray(v)) {
-      this.err(field, `Invalid value: "${typeName(v)}": must be of type array`);
+      this.err(field, `Invalid value: "${typeName(v)}": ${field} in body must be of type array: "${typeName(v)}"`);
       return undefined;
     }
     if (o.min !== undefined && v.length < o.min) {
-      this.err(field, `Invalid value: ${v.length}: should have at least ${o.min} items`);
+      this.err(field, `Invalid value: ${v.length}: ${field} in body should have at least ${o.min} items`);
     }
     if (o.max !== undefined && v.length > o.max) {
       this.err(field, `Too many: ${v.length}: must have at most ${o.max} items`);
@@ -144,7 +146,7 @@ export class Checker {
     if (!o) return undefined;
     for (const [k, val] of Object.entries(o)) {
       if (typeof val !== 'string') {
-        this.err(`${field}.${k}`, `Invalid value: "${typeName(val)}": must be of type string`);
+        this.err(`${field}.${k}`, `Invalid value: "${typeName(val)}": ${field}.${k} in body must be of type string: "${typeName(val)}"`);
       }
     }
     return o as Record<string, string>;

@@ -7,21 +7,16 @@
 //     with the CRD's schema, defaults and CEL rules.
 // Like the other validators this works on a clone and writes the CRD defaults
 // into it. A failure drops only the resource at fault: its last good version
-// keeps serving (source-files / source-kubernetes).
+// keeps serving (source-files / source-kubernetes). Unknown fields are the
+// strict-field table's (validate-fields.ts: HTTPRouteRetry, XBackendTrafficPolicy).
 import { GRPC_STATUS_CODES, RETRY_ANNOTATIONS } from '../api/index.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { Checker, GROUP, KIND, isObj, type Obj } from './validate-checker.js';
-
-/** Fields of HTTPRouteRetry (for a strict unknown-field table). */
-export const HTTP_ROUTE_RETRY_FIELDS = ['codes', 'attempts', 'backoff'] as const;
 
 /** GEP-1731: `rules[].retry` of an HTTPRoute. */
 export function checkHTTPRouteRetry(c: Checker, v: unknown, f: string): void {
   const r = c.obj(v, f);
   if (!r) return;
-  for (const k of Object.keys(r)) {
-    if (!(HTTP_ROUTE_RETRY_FIELDS as readonly string[]).includes(k)) c.err(`${f}.${k}`, 'field not declared in schema');
-  }
   const codes = c.arr(r.codes, `${f}.codes`);
   // HTTPRouteRetryStatusCode: +kubebuilder:validation:Minimum=400, Maximum=599.
   codes?.forEach((code, i) => c.int(code, `${f}.codes[${i}]`, { required: true, min: 400, max: 599 }));
@@ -93,18 +88,6 @@ export function checkRetryAnnotations(c: Checker, o: Obj, kind: 'HTTPRoute' | 'G
   }
 }
 
-/** Fields of XBackendTrafficPolicy's spec (for a strict unknown-field table). */
-export const XBACKEND_TRAFFIC_POLICY_FIELDS = {
-  spec: ['targetRefs', 'retryConstraint', 'sessionPersistence'],
-  retryConstraint: ['budget', 'minRetryRate'],
-  budget: ['percent', 'interval'],
-  minRetryRate: ['count', 'interval'],
-} as const;
-
-function unknownFields(c: Checker, o: Obj, allowed: readonly string[], f: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) c.err(`${f}.${k}`, 'field not declared in schema');
-}
-
 /**
  * XBackendTrafficPolicy v1alpha1 (config/crd/experimental/
  * gateway.networking.x-k8s.io_xbackendtrafficpolicies.yaml): schema, the
@@ -115,7 +98,6 @@ function unknownFields(c: Checker, o: Obj, allowed: readonly string[], f: string
 export function checkXBackendTrafficPolicy(c: Checker, o: Obj, checkSessionPersistence: (c: Checker, v: unknown, f: string) => void): void {
   const spec = c.obj(o.spec, 'spec', true);
   if (!spec) return;
-  unknownFields(c, spec, XBACKEND_TRAFFIC_POLICY_FIELDS.spec, 'spec');
   const refs = c.arr(spec.targetRefs, 'spec.targetRefs', { required: true, min: 1, max: 16 });
   const seen = new Set<string>();
   refs?.forEach((it, i) => {
@@ -125,19 +107,15 @@ export function checkXBackendTrafficPolicy(c: Checker, o: Obj, checkSessionPersi
     c.str(r.group, `${f}.group`, { required: true, max: 253, pattern: GROUP });
     c.str(r.kind, `${f}.kind`, { required: true, min: 1, max: 63, pattern: KIND });
     c.str(r.name, `${f}.name`, { required: true, min: 1, max: 253 });
-    // "Currently, a TargetRef cannot be scoped to a specific port on a Service."
-    if (r.sectionName !== undefined) c.err(`${f}.sectionName`, 'field not declared in schema');
     const k = JSON.stringify([r.group, r.kind, r.name]);
     if (seen.has(k)) c.err(f, `Duplicate value: ${JSON.stringify({ group: r.group, kind: r.kind, name: r.name })}`);
     seen.add(k);
   });
   const rc = c.obj(spec.retryConstraint, 'spec.retryConstraint');
   if (rc) {
-    unknownFields(c, rc, XBACKEND_TRAFFIC_POLICY_FIELDS.retryConstraint, 'spec.retryConstraint');
     if (rc.budget === undefined) rc.budget = { percent: 20, interval: '10s' };
     const b = c.obj(rc.budget, 'spec.retryConstraint.budget');
     if (b) {
-      unknownFields(c, b, XBACKEND_TRAFFIC_POLICY_FIELDS.budget, 'spec.retryConstraint.budget');
       if (b.percent === undefined) b.percent = 20;
       if (b.interval === undefined) b.interval = '10s';
       c.int(b.percent, 'spec.retryConstraint.budget.percent', { min: 0, max: 100 });
@@ -150,7 +128,6 @@ export function checkXBackendTrafficPolicy(c: Checker, o: Obj, checkSessionPersi
     if (rc.minRetryRate === undefined) rc.minRetryRate = { count: 10, interval: '1s' };
     const m = c.obj(rc.minRetryRate, 'spec.retryConstraint.minRetryRate');
     if (m) {
-      unknownFields(c, m, XBACKEND_TRAFFIC_POLICY_FIELDS.minRetryRate, 'spec.retryConstraint.minRetryRate');
       c.int(m.count, 'spec.retryConstraint.minRetryRate.count', { min: 1, max: 1_000_000 });
       const iv = c.str(m.interval, 'spec.retryConstraint.minRetryRate.interval', { pattern: DURATION_PATTERN });
       const ms = iv === undefined ? null : parseDuration(iv);

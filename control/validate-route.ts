@@ -210,11 +210,8 @@ function checkFilters(c: Checker, v: unknown, f: string, kind: RouteKind): void 
         c.str(rw.hostname, `${ff}.urlRewrite.hostname`, { min: 1, max: 253, pattern: PRECISE_HOSTNAME });
         checkPathModifier(c, rw.path, `${ff}.urlRewrite.path`);
       }
-    } else {
-      for (const field of ['requestRedirect', 'urlRewrite']) {
-        if (has(flt, field)) c.err(`${ff}.${field}`, `field not declared in schema`);
-      }
     }
+    // A GRPCRoute filter has no requestRedirect or urlRewrite: strict fields (validate-fields.ts) report them.
   });
   const flts = list.filter(isObj);
   const count = (t: string) => flts.filter((x) => x.type === t).length;
@@ -403,10 +400,8 @@ export function checkRouteSpec(c: Checker, obj: Obj, kind: RouteKind): void {
       checkTimeouts(c, r.timeouts, `${rf}.timeouts`);
       checkRuleCombinations(c, r, rf);
       checkHTTPRouteRetry(c, r.retry, `${rf}.retry`);
-    } else if (has(r, 'timeouts')) {
-      c.err(`${rf}.timeouts`, 'field not declared in schema');
     }
-    if (kind === 'GRPCRoute' && has(r, 'retry')) c.err(`${rf}.retry`, 'field not declared in schema (GRPCRoute retries are set with retry.weft.io/* annotations)');
+    // GRPCRoute rules have no timeouts: strict fields (validate-fields.ts) report them.
     checkSessionPersistence(c, r.sessionPersistence, `${rf}.sessionPersistence`);
   });
 }

@@ -21,8 +21,10 @@ import {
   isObj,
   type Obj,
 } from './validate-checker.js';
+import { strictFieldErrors } from './validate-fields.js';
 import { checkRouteSpec, checkSessionPersistence } from './validate-route.js';
 import { checkRetryAnnotations, checkXBackendTrafficPolicy } from './validate-retry.js';
+import { checkAuthorizationPolicy, checkWorkloadAuthz } from './validate-authz.js';
 
 const GW = 'gateway.networking.k8s.io';
 
@@ -40,6 +42,7 @@ export const SUPPORTED_API_VERSIONS: Record<string, readonly string[]> = {
   BackendTLSPolicy: [`${GW}/v1alpha3`],
   XBackendTrafficPolicy: ['gateway.networking.x-k8s.io/v1alpha1'],
   Workload: ['local.weft.io/v1alpha1'],
+  AuthorizationPolicy: ['policy.weft.io/v1alpha1'],
 };
 
 const CLUSTER_SCOPED = new Set(['Namespace']);
@@ -49,7 +52,28 @@ export function resourceLabel(kind: string, namespace: string | undefined, name:
   return namespace ? `${kind} ${namespace}/${name}` : `${kind} ${name}`;
 }
 
-export function validateResource(obj: unknown, source: string): { resource?: AnyResource; errors: ConfigError[] } {
+export interface Validated {
+  /** The typed, defaulted resource, when there are no errors. */
+  resource?: AnyResource;
+  errors: ConfigError[];
+  /**
+   * An invalid resource that is safer served than dropped (a BackendTLSPolicy
+   * failing only T1/T2: compile makes its backend fail closed). Served only
+   * when the resource has no last good version.
+   */
+  failClosed?: AnyResource;
+}
+
+export interface ValidateOptions {
+  /**
+   * Unknown fields are errors (default). Off for objects read from the API
+   * server: it has applied its own schema, and a newer CRD's fields must not
+   * make weft drop an object the cluster accepted.
+   */
+  strictFields?: boolean;
+}
+
+export function validateResource(obj: unknown, source: string, opts: ValidateOptions = {}): Validated {
   const c = new Checker(source, '');
   if (!isObj(obj)) {
     c.err('', `a Kubernetes object must be a mapping, got ${obj === null ? 'null' : Array.isArray(obj) ? 'a list' : typeof obj}`);
@@ -78,6 +102,10 @@ export function validateResource(obj: unknown, source: string): { resource?: Any
     c.err('apiVersion', `Unsupported value: ${JSON.stringify(o.apiVersion ?? '')}: supported values for ${kind}: ${versions.map((v) => `"${v}"`).join(', ')}`);
     return { errors: c.errors };
   }
+
+  // Strict fields first (on the document as written, before defaults), then
+  // every other check: all of a resource's errors are reported at once.
+  if (opts.strictFields !== false) for (const e of strictFieldErrors(kind, o)) c.err(e.field, e.message);
 
   // metadata
   const m = c.obj(o.metadata, 'metadata', true);
@@ -137,10 +165,27 @@ export function validateResource(obj: unknown, source: string): { resource?: Any
     case 'Workload':
       checkWorkload(c, o);
       break;
+    case 'AuthorizationPolicy':
+      checkAuthorizationPolicy(c, o);
+      break;
   }
-  if (c.errors.length > 0) return { errors: c.errors };
+  if (c.errors.length > 0) {
+    // A BackendTLSPolicy whose only faults are T1/T2 is still handed to compile,
+    // which makes its backend fail closed (issue 8): dropping it would let
+    // traffic to that backend go out in plaintext.
+    if (kind === 'BackendTLSPolicy' && c.errors.every((e) => e.field === 'spec.validation' && TLS_CA_RULES.includes(e.message))) {
+      return { errors: c.errors, failClosed: o as unknown as AnyResource };
+    }
+    return { errors: c.errors };
+  }
   return { resource: o as unknown as AnyResource, errors: [] };
 }
+
+/** T1 and T2 of the v1alpha3 BackendTLSPolicy CRD, in its words. */
+const TLS_CA_RULES = [
+  'must not contain both CACertificateRefs and WellKnownCACertificates',
+  'must specify either CACertificateRefs or WellKnownCACertificates',
+];
 
 function checkService(c: Checker, o: Obj): void {
   const spec = c.obj(o.spec, 'spec', true);
@@ -244,7 +289,6 @@ function checkTargetRefs(c: Checker, spec: Obj, withSection: boolean): void {
     c.str(r.kind, `${f}.kind`, { required: true, min: 1, max: 63, pattern: KIND });
     c.str(r.name, `${f}.name`, { required: true, min: 1, max: 253 });
     if (withSection) c.str(r.sectionName, `${f}.sectionName`, { min: 1, max: 253, pattern: SECTION_NAME });
-    else if (r.sectionName !== undefined) c.err(`${f}.sectionName`, 'field not declared in schema');
   });
   // list-map keyed by group+kind+name (+sectionName for BackendTLSPolicy)
   const seen = new Set<string>();
@@ -280,10 +324,13 @@ function checkBackendTLSPolicy(c: Checker, o: Obj): void {
     c.str(r.kind, `${f}.kind`, { required: true, min: 1, max: 63, pattern: KIND });
     c.str(r.name, `${f}.name`, { required: true, min: 1, max: 253 });
   });
-  // T1/T2 ("must not contain both ..." / "must specify either ...") are
-  // checked by compile, not here: a policy dropped at validation would let
-  // traffic to its backend fall back to plaintext, while a compiled invalid
-  // policy fails closed (issue 8). compile reports them with the CRD wording.
+  // T1/T2 are reported here, with the schema's errors, so that every error of
+  // the policy shows at load; validateResource still hands a policy failing
+  // only these to compile (failClosed), which fails its backend closed (issue 8).
+  const hasRefs = Array.isArray(v.caCertificateRefs) && v.caCertificateRefs.length > 0;
+  const hasWK = typeof v.wellKnownCACertificates === 'string' && v.wellKnownCACertificates !== '';
+  if (hasRefs && hasWK) c.err('spec.validation', TLS_CA_RULES[0]!);
+  if (!hasRefs && !hasWK) c.err('spec.validation', TLS_CA_RULES[1]!);
 }
 
 function checkWorkload(c: Checker, o: Obj): void {
@@ -312,4 +359,5 @@ function checkWorkload(c: Checker, o: Obj): void {
   const calls = c.arr(spec.calls, 'spec.calls');
   calls?.forEach((p, i) => c.str(p, `spec.calls[${i}]`, { required: true, min: 1 }));
   c.bool(spec.strict, 'spec.strict');
+  checkWorkloadAuthz(c, spec);
 }

@@ -208,6 +208,43 @@ t.test('the sidecar\'s own traffic is not looped back into itself', async (t) =>
   t.same(loops, [], 'no request addressed to a sidecar port');
 });
 
+t.test('AuthorizationPolicy: a plaintext caller outside the mesh is unauthenticated (HTTP refused 403, opaque closed); meshed callers pass', async (t) => {
+  const { writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const file = join(control.configDir, 'authz.yaml');
+  const greeterIp = pods.greeter!.pod.ip;
+  const greet = `const s=require('net').connect(2525,'${greeterIp}');let d='';s.setEncoding('utf8');s.on('data',x=>{d+=x;s.end()});s.on('error',()=>{});s.on('close',()=>console.log(JSON.stringify(d)));setTimeout(()=>{console.log(JSON.stringify('timeout:'+d));process.exit(0)},4000).unref()`;
+  const before = await bed.run(pods.outside!.pod, ['node', '-e', greet], { uid: APP_UID });
+  t.match(JSON.parse(before.stdout), /^220 greeter-0 ready/, 'before the policy: the plaintext caller reaches the opaque app (permissive)');
+  writeFileSync(file, `apiVersion: policy.weft.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: only-client, namespace: ${NS} }
+spec:
+  targetRefs:
+    - { group: "", kind: Pod, selector: { matchLabels: { app: echo, version: v1 } } }
+    - { group: "", kind: Pod, selector: { matchLabels: { app: greeter } } }
+  action: ALLOW
+  rules: [{ sources: [{ type: ServiceAccount, serviceAccount: { name: client } }] }]
+`);
+  t.teardown(() => rmSync(file, { force: true }));
+  const v1 = pods['echo-v1']!.pod;
+  const outside = pods.outside!.pod;
+  let code = '';
+  for (let i = 0; i < 100 && code !== '403'; i++) {
+    code = (await bed.run(outside, ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1.ip}:8080/plain`], { uid: APP_UID })).stdout;
+    if (code !== '403') await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(code, '403', 'plaintext HTTP from outside the mesh: 403');
+  const hdr = await bed.run(outside, ['curl', '-sS', '--max-time', '5', '-D', '-', '-o', '/dev/null', `http://${v1.ip}:8080/plain`], { uid: APP_UID });
+  t.match(hdr.stdout, /weft-proxy-error: forbidden: AuthorizationPolicy demo\/only-client does not allow an unauthenticated \(plaintext\) caller on port 8080/i);
+  t.equal((await echoJson(`http://echo.${NS}/v1-still`)).workload, 'echo-v1', 'the meshed client still gets through');
+  const plain = await bed.run(outside, ['node', '-e', greet], { uid: APP_UID });
+  t.equal(JSON.parse(plain.stdout), '', 'plaintext opaque TCP from outside: closed before the app says a word');
+  const viaMesh = `const s=require('net').connect(25,'${ip.greeter}');let d='';s.setEncoding('utf8');s.on('data',x=>{d+=x;s.end()});s.on('close',()=>console.log(JSON.stringify(d)));setTimeout(()=>{console.log(JSON.stringify('timeout:'+d));process.exit(1)},5000).unref()`;
+  const meshed = await bed.run(client, ['node', '-e', viaMesh], { uid: APP_UID });
+  t.match(JSON.parse(meshed.stdout), /^220 greeter-0 ready/, 'the meshed client still reaches the opaque app');
+});
+
 t.test('tear-down leaves no namespace, veth, process or iptables rule behind', async (t) => {
   const names = [...bed.pods.values()].map((p) => p.ns);
   await bed.destroy();

@@ -57,10 +57,28 @@ spec:
         - { name: web-v2, port: 80, weight: ${w2} }
 `;
 
+/**
+ * web-v1 admits only the client's identity (the Workload dashboard's
+ * Authorization panels): web-v2 calling it is refused with 403.
+ */
+const AUTHZ = `apiVersion: policy.weft.io/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: web-v1-from-client
+  namespace: ${NS}
+spec:
+  targetRefs:
+    - { group: "", kind: Pod, selector: { matchLabels: { app: web, version: v1 } } }
+  action: ALLOW
+  rules:
+    - sources: [{ type: ServiceAccount, serviceAccount: { name: client } }]
+`;
+
 /** Sends requests through the client's sidecar until stopped: mostly 200s, some 404s and 500s. */
 function traffic(mesh: Mesh): { stop(): Promise<void>; sent(): number; failures(): string[] } {
   const client = mesh.pod('client');
   const web1 = mesh.pod('web-v1');
+  const web2 = mesh.pod('web-v2');
   let stopped = false;
   let sent = 0;
   const failures: string[] = [];
@@ -74,6 +92,11 @@ function traffic(mesh: Mesh): { stop(): Promise<void>; sent(): number; failures(
         // sidecar also has closed connections and their bytes to show.
         if (w === 2 && i % 4 === 0) {
           await httpRequest(`http://client.${NS}${path}`, { proxy: `${web1.podIP}:7001`, keepAlive: false, timeoutMs: 5000 });
+        }
+        // Worker 1 now and then has web-v2 (service account web) call web-v1, which only admits the client: 403.
+        else if (w === 1 && i % 5 === 0) {
+          const r = await httpRequest(`http://web-v1.${NS}/ok`, { proxy: `${web2.podIP}:7001`, timeoutMs: 5000 });
+          if (r.status !== 403 && failures.length < 10) failures.push(`web-v2 → web-v1 answered ${r.status}, not 403`);
         }
         else await meshGet(client.podIP, `http://web.${NS}${path}`, { timeoutMs: 5000 });
         sent++;
@@ -121,6 +144,7 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
       service({ name: 'client', namespace: NS, selector: { app: 'client' } }),
     ),
     'route.yaml': route(50, 50),
+    'authz.yaml': AUTHZ,
     'workloads.yaml': docs(
       echoWorkload({ name: 'web-v1', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v1' }, calls: ['client'] }),
       echoWorkload({ name: 'web-v2', namespace: NS, serviceAccount: 'web', labels: { app: 'web', version: 'v2' } }),
@@ -274,5 +298,6 @@ t.test('every dashboard query returns data from a real Prometheus scraping a rea
   });
 
   await load.stop();
+  t.notOk(load.failures().some((f) => f.includes('not 403')), `web-v2 → web-v1 was always refused by the AuthorizationPolicy (${load.failures().join('; ')})`);
   t.ok(load.sent() > 200, `the client sent ${load.sent()} requests (${load.failures().join('; ') || 'no transport errors'})`);
 });

@@ -1,5 +1,8 @@
 // Per-pod proxy settings read from `config.weft.io/*` annotations. A bad value
 // falls back to the default and becomes a warning naming the annotation.
+import { LIMITS, parseLimit, type LimitName } from '../api/index.js';
+
+import { DEFAULT_DRAIN_TIMEOUT_MS, DRAIN_TIMEOUT_ANNOTATION, parseDrainTimeout } from '../api/index.js';
 
 export const CONFIG_PREFIX = 'config.weft.io/';
 
@@ -15,6 +18,8 @@ export const ANNOTATIONS = {
   // Resilience (api/names.ts RESILIENCE_ANNOTATIONS): the sidecar's --failure-accrual / --max-in-flight.
   failureAccrual: 'config.weft.io/failure-accrual',
   maxInFlight: 'config.weft.io/max-in-flight',
+  drainTimeout: DRAIN_TIMEOUT_ANNOTATION,
+  rewriteProbes: 'config.weft.io/rewrite-probes',
 } as const;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -30,6 +35,16 @@ export interface ProxyConfig {
   failureAccrual?: number;
   /** In-flight requests per backend before shedding (sidecar default when unset). */
   maxInFlight?: number;
+  /** The sidecar's drain timeout (ms); sizes terminationGracePeriodSeconds too. */
+  drainTimeoutMs: number;
+  /** Route the app's HTTP/TCP/gRPC probes through the sidecar's admin port (default true). */
+  rewriteProbes: boolean;
+
+  /**
+   * Sidecar limit flags from `config.weft.io/<flag>` annotations (api/limits.ts),
+   * e.g. ['--request-head-timeout', '5s']; only valid values, in table order.
+   */
+  limitArgs: string[];
 }
 
 export interface ProxyDefaults {
@@ -85,8 +100,23 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
     if ((LOG_LEVELS as readonly string[]).includes(lv)) logLevel = lv as LogLevel;
     else warnings.push(`annotation ${ANNOTATIONS.logLevel}: "${lv}" is not one of ${LOG_LEVELS.join(', ')}; using ${defaults.logLevel}`);
   }
+  const limitArgs: string[] = [];
+  for (const name of Object.keys(LIMITS) as LimitName[]) {
+    const spec = LIMITS[name];
+    const raw = annotations[spec.annotation];
+    if (raw === undefined) continue;
+    const r = parseLimit(name, raw, `annotation ${spec.annotation}`);
+    if (!r.ok) {
+      warnings.push(`${r.message}; using the sidecar's default`);
+      continue;
+    }
+    // A boolean flag is present or absent (its default is off).
+    if (spec.kind === 'boolean') limitArgs.push(...(r.value === 1 ? [`--${spec.flag}`] : []));
+    else limitArgs.push(`--${spec.flag}`, raw.trim());
+  }
+  const limitAnnotations: string[] = Object.values(LIMITS).map((l) => l.annotation);
   for (const k of Object.keys(annotations)) {
-    if (k.startsWith(CONFIG_PREFIX) && !(Object.values(ANNOTATIONS) as string[]).includes(k)) {
+    if (k.startsWith(CONFIG_PREFIX) && !(Object.values(ANNOTATIONS) as string[]).includes(k) && !limitAnnotations.includes(k)) {
       warnings.push(`annotation ${k}: unknown weft setting; ignored`);
     }
   }
@@ -100,6 +130,19 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
   };
   const failureAccrual = whole(ANNOTATIONS.failureAccrual, 1000);
   const maxInFlight = whole(ANNOTATIONS.maxInFlight, 999_999_999);
+  let rewriteProbes = true;
+  const rp = annotations[ANNOTATIONS.rewriteProbes];
+  if (rp !== undefined) {
+    if (rp === 'false' || rp === 'true') rewriteProbes = rp === 'true';
+    else warnings.push(`annotation ${ANNOTATIONS.rewriteProbes}: "${rp}" is neither "true" nor "false"; using true`);
+  }
+  let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
+  const dt = annotations[ANNOTATIONS.drainTimeout];
+  if (dt !== undefined) {
+    const r = parseDrainTimeout(dt, `annotation ${ANNOTATIONS.drainTimeout}`);
+    if (r.ok) drainTimeoutMs = r.ms;
+    else warnings.push(`${r.error}; using ${DEFAULT_DRAIN_TIMEOUT_MS / 1000}s`);
+  }
   return {
     config: {
       ...(failureAccrual !== undefined ? { failureAccrual } : {}),
@@ -109,6 +152,10 @@ export function readProxyConfig(annotations: Record<string, string>, defaults: P
       skipInboundPorts: ports(annotations[ANNOTATIONS.skipInboundPorts] ?? '', ANNOTATIONS.skipInboundPorts, warnings),
       skipOutboundPorts: ports(annotations[ANNOTATIONS.skipOutboundPorts] ?? '', ANNOTATIONS.skipOutboundPorts, warnings),
       image,
+      drainTimeoutMs,
+      rewriteProbes,
+
+      limitArgs,
     },
     warnings,
   };

@@ -11,3 +11,4 @@ export {
 export { handleReview, ADMISSION_API_VERSION, type AdmissionReviewOut, type ReviewOutcome, type Route } from './admission.js';
 export { startInjector, type InjectorServer, type InjectorServerOptions } from './server.js';
 export { injectYaml, type InjectReport } from './inject-yaml.js';
+export { rewriteProbes, appProbeOf, APP_PROBES_ANNOTATION, APP_PROBES_ENV, APP_PROBE_PREFIX, type AppProbe, type ProbeRewrite } from './probes.js';

@@ -2,10 +2,11 @@
 import { INJECTED_ANNOTATION } from '../api/index.js';
 import { decide } from './decide.js';
 import { readProxyConfig } from './config.js';
+import { APP_PROBES_ANNOTATION, APP_PROBES_ENV, rewriteProbes } from './probes.js';
 import type { AddOp, PodLike } from './pod.js';
 import {
-  declaredPorts, identityVolume, initContainer, proxyContainer, resolveOptions, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
-  PROXY_CONTAINER_NAME, type InjectOptions,
+  declaredPorts, identityVolume, initContainer, proxyContainer, resolveOptions, terminationGraceFor, IDENTITY_VOLUME, INIT_CONTAINER_NAME,
+  PROXY_CONTAINER_NAME, TERMINATION_MARGIN_S, type InjectOptions,
 } from './proxy-spec.js';
 
 export type PatchResult =
@@ -46,6 +47,15 @@ export function buildPatch(pod: PodLike, namespaceLabels: Record<string, string>
   const proxy = proxyContainer(config, o, declaredPorts([...(spec.initContainers ?? []), ...spec.containers]));
   const ops: AddOp[] = [];
 
+  // The app's probes go through the sidecar's admin port (strict mTLS never refuses the kubelet).
+  // Their ops come first: in legacy mode the proxy is inserted before the app containers.
+  const probes = config.rewriteProbes ? rewriteProbes(spec.containers) : undefined;
+  if (probes && Object.keys(probes.table).length > 0) {
+    (proxy.env ??= []).push({ name: APP_PROBES_ENV, value: JSON.stringify(probes.table) });
+    for (const p of probes.containers) ops.push({ op: 'add', path: `/spec/containers/${p.index}/${p.field}`, value: p.probe });
+  }
+  if (probes) warnings.push(...probes.warnings);
+
   if (o.nativeSidecar) {
     // weft-init, then the proxy, then the pod's own init containers (which can use the mesh).
     if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: [init, proxy] });
@@ -61,10 +71,19 @@ export function buildPatch(pod: PodLike, namespaceLabels: Record<string, string>
     }
   }
 
+  // The kubelet must give the sidecar its drain: SIGKILL comes after terminationGracePeriodSeconds.
+  const current = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : undefined;
+  const grace = terminationGraceFor(current, config.drainTimeoutMs);
+  if (grace !== undefined) {
+    ops.push({ op: 'add', path: '/spec/terminationGracePeriodSeconds', value: grace });
+    if (current !== undefined) warnings.push(`spec.terminationGracePeriodSeconds: ${current} s is shorter than the sidecar's drain (${config.drainTimeoutMs} ms) plus ${TERMINATION_MARGIN_S} s; raised to ${grace}`);
+  }
+
   if (!spec.volumes) ops.push({ op: 'add', path: '/spec/volumes', value: [identityVolume(o)] });
   else ops.push({ op: 'add', path: '/spec/volumes/-', value: identityVolume(o) });
 
   const newAnnotations: Record<string, string> = { [INJECTED_ANNOTATION]: o.version };
+  if (probes && Object.keys(probes.original).length > 0) newAnnotations[APP_PROBES_ANNOTATION] = JSON.stringify(probes.original);
   if (annotations[DEFAULT_CONTAINER_ANNOTATION] === undefined && spec.containers[0]) {
     // kubectl logs/exec should land in the app, not the proxy.
     newAnnotations[DEFAULT_CONTAINER_ANNOTATION] = spec.containers[0].name;

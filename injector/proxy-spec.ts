@@ -103,6 +103,9 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       '--namespace', '$(POD_NAMESPACE)',
       '--service-account', '$(SERVICE_ACCOUNT)',
       ...(appPorts.length > 0 ? ['--app-ports', appPorts.join(',')] : []),
+      '--drain-timeout', `${cfg.drainTimeoutMs}ms`,
+
+      ...(cfg.limitArgs ?? []),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
@@ -154,6 +157,20 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
     };
   }
   return c;
+}
+
+/** Seconds the kubelet must allow past the sidecar's drain (its own stop, the app's). */
+export const TERMINATION_MARGIN_S = 5;
+
+/**
+ * The pod's terminationGracePeriodSeconds that fits the drain: Kubernetes'
+ * default (30 s) unless the drain plus the margin needs more; a pod's own
+ * longer value is kept. undefined: nothing to change.
+ */
+export function terminationGraceFor(current: number | undefined, drainTimeoutMs: number): number | undefined {
+  const need = Math.ceil(drainTimeoutMs / 1000) + TERMINATION_MARGIN_S;
+  const have = current ?? 30;
+  return have >= need ? undefined : need;
 }
 
 export function identityVolume(o: ResolvedOptions): Volume {

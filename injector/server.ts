@@ -9,6 +9,24 @@ import type { InjectOptions } from './proxy-spec.js';
 
 export const MAX_BODY_BYTES = 3 * 1024 * 1024; // the API server's own request limit is 3 MiB
 
+/**
+ * Limits of the webhook's HTTPS port (README "Limits"). The API server sends
+ * one AdmissionReview per request and gives up after its webhook timeout
+ * (10 s by default, 30 s at most), so a client slower than that is not it.
+ */
+export const WEBHOOK_LIMITS = {
+  maxBodyBytes: MAX_BODY_BYTES,
+  /** Whole request (head and body) within this, else 408 (node's requestTimeout). */
+  requestTimeoutMs: 30_000,
+  /** Request head within this (node's headersTimeout). */
+  headersTimeoutMs: 10_000,
+  maxHeaderBytes: 16 * 1024,
+  maxHeaders: 100,
+} as const;
+
+/** weft_injector_limit_rejections_total{limit}: body_size, request_timeout, headers. */
+export type WebhookLimit = 'body_size' | 'request_timeout' | 'headers';
+
 export interface InjectorServerOptions extends InjectOptions {
   host?: string;
   port?: number;
@@ -25,6 +43,8 @@ export interface InjectorServerOptions extends InjectOptions {
 export interface InjectorServer {
   port: number;
   address: string;
+  /** Requests refused by each limit (also GET /metrics). */
+  limitRejections: Record<WebhookLimit, number>;
   close(): Promise<void>;
 }
 
@@ -36,8 +56,30 @@ export async function startInjector(o: InjectorServerOptions): Promise<InjectorS
     cert: o.certPem ?? readFileSync(o.certFile ?? '', 'utf8'),
     key: o.keyPem ?? readFileSync(o.keyFile ?? '', 'utf8'),
   });
-  const server = https.createServer({ ...load(), minVersion: 'TLSv1.2' }, (req, res) => handle(req, res, o, log));
+  const rejections: Record<WebhookLimit, number> = { body_size: 0, request_timeout: 0, headers: 0 };
+  const server = https.createServer(
+    {
+      ...load(),
+      minVersion: 'TLSv1.2',
+      requestTimeout: WEBHOOK_LIMITS.requestTimeoutMs,
+      headersTimeout: WEBHOOK_LIMITS.headersTimeoutMs,
+      connectionsCheckingInterval: 1000,
+      maxHeaderSize: WEBHOOK_LIMITS.maxHeaderBytes,
+    },
+    (req, res) => handle(req, res, o, log, rejections),
+  );
+  server.maxHeadersCount = WEBHOOK_LIMITS.maxHeaders;
   server.on('tlsClientError', (e) => log(`tls: ${e.message}`));
+  // Malformed, oversized or too slow requests: answer what node found, then close (never a crash).
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    const [status, limit] =
+      err.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'headers' as const]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'request_timeout' as const]
+      : ['400 Bad Request', undefined];
+    if (limit) rejections[limit]++;
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    else socket.destroy();
+  });
   // A Secret-mounted cert is swapped in place by the kubelet: pick up the new one.
   const reload = () => {
     try {
@@ -57,6 +99,7 @@ export async function startInjector(o: InjectorServerOptions): Promise<InjectorS
   return {
     port: addr.port,
     address: addr.address,
+    limitRejections: rejections,
     close: () =>
       new Promise<void>((resolve) => {
         if (watched) unwatchFile(watched, reload);
@@ -72,29 +115,47 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, o: InjectorServerOptions, log: (l: string) => void): void {
+function handle(req: IncomingMessage, res: ServerResponse, o: InjectorServerOptions, log: (l: string) => void, rejections: Record<WebhookLimit, number>): void {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (req.method === 'GET' && (path === '/ready' || path === '/live')) return send(res, 200, 'ok\n');
+  if (req.method === 'GET' && path === '/metrics') {
+    const lines = ['# HELP weft_injector_limit_rejections_total Webhook requests refused by a limit.', '# TYPE weft_injector_limit_rejections_total counter'];
+    for (const [limit, n] of Object.entries(rejections)) lines.push(`weft_injector_limit_rejections_total{limit="${limit}"} ${n}`);
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    return void res.end(lines.join('\n') + '\n');
+  }
   const route = ROUTES[path];
   if (!route) return send(res, 404, `no such endpoint ${path}; POST /mutate\n`);
   if (req.method !== 'POST') {
     res.setHeader('allow', 'POST');
     return send(res, 405, `${path} takes POST\n`);
   }
+  const tooLarge = (): void => {
+    rejections.body_size++;
+    res.setHeader('connection', 'close');
+    send(res, 413, `request body over ${MAX_BODY_BYTES} bytes\n`);
+    // Stop reading: whatever else the client sends is not worth receiving.
+    res.once('finish', () => req.destroy());
+  };
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   let tooBig = false;
   req.on('data', (c: Buffer) => {
+    if (tooBig) return;
     size += c.length;
     if (size > MAX_BODY_BYTES) {
       tooBig = true;
+      chunks.length = 0;
+      tooLarge();
       return;
     }
     chunks.push(c);
   });
   req.on('error', () => {});
   req.on('end', () => {
-    if (tooBig) return send(res, 413, `request body over ${MAX_BODY_BYTES} bytes\n`);
+    if (tooBig) return;
     try {
       const out = handleReview(Buffer.concat(chunks), route, o);
       log(out.summary);

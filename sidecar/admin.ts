@@ -1,11 +1,14 @@
-// The admin listener (POD_IP:7090): /ready, /live, /config, /metrics, /resilience,
-// POST /shutdown. /ready is 200 only with a certificate and a first
+// The admin listener (POD_IP:7090): /ready, /live, /config, /metrics,
+// /identity, /resilience, POST /shutdown. /ready is 200 only with a certificate and a first
 // directory from control (kubelet and `weft up` wait on it).
 import { createServer, type Server } from 'node:http';
-import type { IdentityHolder } from './bootstrap.js';
+import { certSha256, certValidity, splitPemBundle } from '../certs/index.js';
+import type { Identity, IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
 import type { SidecarMetrics } from './metrics.js';
+import { APP_PROBE_PREFIX, type AppProbe } from '../api/index.js';
+import { serveAppProbe } from './app-probe.js';
 
 export interface AdminOptions {
   identity: IdentityHolder;
@@ -18,6 +21,11 @@ export interface AdminOptions {
   draining: () => boolean;
   /** GET /resilience: per backend in flight, shed, retry budget use and endpoint states (resilience.ts). */
   resilience?: () => unknown;
+  /** The inbound authorization in force (authz-state.ts), shown in /config. */
+  inbound?: () => unknown;
+
+  /** The app's probes the injector rewrote to /app-probe/... (WEFT_APP_PROBES), forwarded to the app at podIP. */
+  appProbes?: { probes: Readonly<Record<string, AppProbe>>; podIP: string };
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -33,6 +41,36 @@ export function configSnapshot(o: AdminOptions): unknown {
     control: { connected: o.stream.connected, nacks: Object.fromEntries(o.stream.lastNack) },
     directory: o.state.directory ? { version: o.state.directory.version, services: o.state.directory.entries } : null,
     services: Object.fromEntries([...o.state.services].map(([k, s]) => [k, { version: s.version, config: s.config }])),
+    ...(o.inbound ? { inbound: o.inbound() } : {}),
+  };
+}
+
+export interface IdentityView {
+  spiffeId: string;
+  leaf: { notBefore: string; notAfter: string; sha256: string; issuerSha256: string } | null;
+  trustBundle: { subject: string; notAfter: string; sha256: string }[];
+}
+
+/**
+ * GET /identity: the leaf in use and the anchors new handshakes trust. Each
+ * sha256 is the lowercase hex SHA-256 of the certificate's DER, what
+ * `openssl x509 -noout -fingerprint -sha256` prints without the colons.
+ */
+export function identityView(spiffe: string, id: Identity | undefined): IdentityView {
+  if (!id) return { spiffeId: spiffe, leaf: null, trustBundle: [] };
+  const bundle: IdentityView['trustBundle'] = [];
+  for (const b of splitPemBundle(id.bundlePem)) {
+    try {
+      const v = certValidity(b);
+      bundle.push({ subject: v.subject, notAfter: v.notAfter.toISOString(), sha256: certSha256(b) });
+    } catch {
+      // control validated the bundle; an unreadable block is not trusted by TLS either
+    }
+  }
+  return {
+    spiffeId: id.spiffe,
+    leaf: { notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString(), sha256: id.leafSha256, issuerSha256: id.issuerSha256 },
+    trustBundle: bundle,
   };
 }
 
@@ -48,6 +86,7 @@ export function createAdmin(o: AdminOptions): Server {
       if (o.draining()) return send(503, 'not ready: draining\n');
       return isReady(o.identity, o.state) ? send(200, 'ready\n') : send(503, `not ready: ${o.identity.current ? 'no config from control yet' : 'no certificate yet'}\n`);
     }
+    if (path === '/identity') return send(200, JSON.stringify(identityView(o.identity.spiffe, o.identity.current), null, 2) + '\n', 'application/json');
     if (path === '/config') return send(200, JSON.stringify(configSnapshot(o), null, 2) + '\n', 'application/json');
     if (path === '/resilience' && o.resilience) return send(200, JSON.stringify(o.resilience(), null, 2) + '\n', 'application/json');
     if (path === '/metrics') {
@@ -67,6 +106,7 @@ export function createAdmin(o: AdminOptions): Server {
       setImmediate(o.onShutdown);
       return;
     }
+    if (o.appProbes && path.startsWith(APP_PROBE_PREFIX) && serveAppProbe(req, res, path, o.appProbes.probes, o.appProbes.podIP)) return;
     send(404, 'not found\n');
   });
 }

@@ -3,6 +3,7 @@
 import type { SelfInfo } from './config-apply.js';
 import type { EndpointPools } from './endpoint-pool.js';
 import type { SidecarMetrics } from './metrics.js';
+import type { InboundAuthz } from './authz-state.js';
 
 export interface InboundContext {
   podIP: string;
@@ -12,4 +13,6 @@ export interface InboundContext {
   log: (line: string) => void;
   /** True once the sidecar drains: the caller's session gets a GOAWAY. */
   draining?: (() => boolean) | undefined;
+  /** Inbound authorization (AuthorizationPolicy, default inbound policy); absent: every caller allowed. */
+  authz?: InboundAuthz | undefined;
 }

@@ -3,7 +3,10 @@
 // spoken to in h2c (prior knowledge) over one reused session per app port:
 // the decision is by ALPN, since only an h2 caller (gRPC, HTTP/2 apps) makes
 // the outbound choose an h2 hop. The caller's SPIFFE ID goes to the app as
-// `x-weft-peer-identity` (a value the caller sent is replaced).
+// `x-weft-peer-identity` (a value the caller sent is replaced). Every stream
+// is authorized against the config current when it opens (so a policy edit
+// reaches sessions opened before it): a denied call gets 403 with
+// `weft-proxy-error`, a denied gRPC call PERMISSION_DENIED (trailers-only).
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream, type Http2Server } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { parseSpiffeId } from '../certs/index.js';
@@ -11,6 +14,14 @@ import { createH2Server, forwardH2, h2SessionsOf, upstreamHeaders } from './hop-
 import { isGrpc } from './grpc-status.js';
 import { peerLabels, SeriesCache, type PeerLabels } from './metrics.js';
 import type { InboundContext } from './inbound-context.js';
+import { PROXY_ERROR_HEADER } from './proxy-errors.js';
+import { encodeGrpcMessage } from './grpc-status.js';
+
+/** gRPC PERMISSION_DENIED (grpc/doc/statuscodes.md). */
+const GRPC_PERMISSION_DENIED = '7';
+
+/** The listener's context, with the authorization in force (listen-inbound.ts passes it). */
+type AuthzContext = InboundContext;
 
 const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -91,6 +102,18 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
+  const authz = (st.ctx as AuthzContext).authz;
+  if (authz) {
+    const raw = (headers[':path'] as string | undefined) ?? '/';
+    const q = raw.indexOf('?');
+    const d = authz.check(info.port, info.spiffe, q < 0 ? raw : raw.slice(0, q));
+    if (!d.allowed) {
+      const grpc = isGrpc(headers['content-type']);
+      deny(stream, grpc, d.reason);
+      seriesFor(st, info.port).get(info.peer, grpc ? 200 : 403, grpc ? GRPC_PERMISSION_DENIED : '').record((performance.now() - start) / 1000);
+      return;
+    }
+  }
   const out = upstreamHeaders(headers, (headers[':path'] as string | undefined) ?? '/', (headers[':authority'] as string | undefined) ?? '');
   out[PEER_IDENTITY_HEADER] = info.spiffe;
   const series = seriesFor(st, info.port);
@@ -104,4 +127,22 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
     responseEdits: undefined,
     done: (r) => series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000),
   });
+}
+
+/** A denied stream: trailers-only PERMISSION_DENIED for gRPC, else 403; the request body is not read. */
+function deny(stream: ServerHttp2Stream, grpc: boolean, reason: string): void {
+  if (stream.destroyed || stream.closed) return;
+  const why = reason.replace(/[^\x20-\x7e]/g, ' ');
+  if (grpc) {
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': GRPC_PERMISSION_DENIED, 'grpc-message': encodeGrpcMessage(reason), [PROXY_ERROR_HEADER]: why },
+      { endStream: true },
+    );
+  } else {
+    const body = `${reason}\n`;
+    stream.respond({ ':status': 403, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), [PROXY_ERROR_HEADER]: why });
+    stream.end(body);
+  }
+  // Nothing of the request goes anywhere; drop what the caller still sends.
+  stream.resume();
 }

@@ -35,6 +35,12 @@ export interface PlainInboundOptions {
   onHttp?: (socket: net.Socket, port: number, protocol: 'http1' | 'h2c') => boolean;
   /** Called when a plaintext caller is refused in strict mode. */
   onRefused?: (socket: net.Socket, dst: OriginalDst) => void;
+  /**
+   * Inbound authorization of a plaintext (unauthenticated) opaque connection
+   * to app port `port`; false closes it before anything reaches the app.
+   * Unset: allowed.
+   */
+  authorizeOpaque?: (port: number) => boolean;
 }
 
 export type PlainInboundOutcome =
@@ -67,6 +73,11 @@ export async function handlePlainInbound(socket: net.Socket, opts: PlainInboundO
   });
   if ((protocol === 'http1' || protocol === 'h2c') && opts.onHttp?.(socket, od.port, protocol)) {
     return { kind: 'http', dst: od, protocol };
+  }
+  if (opts.authorizeOpaque && !opts.authorizeOpaque(od.port)) {
+    socket.on('error', () => {});
+    socket.destroy();
+    return { kind: 'refused', dst: od };
   }
   const result = opaqueDirect(socket, { address: opts.podIp, port: od.port }, { metrics: opts.metrics, direction: 'inbound' });
   return { kind: 'opaque', dst: od, protocol, result };

@@ -9,18 +9,22 @@
 // Config arrives through bootstrap → config-stream → config-validate →
 // config-apply. Every dependency is passed in when a listener is built.
 import type { Server } from 'node:net';
-import { DEFAULT_TRUST_DOMAIN, PORTS } from '../api/index.js';
+import { DEFAULT_TRUST_DOMAIN, PORTS, type AppProbe } from '../api/index.js';
 import { IdentityHolder } from './bootstrap.js';
+import { trackAnchorExpiry } from './identity-metrics.js';
 import { MeshState, type EndpointRt } from './config-apply.js';
 import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
 import { RequestObservers } from './request-observers.js';
+import { InboundAuthz } from './authz-state.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { Resilience } from './resilience.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, Drain } from './drain.js';
+import type { SidecarLimits } from './limits.js';
 
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
 export { decide, attemptTimeout, type Decision, type Forward, type Respond, type Mirror, type RetryPolicy, type Timeouts } from './decide.js';
@@ -34,6 +38,9 @@ export { validateServiceConfig } from './config-validate.js';
 export { parseFailureAccrual } from './failure-accrual.js';
 export { parseMaxInFlight } from './load-shed.js';
 export { Resilience, RetryRun, type ResilienceSnapshot } from './resilience.js';
+export { buildAuthorizer, validateInboundAuthz, type Authorizer, type AuthzDecision } from './authorize.js';
+export { InboundAuthz } from './authz-state.js';
+export { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, drainPlan } from './drain.js';
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */
@@ -60,12 +67,18 @@ export interface SidecarOptions {
   /** Port of the peers' inbound listeners (default 7002; tests only). */
   peerInboundPort?: number;
   detectTimeoutMs?: number;
+  /** The app's probes rewritten to the admin port by the injector (WEFT_APP_PROBES). */
+  appProbes?: Record<string, AppProbe>;
+  /** Drain timeout on shutdown (default 5 s; `--drain-timeout`, annotation `config.weft.io/drain-timeout`). */
+  drainTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;
   /** Consecutive failures that take an endpoint out of the balancer (default 7; 0: off). */
   failureAccrual?: number;
   /** In-flight requests per backend past which requests are shed with 503 overloaded (default 10,000; 0: no bound). */
   maxInFlight?: number;
+  /** Per-workload limits (sidecar/limits.ts; flags and config.weft.io/* annotations). */
+  limits?: SidecarLimits;
   log?: (line: string) => void;
 }
 
@@ -76,8 +89,17 @@ export interface SidecarHandle {
   adminAddress: string;
   outboundAddress: string;
   inboundAddress: string;
-  /** Stop accepting, drain in-flight requests for up to graceMs, then close everything. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Graceful drain (sidecar/drain.ts): Goodbye to control, inbound stops
+   * accepting after a short propagation window, in-flight requests are
+   * answered, the app's outbound calls keep working; then everything closes
+   * once idle or after graceMs (default: the drain timeout).
+   */
+  close(graceMs?: number, reason?: string): Promise<void>;
+  /** True from the start of the drain (what the listeners' `draining` dependency reads). */
+  draining: () => boolean;
+  /** Runs fn when the drain starts (HTTP/2 GOAWAY on open sessions). */
+  onDrain(fn: () => void): void;
   /** Resolves when the sidecar has closed (close() or POST /shutdown). */
   closed: Promise<void>;
   /** Completed-request observers (tap, access log, trace): add one to receive RequestRecords. */
@@ -119,7 +141,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     const id = identity.current!;
     metrics.certExpiry.set({ kind: 'leaf', identity: id.spiffe }, id.notAfter.getTime() / 1000);
   });
+  trackAnchorExpiry(identity, metrics);
   const state = new MeshState({ self, metrics });
+  const authz = new InboundAuthz(metrics, log);
   const stream = new ConfigStream({
     control: opts.control,
     identity,
@@ -135,6 +159,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
       app_ports: opts.appPorts ?? [],
       strict: !!opts.strict,
     },
+    inbound: authz,
     // "ns/name", "name.ns" or a bare name (the workload's own namespace).
     subscribe: (opts.subscribe ?? []).map((s) => {
       if (s.includes('/')) return s;
@@ -150,24 +175,27 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   // there: on the pod IP, any other pod could send traffic as this workload.
   // In local mode the pod IP is itself a loopback address the app dials.
   const outHost = opts.podIP.startsWith('127.') ? opts.podIP : '127.0.0.1';
-  const maxHeaderSize = opts.maxHeaderSize;
+  const maxHeaderSize = opts.maxHeaderSize ?? opts.limits?.maxHeaderBytes;
   let closing: Promise<void> | undefined;
-  // Draining (ops-life wires when it starts): HTTP/1.1 answers carry Connection: close, HTTP/2 sessions get a GOAWAY.
+  // Draining (drain.ts runs it on SIGTERM / POST /shutdown): HTTP/1.1 answers carry Connection: close, HTTP/2 sessions get a GOAWAY.
   const draining = () => closing !== undefined;
   const observers = new RequestObservers();
   // Retries, budgets, failure accrual and shedding of the outbound forward step (issue 14).
   const resilience = new Resilience(metrics, { ...(opts.failureAccrual !== undefined ? { failureAccrual: opts.failureAccrual } : {}), ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}) });
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience });
-  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining });
+  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz });
+  const drain = new Drain({ inbound, outbound, goodbye: (why) => stream.goodbye(why), log });
   const admin = createAdmin({
     identity,
     state,
     stream,
     metrics,
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
-    onShutdown: () => void handle.close(),
+    onShutdown: () => void handle.close(undefined, 'POST /shutdown'),
     draining: () => closing !== undefined,
     resilience: () => resilience.snapshot(),
+    inbound: () => ({ version: authz.version, config: authz.config, ...(authz.lastError ? { nack: authz.lastError } : {}) }),
+    ...(opts.appProbes ? { appProbes: { probes: opts.appProbes, podIP: opts.podIP } } : {}),
   });
 
   const ports = opts.ports ?? {};
@@ -197,19 +225,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     while (!state.directory && !closing) await state.waitForDirectory(1000);
   });
 
-  async function close(graceMs = 5_000): Promise<void> {
-    // Stop accepting; in-flight requests finish; idle keep-alive connections go now, busy ones once idle.
+  async function close(graceMs = opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS, reason = 'shutdown'): Promise<void> {
+    // Goodbye to control, inbound drains (see drain.ts) while the app's outbound calls keep working.
+    await drain.run(reason, graceMs);
     outbound.server.close();
-    inbound.server.close();
     // Callers on HTTP/2 sessions are told to go (GOAWAY): their streams in flight finish.
     outbound.h2.goaway();
-    const deadline = Date.now() + graceMs;
-    const all = () => outbound.sockets.size + inbound.sockets.size;
-    while (all() > 0 && Date.now() < deadline) {
-      outbound.http.closeIdleConnections();
-      inbound.http.closeIdleConnections();
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    outbound.http.closeIdleConnections();
+    inbound.http.closeIdleConnections();
     for (const s of outbound.sockets) s.destroy();
     for (const s of inbound.sockets) s.destroy();
     outbound.http.closeAllConnections();
@@ -234,10 +257,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     adminAddress: hostPort(opts.podIP, adminPort),
     outboundAddress: hostPort(outHost, outPort),
     inboundAddress: hostPort(opts.podIP, inPort),
-    close(graceMs?: number) {
-      if (!closing) closing = close(graceMs).finally(closedResolve);
+    close(graceMs?: number, reason?: string) {
+      if (!closing) closing = close(graceMs, reason).finally(closedResolve);
       return closing;
     },
+    draining: drain.draining,
+    onDrain: (fn) => drain.onStart(fn),
   };
   return handle;
 }

@@ -6,7 +6,10 @@
 // bundle is required; the server name says which app port and must name
 // this workload's identity; the caller's SPIFFE ID is read once per
 // connection and passed to the app as `x-weft-peer-identity` (a value the
-// caller sent is never passed on).
+// caller sent is never passed on). Authorization (authz-state.ts) is checked
+// per HTTP request against the config current at that moment (so an edit
+// reaches keep-alive connections), and per connection for opaque TCP, before
+// a byte reaches the app.
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -24,6 +27,8 @@ import { answerClientError, sendProxyError } from './proxy-errors.js';
 import { HOP_ALPN } from './hop.js';
 import { handToHttp } from './handoff.js';
 import { inboundH2 } from './inbound-h2.js';
+import type { InboundContext } from './inbound-context.js';
+import type { InboundAuthz } from './authz-state.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -39,6 +44,8 @@ export interface InboundOptions {
   log: (line: string) => void;
   /** True once the sidecar drains: HTTP/1.1 answers carry `Connection: close`, HTTP/2 sessions get a GOAWAY. */
   draining?: (() => boolean) | undefined;
+  /** Inbound authorization (AuthorizationPolicy, default inbound policy); absent: every caller allowed. */
+  authz?: InboundAuthz;
 }
 
 interface ConnInfo {
@@ -90,6 +97,9 @@ export function createInbound(o: InboundOptions): Inbound {
     return p;
   }
 
+  // inbound-h2.ts reads `authz` and `draining` from its context (inbound-context.ts).
+  const h2ctx: InboundContext = { podIP, metrics, pools, self, log: o.log, draining: o.draining, ...(o.authz ? { authz: o.authz } : {}) };
+
   const http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
   http.on('clientError', answerClientError);
   http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onRequest(req, upgradeResponse(req, socket, head)));
@@ -127,10 +137,15 @@ export function createInbound(o: InboundOptions): Inbound {
     metrics.connection(s, 'inbound', spiffe, true);
     s.on('error', () => {});
     if (s.alpnProtocol === ALPN_OPAQUE) {
+      // Opaque TCP is authorized once, for the connection, before the app is dialled.
+      if (o.authz && !o.authz.check(hop.port, spiffe).allowed) {
+        s.destroy();
+        return;
+      }
       opaqueInbound(s, { podIp: podIP, port: hop.port, peer: spiffe });
       return;
     }
-    if (s.alpnProtocol === 'h2') return inboundH2(s, hop.port, spiffe, { podIP, metrics, pools, self, log: o.log, draining: o.draining });
+    if (s.alpnProtocol === 'h2') return inboundH2(s, hop.port, spiffe, h2ctx);
     (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port, 'inbound')) };
     http.emit('connection', s);
   });
@@ -159,6 +174,7 @@ export function createInbound(o: InboundOptions): Inbound {
         return true;
       },
       onRefused: (_s, dst) => o.log(`inbound: refused plaintext caller for port ${dst.port} (strict mTLS)`),
+      ...(o.authz ? { authorizeOpaque: (port: number) => o.authz!.check(port, '').allowed } : {}),
     }).then((r) => {
       if (r.kind === 'not-redirected' && !socket.destroyed) tls.emit('connection', socket);
     });
@@ -176,6 +192,17 @@ export function createInbound(o: InboundOptions): Inbound {
     else if (req.headers[PEER_IDENTITY_HEADER] !== undefined) delete req.headers[PEER_IDENTITY_HEADER];
     const series = seriesFor(info.port);
     const peer = info.peer;
+    if (o.authz) {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const d = o.authz.check(info.port, info.spiffe, q < 0 ? url : url.slice(0, q));
+      if (!d.allowed) {
+        // Nothing denied reaches the app: answered here, the body (if any) is discarded.
+        sendProxyError(res, 403, d.reason);
+        series.get(peer, 403).record((performance.now() - start) / 1000);
+        return;
+      }
+    }
     const done = (r: ForwardResult) => series.get(peer, r.status).record((performance.now() - start) / 1000);
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');

@@ -8,7 +8,7 @@
 // connections, detection) are small labelled families below: prom-client
 // (with its OpenTelemetry and t-digest dependencies) cost ~50 ms of start-up
 // and ~13 MB RSS for eleven counters and gauges.
-import { ENDPOINT_LABELS, LATENCY_BUCKETS, REQUEST_LABELS, RESILIENCE_METRICS, RETRY_LABELS, SIDECAR_METRICS } from '../api/index.js';
+import { AUTHZ_LABELS, ENDPOINT_LABELS, LATENCY_BUCKETS, REQUEST_LABELS, RESILIENCE_METRICS, RETRY_LABELS, SIDECAR_METRICS } from '../api/index.js';
 
 export type RequestLabelName = (typeof REQUEST_LABELS)[number];
 export type RequestLabels = Record<RequestLabelName, string>;
@@ -131,6 +131,11 @@ export class Family {
     return e;
   }
 
+  /** The value cell of one label set, for a hot path that counts by `cell.value++` (no label rendering per event). */
+  cell(labels: Labels): { value: number } {
+    return this.slot(labels);
+  }
+
   inc(labels?: Labels | number, v = 1): void {
     if (typeof labels === 'number') this.slot(undefined).value += labels;
     else this.slot(labels).value += v;
@@ -184,11 +189,17 @@ export class SidecarMetrics {
   readonly endpointEjected = this.family(RESILIENCE_METRICS.endpointEjected, '1 while failure accrual keeps the endpoint out of the balancer', 'gauge', ENDPOINT_LABELS);
   readonly endpointEjections = this.family(RESILIENCE_METRICS.endpointEjections, 'Times failure accrual took the endpoint out of the balancer', 'counter', ENDPOINT_LABELS);
   readonly requestsShed = this.family(RESILIENCE_METRICS.requestsShed, 'Requests answered 503 overloaded because the backend had too many in flight', 'counter', ['dst_namespace', 'dst_service', 'backend']);
+  readonly authzDecisions = this.family(SIDECAR_METRICS.authzDecisions, 'Inbound authorization decisions (AuthorizationPolicy, default inbound policy)', 'counter', AUTHZ_LABELS);
+
+  /** Connections and requests refused by a limit (sidecar/limits.ts: limit = request_head_timeout, max_header_bytes, ...). */
+  readonly limitRejections = this.family(SIDECAR_METRICS.limitRejections, 'Connections and requests refused by a sidecar limit', 'counter', ['direction', 'limit']);
 
   private readonly versionLabels = new Map<string, string>();
 
   constructor() {
     this.controlConnected.set(0);
+    // Exported from the start (a limit never hit is a 0, not a missing metric).
+    for (const direction of ['outbound', 'inbound']) this.limitRejections.inc({ direction, limit: 'request_head_timeout' }, 0);
   }
 
   /** The series for one full label set (created on first use). */

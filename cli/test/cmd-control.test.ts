@@ -65,3 +65,14 @@ t.test('weft control without --state-dir is a usage error', async (t) => {
   t.equal(code, 2);
   t.match(err, /--state-dir is required/);
 });
+
+t.test('weft control --default-inbound-policy: a bad value is refused before anything starts', async (t) => {
+  const state = mkdtempSync(join(tmpdir(), 'weft-state-'));
+  t.teardown(() => rmSync(state, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [cli, 'control', '--state-dir', join(state, 's'), '--default-inbound-policy', 'closed', '--listen', `${ip}:0`, '--admin', `${ip}:0`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  t.equal(code, 2);
+  t.match(err, /--default-inbound-policy: "closed" is not one of all-unauthenticated, all-authenticated, deny, audit/);
+});

@@ -191,7 +191,8 @@ t.test('a route edit pushes a new version within a second, only to subscribers, 
   t.ok(took < 1000, `edit reached the sidecar in ${took} ms`);
   const u = updateOf(um)!;
   t.same(weights(parse(u.config_json)), [10, 90]);
-  t.ok(BigInt(u.version) > BigInt(updateOf(first)!.version), 'versions increase');
+  t.not(u.version, updateOf(first)!.version, 'a new content, a new version');
+  t.match(u.version, /^[0-9a-f]{16}$/, 'versions are content hashes');
   const ub = updateOf(await b.s.next((m) => updateOf(m)?.service === 'faces/smiley', 1000, nb))!;
   t.equal(ub.version, u.version, 'one version per (service, consumer namespace)');
   t.ok(Buffer.from(ub.config_json).equals(Buffer.from(u.config_json)), 'same bytes for every subscriber');
@@ -311,4 +312,58 @@ t.test('restarting control with the same STATE keeps endpoints while sidecars re
   again.s.close();
   await sleep(700);
   t.notOk(control.registry.list().some((w) => w.podIP === podIP(1)), 'gone after the grace period');
+});
+
+t.test('Goodbye (draining): the endpoint leaves the subscribers\' views at once while the stream stays open; a draining reconnect is not registered', async (t) => {
+  const hello = { workload: 'smiley-v2', pod_name: 'smiley-v2-0', pod_ip: podIP(20), labels: { app: 'smiley', version: 'v2' }, app_ports: [8080] };
+  const leaving = await sidecar('faces', 'smiley', hello);
+  const face = await sidecar('faces', 'face', { workload: 'face', pod_name: 'face-9', pod_ip: podIP(21), labels: { app: 'face' }, app_ports: [8080], subscribe: ['smiley-v2'] });
+  const has = (m: Parameters<typeof updateOf>[0], ip: string) => {
+    const u = updateOf(m);
+    return !!u && u.service === 'faces/smiley-v2' && !u.removed && JSON.stringify(parse(u.config_json)).includes(ip);
+  };
+  await face.s.next((m) => has(m, podIP(20)));
+  const from = face.s.messages.length;
+  leaving.s.goodbye('SIGTERM');
+  const gone = await face.s.next((m) => {
+    const u = updateOf(m);
+    return !!u && u.service === 'faces/smiley-v2' && !JSON.stringify(parse(u.config_json)).includes(podIP(20));
+  }, 3000, from);
+  t.ok(gone, 'the subscriber got a view without the draining endpoint');
+  t.notOk(control.registry.list().some((w) => w.podIP === podIP(20)), 'no longer registered, though its stream is open');
+  t.match(logs.join('\n'), /faces\/smiley-v2-0 \(.*\) is draining \(SIGTERM\)/, 'control logs the drain');
+  // The draining sidecar still gets config on its open stream (its app's outbound calls).
+  const n = leaving.s.messages.length;
+  leaving.s.subscribe(['color']);
+  await leaving.s.next((m) => updateOf(m)?.service === 'faces/color', 3000, n);
+  // A draining sidecar that reconnects (control restarted, another replica) is not registered again.
+  leaving.s.close();
+  const back = await sidecar('faces', 'smiley', { ...hello, draining: true }, leaving.cert);
+  await back.s.next((m) => !!directoryOf(m));
+  await sleep(100);
+  t.notOk(control.registry.list().some((w) => w.podIP === podIP(20)), 'a Hello with draining does not register');
+  back.s.close();
+  face.s.close();
+});
+
+t.test('content versions: a sidecar that reconnects saying what it holds is sent nothing it has; a changed view still comes', async (t) => {
+  const hello = { workload: 'face', pod_name: 'face-7', pod_ip: podIP(30), labels: { app: 'face' }, app_ports: [8080], subscribe: ['smiley', 'color'] };
+  const first = await sidecar('faces', 'face', hello);
+  const d = directoryOf(await first.s.next((m) => !!directoryOf(m)))!;
+  const smiley = updateOf(await first.s.next((m) => updateOf(m)?.service === 'faces/smiley'))!;
+  const color = updateOf(await first.s.next((m) => updateOf(m)?.service === 'faces/color'))!;
+  first.s.close();
+  // Same content, same versions: a reconnect (to this replica or another) holding them gets no push.
+  const again = await sidecar('faces', 'face', { ...hello, versions: { directory: d.version, 'service:faces/smiley': smiley.version, 'service:faces/color': color.version } }, first.cert);
+  await sleep(500);
+  t.same(again.s.messages.length, 0, 'nothing re-sent');
+  again.s.close();
+  // Holding an outdated view: only that one comes.
+  const stale = await sidecar('faces', 'face', { ...hello, versions: { directory: d.version, 'service:faces/smiley': 'feedfacefeedface', 'service:faces/color': color.version } }, first.cert);
+  const u = updateOf(await stale.s.next((m) => !!updateOf(m)))!;
+  t.equal(u.service, 'faces/smiley');
+  t.equal(u.version, smiley.version, 'the current version, the same as before');
+  await sleep(300);
+  t.equal(stale.s.messages.length, 1, 'only the view that differed');
+  stale.s.close();
 });

@@ -91,3 +91,31 @@ t.test('store: sources, upserts and change notifications', async (t) => {
   t.equal(n, 3);
   t.same(s.sourcesSynced(), { files: true, k8s: false });
 });
+
+t.test('HA: replicas sharing STATE serve each other\'s registrations; a replica that stops heartbeating takes its entries after the grace', async (t) => {
+  const d = tmp(t);
+  const seenB: RegisteredWorkload[][] = [];
+  const a = new Registry({ file: join(d, 'registry-a.json'), graceMs: 400, heartbeatMs: 50, peerScanMs: 20, persistDelayMs: 10, onChange: () => {} });
+  const b = new Registry({ file: join(d, 'registry-b.json'), graceMs: 400, heartbeatMs: 50, peerScanMs: 20, persistDelayMs: 10, onChange: (l) => seenB.push(l) });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  a.connect(w('127.0.9.31'));
+  const releaseB = b.connect(w('127.0.9.32'));
+  const until = async (what: string, fn: () => boolean) => {
+    for (let i = 0; i < 100 && !fn(); i++) await sleep(20);
+    t.ok(fn(), what);
+  };
+  await until('b lists a\'s sidecar too', () => b.list().length === 2);
+  await until('a lists b\'s sidecar too', () => a.list().length === 2);
+  t.same(a.list().map((x) => x.podIP), b.list().map((x) => x.podIP), 'both replicas list the same workloads in the same order');
+  // A draining sidecar on b: gone from a at once (b writes its file immediately).
+  b.leave(w('127.0.9.32'));
+  await until('a drops b\'s draining sidecar', () => a.list().length === 1);
+  releaseB();
+  // a dies (no close: no more heartbeats): after the grace, b drops its entries.
+  a.close();
+  await until('b drops the dead replica\'s entries after the grace', () => b.list().length === 0);
+  t.same(seenB.at(-1), [], 'and tells the store');
+});

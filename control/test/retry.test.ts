@@ -28,15 +28,15 @@ t.test('HTTPRoute retry: a valid stanza passes unchanged', async (t) => {
 
 t.test('HTTPRoute retry: each invalid value is named by its field', async (t) => {
   const cases: Array<{ retry: unknown; field: string; message: RegExp }> = [
-    { retry: { codes: [399] }, field: 'spec.rules[0].retry.codes[0]', message: /399: should be greater than or equal to 400/ },
-    { retry: { codes: [503, 600] }, field: 'spec.rules[0].retry.codes[1]', message: /600: should be less than or equal to 599/ },
+    { retry: { codes: [399] }, field: 'spec.rules[0].retry.codes[0]', message: /399: .*should be greater than or equal to 400/ },
+    { retry: { codes: [503, 600] }, field: 'spec.rules[0].retry.codes[1]', message: /600: .*should be less than or equal to 599/ },
     { retry: { codes: ['503'] }, field: 'spec.rules[0].retry.codes[0]', message: /must be of type integer/ },
     { retry: { codes: 503 }, field: 'spec.rules[0].retry.codes', message: /must be of type array/ },
-    { retry: { attempts: -1 }, field: 'spec.rules[0].retry.attempts', message: /-1: should be greater than or equal to 0/ },
+    { retry: { attempts: -1 }, field: 'spec.rules[0].retry.attempts', message: /-1: .*should be greater than or equal to 0/ },
     { retry: { attempts: 1.5 }, field: 'spec.rules[0].retry.attempts', message: /must be of type integer/ },
-    { retry: { backoff: '1.5s' }, field: 'spec.rules[0].retry.backoff', message: /"1.5s": should match/ },
+    { retry: { backoff: '1.5s' }, field: 'spec.rules[0].retry.backoff', message: /"1.5s": .*should match/ },
     { retry: { backoff: 100 }, field: 'spec.rules[0].retry.backoff', message: /must be of type string/ },
-    { retry: { attemps: 2 }, field: 'spec.rules[0].retry.attemps', message: /field not declared in schema/ },
+    { retry: { attemps: 2 }, field: 'spec.rules[0].retry.attemps', message: /unknown field "spec\.rules\[0\]\.retry\.attemps"/ },
     { retry: 'yes', field: 'spec.rules[0].retry', message: /must be of type object/ },
   ];
   for (const c of cases) {
@@ -50,8 +50,7 @@ t.test('HTTPRoute retry: each invalid value is named by its field', async (t) =>
     }
   }
   const g = validateResource({ ...grpcWith({}), spec: { parentRefs: [svcParent], rules: [{ retry: { codes: [503] } }] } }, 'f');
-  t.equal(g.errors[0]?.field, 'spec.rules[0].retry', 'a GRPCRoute has no retry field');
-  t.match(g.errors[0]?.message, /retry\.weft\.io/);
+  t.equal(g.errors[0]?.field, 'spec.rules[0].retry', 'a GRPCRoute has no retry field (its retries are annotations)');
 });
 
 t.test('an invalid retry rejects only that route; its last good version keeps serving', async (t) => {
@@ -109,7 +108,7 @@ t.test('XBackendTrafficPolicy: invalid values name the field', async (t) => {
     [{}, 'spec.targetRefs', /Required value/],
     [{ targetRefs: [] }, 'spec.targetRefs', /at least 1 items/],
     [{ targetRefs: [{ kind: 'Service', name: 'echo' }] }, 'spec.targetRefs[0].group', /Required value/],
-    [{ targetRefs: [{ ...target, sectionName: 'http' }] }, 'spec.targetRefs[0].sectionName', /not declared/],
+    [{ targetRefs: [{ ...target, sectionName: 'http' }] }, 'spec.targetRefs[0].sectionName', /unknown field/],
     [{ targetRefs: [target, target] }, 'spec.targetRefs[1]', /Duplicate value/],
     [{ targetRefs: [target], retryConstraint: { budget: { percent: 101 } } }, 'spec.retryConstraint.budget.percent', /less than or equal to 100/],
     [{ targetRefs: [target], retryConstraint: { budget: { percent: -1 } } }, 'spec.retryConstraint.budget.percent', /greater than or equal to 0/],
@@ -118,7 +117,7 @@ t.test('XBackendTrafficPolicy: invalid values name the field', async (t) => {
     [{ targetRefs: [target], retryConstraint: { budget: { interval: 'ten' } } }, 'spec.retryConstraint.budget.interval', /should match/],
     [{ targetRefs: [target], retryConstraint: { minRetryRate: { count: 0, interval: '1s' } } }, 'spec.retryConstraint.minRetryRate.count', /greater than or equal to 1/],
     [{ targetRefs: [target], retryConstraint: { minRetryRate: { count: 1, interval: '0s' } } }, 'spec.retryConstraint.minRetryRate.interval', /^interval cannot be greater than one hour$/],
-    [{ targetRefs: [target], retryConstraint: { budgetPercent: 20 } }, 'spec.retryConstraint.budgetPercent', /not declared/],
+    [{ targetRefs: [target], retryConstraint: { budgetPercent: 20 } }, 'spec.retryConstraint.budgetPercent', /unknown field/],
     [{ targetRefs: [target], sessionPersistence: { type: 'Header', cookieConfig: {} } }, 'spec.sessionPersistence', /cookieConfig can only be set with type Cookie/],
   ];
   for (const [spec, field, msg] of cases) {

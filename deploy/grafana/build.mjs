@@ -388,6 +388,25 @@ const workload = dashboard(
     ),
     timeseries('TCP bytes read', 'Bps', [[tcp(`rate(weft_tcp_read_bytes_total${W})`), '{{direction}} {{peer}}']]),
     timeseries('TCP bytes written', 'Bps', [[tcp(`rate(weft_tcp_write_bytes_total${W})`), '{{direction}} {{peer}}']]),
+    row('Authorization'),
+    // weft_authz_decisions_total carries no workload label either: the
+    // inbound sidecars (by instance) of this workload's request series.
+    timeseries(
+      'Authorization decisions',
+      'reqps',
+      [[`sum by (decision, policy) (rate(weft_authz_decisions_total${W}) and on (instance) weft_requests_total{${IN_WL}})`, '{{decision}} {{policy}}']],
+      {
+        stack: 'normal',
+        description:
+          'Inbound requests and opaque connections by outcome: allow, deny (403 / PERMISSION_DENIED / closed), audit (let through, but a policy would deny it), and the AuthorizationPolicy (ns/name), default inbound policy (default:<mode>) or probe path that decided.',
+      },
+    ),
+    timeseries(
+      'Denied and audited callers',
+      'reqps',
+      [[`sum by (source_identity, decision, policy) (rate(weft_authz_decisions_total{decision=~"deny|audit"}${W}) and on (instance) weft_requests_total{${IN_WL}})`, '{{decision}} {{source_identity}} ({{policy}})']],
+      { description: 'Who was refused (or, in audit mode, would be): the caller\'s SPIFFE ID, empty for plaintext callers.' },
+    ),
   ],
 );
 

@@ -102,7 +102,7 @@ t.test('webhook over real HTTPS', async (t) => {
     const proxy = patched.spec?.initContainers?.[1] as Container;
     t.same(proxy.resources, { requests: { cpu: '250m', memory: '64Mi' }, limits: { memory: '1Gi' } });
     t.same(proxy.env?.find((e) => e.name === 'WEFT_LOG_LEVEL'), { name: 'WEFT_LOG_LEVEL', value: 'debug' }, 'log level from annotation');
-    t.same(proxy.args?.slice(-2), ['--app-ports', '8080'], 'the app\'s declared ports');
+    t.same(proxy.args?.slice(proxy.args.indexOf('--app-ports'), proxy.args.indexOf('--app-ports') + 2), ['--app-ports', '8080'], 'the app\'s declared ports');
     const wi = patched.spec?.initContainers?.[0] as Container;
     t.same(wi.args?.slice(-2), ['--skip-outbound-ports', '5432,6379']);
     t.equal(resp.warnings, undefined, 'no warnings for good annotations');

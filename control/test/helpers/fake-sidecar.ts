@@ -120,6 +120,16 @@ export class FakeSidecar {
     this.call.write({ subscribe: { services, unsubscribe } });
   }
 
+  /** The sidecar is draining (0.2.0). */
+  goodbye(reason: string): void {
+    this.call.write({ goodbye: { reason } });
+  }
+
+  /** Any message as is (skew tests write what an older or newer sidecar sent). */
+  send(msg: SidecarMessage): void {
+    this.call.write(msg);
+  }
+
   ack(resource: string, version: string, error = ''): void {
     this.call.write({ ack: { resource, version, error } });
   }

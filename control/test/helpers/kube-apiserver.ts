@@ -29,6 +29,7 @@ export const COLLECTIONS: Record<string, { apiVersion: string; kind: string; nam
   '/apis/gateway.networking.k8s.io/v1beta1/referencegrants': { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant' },
   '/apis/gateway.networking.k8s.io/v1alpha2/backendlbpolicies': { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'BackendLBPolicy' },
   '/apis/gateway.networking.k8s.io/v1alpha3/backendtlspolicies': { apiVersion: 'gateway.networking.k8s.io/v1alpha3', kind: 'BackendTLSPolicy' },
+  '/apis/policy.weft.io/v1alpha1/authorizationpolicies': { apiVersion: 'policy.weft.io/v1alpha1', kind: 'AuthorizationPolicy' },
   '/apis/coordination.k8s.io/v1/leases': { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease' },
   '/apis/apps/v1/deployments': { apiVersion: 'apps/v1', kind: 'Deployment' },
   '/apis/apiextensions.k8s.io/v1/customresourcedefinitions': { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', namespaced: false },

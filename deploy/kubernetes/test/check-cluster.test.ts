@@ -81,6 +81,11 @@ t.test('weft check against an API server: what is there, what is missing, what e
   t.match(r.stdout, /√ trust anchor \(ConfigMap weft-trust-anchor\) certificate: expires/);
   t.match(r.stdout, /‼ issuer \(Secret weft-issuer\) certificate: expires .* \(\d+\.\d days left\)/);
   t.match(r.stdout, /√ webhook serving \(Secret weft-injector-tls\) certificate/);
+  t.match(r.stdout, /√ rotation: no rotation in progress \(bundle has 1 anchor/);
+  // Mid-rotation: a second anchor in the ConfigMap, the issuer still under the first.
+  api.apply(PATHS['ConfigMap']!, { metadata: { name: 'weft-trust-anchor', namespace: 'weft-system' }, data: { 'ca-bundle.pem': anchor.certPem + createTrustAnchor().certPem } });
+  const mid = await weft(['check', '--kubeconfig', kubeconfig], { HOME: home });
+  t.match(mid.stdout, /‼ rotation: bundle has 2 anchors; issuer signed by the old anchor → run `weft certs rotate issuer`/);
   t.ok(api.requests.some((q) => decodeURIComponent(q.path) === '/api/v1/namespaces/weft-system/services/https:weft-injector:443/proxy/ready'), 'webhook probed through the API server');
 
   // The injector stops answering.

@@ -76,11 +76,15 @@ t.test('RBAC is least privilege', async (t) => {
     t.ok(ok, `write rule limited: ${r.resources.join(',')} ${r.verbs.join(',')}`);
   }
   t.notOk(rules.some((r) => r.verbs.includes('*') || r.resources.includes('*') || r.resources.includes('secrets')), 'no wildcards, no secrets');
+  const authz = rules.find((r) => r.apiGroups.includes('policy.weft.io') && r.verbs.includes('watch'));
+  t.same(authz?.resources, ['authorizationpolicies'], 'AuthorizationPolicies are read');
   const gw = rules.find((r) => r.apiGroups.includes('gateway.networking.k8s.io') && r.verbs.includes('watch'));
   t.same(gw?.resources, ['httproutes', 'grpcroutes', 'referencegrants', 'backendlbpolicies', 'backendtlspolicies']);
   const role = find('Role', 'weft-control');
   t.equal(role.metadata.namespace, 'weft-system');
   t.ok(role.rules.some((r: { resources: string[] }) => r.resources.includes('leases')));
+  const secrets = role.rules.filter((r: { resources: string[] }) => r.resources.includes('secrets'));
+  t.same(secrets, [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['weft-issuer'], verbs: ['get', 'list', 'watch'] }], 'reads only its issuer Secret, in weft-system (rotation)');
 });
 
 t.test('webhook: selectors, sideEffects None, failurePolicy, caBundle verifies the serving cert', async (t) => {
@@ -103,6 +107,20 @@ t.test('webhook: selectors, sideEffects None, failurePolicy, caBundle verifies t
   const [leaf, ...chain] = tls['tls.crt'].match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g);
   t.same(verifyChain(leaf, chain, caPem, new Date(), { requireSpiffeId: false }), { ok: true });
   t.match(new X509Certificate(leaf).subjectAltName, /DNS:weft-injector\.weft-system\.svc/);
+});
+
+t.test('the AuthorizationPolicy CRD ships with the install (policy.weft.io/v1alpha1, status subresource)', async (t) => {
+  const crd = find('CustomResourceDefinition', 'authorizationpolicies.policy.weft.io');
+  t.ok(crd, 'CRD present');
+  t.equal(crd.spec.group, 'policy.weft.io');
+  t.equal(crd.spec.names.kind, 'AuthorizationPolicy');
+  t.equal(crd.spec.scope, 'Namespaced');
+  t.same(crd.spec.versions.map((v: { name: string }) => v.name), ['v1alpha1']);
+  t.same(crd.spec.versions[0].subresources, { status: {} });
+  t.same(crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.action.enum, ['ALLOW']);
+  const withDefault = renderManifests({ defaultInboundPolicy: 'all-authenticated' }) as Obj[];
+  const args = (withDefault.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-control') as Record<string, any>).spec.template.spec.containers[0].args; // eslint-disable-line @typescript-eslint/no-explicit-any
+  t.match(args.join(' '), /--default-inbound-policy all-authenticated/, 'the install value becomes control\'s flag');
 });
 
 t.test('the committed reference manifest is what weft install --no-certs prints', async (t) => {
@@ -152,4 +170,25 @@ t.test('retry budgets: the XBackendTrafficPolicy CRD ships with its defaults, an
   const can = (res: string, verb: string) => rules.some((r) => r.apiGroups.includes('gateway.networking.x-k8s.io') && r.resources.includes(res) && r.verbs.includes(verb));
   t.ok(can('xbackendtrafficpolicies', 'watch'));
   t.ok(can('xbackendtrafficpolicies/status', 'update'));
+});
+
+t.test('weft install --ha: three control replicas, one per node, a PDB keeping two, all valid', async (t) => {
+  const ha = renderManifests({ certs, ha: true }) as Obj[];
+  for (const o of ha) {
+    const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+    if (Model) t.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name} is valid`);
+  }
+  const get = (kind: string, name: string) => ha.find((o) => o.kind === kind && o.metadata.name === name) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const d = get('Deployment', 'weft-control');
+  t.equal(d.spec.replicas, 3, 'three replicas');
+  const anti = d.spec.template.spec.affinity.podAntiAffinity;
+  t.same(anti.requiredDuringSchedulingIgnoredDuringExecution, [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/component': 'control' } } }], 'never two on one node');
+  t.equal(anti.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, 'topology.kubernetes.io/zone', 'zones preferred apart');
+  const pdb = get('PodDisruptionBudget', 'weft-control');
+  t.same(pdb.spec, { minAvailable: 2, selector: { matchLabels: { 'app.kubernetes.io/name': 'weft', 'app.kubernetes.io/component': 'control' } } }, 'two keep serving through a drain');
+  t.same(get('PodDisruptionBudget', 'weft-injector').spec.maxUnavailable, 1, 'the injector budget is unchanged');
+  // The CLI flag prints the same.
+  const out = execFileSync(process.execPath, [join(root, 'dist', 'cli', 'weft.js'), 'install', '--ha', '--no-certs'], { encoding: 'utf8' });
+  const docs = parseAllDocuments(out).map((x) => x.toJS() as Obj);
+  t.equal((docs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-control') as Record<string, any>).spec.replicas, 3, 'weft install --ha prints 3 replicas'); // eslint-disable-line @typescript-eslint/no-explicit-any
 });

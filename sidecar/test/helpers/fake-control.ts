@@ -22,12 +22,14 @@ export interface FakeControl {
   /** Pushes raw JSON bytes as an update (for NACK tests). */
   pushRaw(service: string, json: string, version: string): void;
   setDirectory(d: Omit<DirectoryMsg, 'trust_bundle'>): void;
+  /** Signs with another issuer from now on (issuer rotation). */
+  setIssuer(p: Pem): void;
   close(): Promise<void>;
 }
 
 export async function startFakeControl(opts: { host: string; stateDir: string; leafLifetimeMs?: number; port?: number }): Promise<FakeControl> {
   const anchor = createTrustAnchor();
-  const issuer = createIssuer(anchor);
+  let issuer = createIssuer(anchor);
   const serving = issueCert(issuer, { spiffeId: spiffeId('weft-system', 'weft-control'), dnsNames: ['weft-control.weft-system.svc', 'localhost'], ipAddresses: [opts.host] });
   mkdirSync(opts.stateDir, { recursive: true });
   writeFileSync(join(opts.stateDir, STATE_FILES.trustBundle), anchor.certPem);
@@ -57,6 +59,10 @@ export async function startFakeControl(opts: { host: string; stateDir: string; l
     setDirectory(d) {
       directory = { ...d, trust_bundle: anchor.certPem };
       for (const s of streams) s.call.write({ directory });
+    },
+    setIssuer(p) {
+      issuer = p;
+      fc.issuer = p;
     },
     close: async () => {
       for (const s of streams) s.call.destroy();
