@@ -286,14 +286,17 @@ t.test('failure accrual: an endpoint that fails leaves the balancer, is probed, 
   const endpoint = `${bad.podIP}:8080`;
   await direct(bad, '/mode?fail=500', 'POST');
   await direct(bad, '/reset', 'POST');
-  const results: string[] = [];
-  for (let i = 0; i < 60; i++) results.push(podOf(await call('/x', {}, 'heal')));
-  const ejected = await clientMetric('weft_endpoint_ejected');
-  t.ok(ejected.some((s) => s.labels.endpoint === endpoint && s.value === 1), `${endpoint} is out of the balancer`);
+  // Traffic until the failing endpoint is ejected (P2C may favour the other one for a while: its latency estimate is lower).
+  await waitFor('the failing endpoint leaves the balancer', async () => {
+    for (let i = 0; i < 10; i++) await call('/x', {}, 'heal');
+    return (await clientMetric('weft_endpoint_ejected')).some((s) => s.labels.endpoint === endpoint && s.value === 1);
+  }, { timeoutMs: 90_000 });
+  t.pass(`${endpoint} is out of the balancer`);
   const before = (await direct(bad, '/count')).json<{ requests: number }>().requests;
-  t.ok(before <= 12, `the failing endpoint got ${before} requests of 60 (7 to eject, then rare probes)`);
-  const last = results.slice(-30);
-  t.ok(last.every((p) => p === good.pod), 'once ejected, requests go to the healthy endpoint');
+  t.ok(before >= 7 && before <= 12, `the failing endpoint got ${before} requests: 7 failures in a row eject it (then rare probes)`);
+  const results: string[] = [];
+  for (let i = 0; i < 30; i++) results.push(podOf(await call('/x', {}, 'heal')));
+  t.ok(results.filter((p) => p !== good.pod).length <= 1, `once ejected, requests go to the healthy endpoint (at most a probe elsewhere: ${results.join(',')})`);
   const desc = weft(t, ['describe', 'service', 'heal', '-n', NS, '--control-admin', mesh.controlAdmin.replace('http://', '')]);
   t.equal((await desc.exited).code, 0, desc.stderr());
   t.match(desc.stdout(), new RegExp(`${endpoint.replace(/\./g, '\\.')} (EJECTED|PROBING) by ${NS}/client-0: \\d+ consecutive failures`), 'weft describe service shows it');
