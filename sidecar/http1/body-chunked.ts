@@ -7,6 +7,10 @@
 //   chunk-size     = 1*HEXDIG
 //   last-chunk     = 1*("0") [ chunk-ext ] CRLF
 //   chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//
+// Stricter than the grammar: no whitespace (BWS) anywhere in the extensions
+// outside a quoted string. llhttp rejects most of it too, and a relay must not
+// pass on what a next hop may read differently.
 //   chunk-ext-val  = token / quoted-string
 //   trailer-section = *( field-line CRLF )
 
@@ -15,10 +19,9 @@ import { CR, FIELD, HEX, HTAB, LF, SP, TOKEN } from './chars.js';
 const enum S {
   SizeStart,
   Size,
-  ExtBws, // after size, a token value or a quoted string: BWS, then ';' or CR
+  ExtBws, // after a quoted string: ';' or CR
   ExtNameStart,
   ExtName,
-  ExtAfterName,
   ExtValStart,
   ExtValToken,
   ExtQuoted,
@@ -49,6 +52,10 @@ export const DEFAULT_CHUNKED_LIMITS: ChunkedLimits = { maxExtBytes: 4096, maxTra
 // 13 hex digits hold at most 2^52 - 1, safely inside a double's integers.
 const MAX_SIZE_DIGITS = 13;
 
+// Framing fields in trailers (RFC 9110 §6.5.1: fields that describe message
+// framing cannot be processed after the content). llhttp rejects them too.
+const BANNED = ['content-length', 'transfer-encoding'];
+
 export type DataSink = (buf: Buffer, start: number, end: number) => void;
 
 export class ChunkedDecoder {
@@ -58,9 +65,14 @@ export class ChunkedDecoder {
   private ext = 0;
   private trailerBytes = 0;
   private trailers = 0;
+  /** Which BANNED name the trailer name being read may still be (-1: none). */
+  private match = -1;
+  private nameLen = 0;
   private remaining = 0;
   /** Why the framing was rejected, once feed() returned -1. */
   error = '';
+  /** The rule broken: chunk-size, chunk-size-too-big, chunk-ext, chunk-data, trailer. */
+  code = '';
   readonly limits: ChunkedLimits;
 
   constructor(limits: ChunkedLimits = DEFAULT_CHUNKED_LIMITS) {
@@ -74,7 +86,7 @@ export class ChunkedDecoder {
   reset(): void {
     this.s = S.SizeStart;
     this.size = this.digits = this.ext = this.trailerBytes = this.trailers = this.remaining = 0;
-    this.error = '';
+    this.error = this.code = '';
   }
 
   /**
@@ -117,22 +129,20 @@ export class ChunkedDecoder {
           else if (c === 0x3b) {
             this.ext = 1;
             s = S.ExtNameStart;
-          } else if (c === SP || c === HTAB) {
-            this.ext = 1;
-            s = S.ExtBws;
-          } else return this.fail('chunk size is not hexadecimal');
+          } else if (c === SP || c === HTAB) return this.fail('whitespace in chunk extension');
+          else return this.fail('chunk size is not hexadecimal');
           break;
         }
         case S.ExtBws:
           if (++this.ext > this.limits.maxExtBytes) return this.fail('chunk extensions too long');
           if (c === 0x3b) s = S.ExtNameStart;
           else if (c === CR) s = S.SizeLf;
-          else if (c !== SP && c !== HTAB) return this.fail('malformed chunk extension');
+          else return this.fail('malformed chunk extension');
           break;
         case S.ExtNameStart:
           if (++this.ext > this.limits.maxExtBytes) return this.fail('chunk extensions too long');
           if (TOKEN[c]) s = S.ExtName;
-          else if (c !== SP && c !== HTAB) return this.fail('malformed chunk extension: name');
+          else return this.fail('malformed chunk extension: name');
           break;
         case S.ExtName:
           if (++this.ext > this.limits.maxExtBytes) return this.fail('chunk extensions too long');
@@ -140,28 +150,19 @@ export class ChunkedDecoder {
           if (c === 0x3d) s = S.ExtValStart;
           else if (c === 0x3b) s = S.ExtNameStart;
           else if (c === CR) s = S.SizeLf;
-          else if (c === SP || c === HTAB) s = S.ExtAfterName;
           else return this.fail('malformed chunk extension: name');
-          break;
-        case S.ExtAfterName:
-          if (++this.ext > this.limits.maxExtBytes) return this.fail('chunk extensions too long');
-          if (c === 0x3d) s = S.ExtValStart;
-          else if (c === 0x3b) s = S.ExtNameStart;
-          else if (c === CR) s = S.SizeLf;
-          else if (c !== SP && c !== HTAB) return this.fail('malformed chunk extension');
           break;
         case S.ExtValStart:
           if (++this.ext > this.limits.maxExtBytes) return this.fail('chunk extensions too long');
           if (c === 0x22) s = S.ExtQuoted;
           else if (TOKEN[c]) s = S.ExtValToken;
-          else if (c !== SP && c !== HTAB) return this.fail('malformed chunk extension: value');
+          else return this.fail('malformed chunk extension: value');
           break;
         case S.ExtValToken:
           if (++this.ext > this.limits.maxExtBytes) return this.fail('chunk extensions too long');
           if (TOKEN[c]) break;
           if (c === 0x3b) s = S.ExtNameStart;
           else if (c === CR) s = S.SizeLf;
-          else if (c === SP || c === HTAB) s = S.ExtBws;
           else return this.fail('malformed chunk extension: value');
           break;
         case S.ExtQuoted:
@@ -200,12 +201,17 @@ export class ChunkedDecoder {
           if (++this.trailers > this.limits.maxTrailers) return this.fail('too many trailer fields');
           if (!TOKEN[c]) return this.fail(c === SP || c === HTAB ? 'obs-fold in trailers' : 'invalid trailer field name');
           if (++this.trailerBytes > this.limits.maxTrailerBytes) return this.fail('trailers too large');
+          this.nameLen = 1;
+          this.match = (c | 0x20) === 0x63 ? 0 : (c | 0x20) === 0x74 ? 1 : -1;
           s = S.TrailerName;
           break;
         case S.TrailerName:
           if (++this.trailerBytes > this.limits.maxTrailerBytes) return this.fail('trailers too large');
-          if (c === 0x3a) s = S.TrailerValue;
-          else if (!TOKEN[c]) return this.fail('invalid trailer field name');
+          if (c === 0x3a) {
+            if (this.match >= 0 && this.nameLen === BANNED[this.match]!.length) return this.fail(`${BANNED[this.match]} in trailers`);
+            s = S.TrailerValue;
+          } else if (!TOKEN[c]) return this.fail('invalid trailer field name');
+          else if (this.match >= 0 && (c | 0x20) !== BANNED[this.match]!.charCodeAt(this.nameLen++)) this.match = -1;
           break;
         case S.TrailerValue:
           if (++this.trailerBytes > this.limits.maxTrailerBytes) return this.fail('trailers too large');
@@ -231,6 +237,15 @@ export class ChunkedDecoder {
   private fail(why: string): number {
     this.s = S.Error;
     this.error = why;
+    this.code = /overflow/.test(why)
+      ? 'chunk-size-too-big'
+      : /extension/.test(why)
+        ? 'chunk-ext'
+        : /trailer/.test(why)
+          ? 'trailer'
+          : /size/.test(why)
+            ? 'chunk-size'
+            : 'chunk-data';
     return -1;
   }
 }

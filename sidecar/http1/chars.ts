@@ -52,3 +52,11 @@ export function eqLower(buf: Uint8Array, s: number, e: number, lower: string): b
   }
   return true;
 }
+
+// Buffer#latin1Slice is the fast path under toString('latin1') (no encoding
+// lookup); Node has it on every version weft supports, @types/node hides it.
+type Latin1 = { latin1Slice(s: number, e: number): string };
+/** buf[s..e) as a latin1 string. */
+export function latin1(buf: Buffer, s: number, e: number): string {
+  return (buf as unknown as Latin1).latin1Slice(s, e);
+}

@@ -10,27 +10,27 @@
 // is listed in STRICTER below, with the reason code it answers with; the fuzz
 // test allows exactly these differences.
 
-import { COLON, CR, eqLower, FIELD, HTAB, LF, REASON, SP, TARGET, TOKEN } from './chars.js';
+import { COLON, CR, eqLower, FIELD, HTAB, latin1, LF, REASON, SP, TARGET, TOKEN } from './chars.js';
 import { METHODS } from 'node:http';
 
 /** Where this parser rejects a message that llhttp (Node 20–26, default, non-lenient) accepts. */
 export const STRICTER = {
-  'target-char': 'a request-target byte outside visible ASCII (llhttp lets tab, form feed and obs-text through); RFC 3986 has no such bytes',
   'target-form': "a request-target not in origin-form ('/'), absolute-form (scheme://), authority-form (CONNECT only) or asterisk-form (OPTIONS only), RFC 9112 §3.2",
-  'field-char': 'a control byte (other than HTAB) or DEL in a field value; RFC 9110 §5.5 field-value has none',
   'host-missing': 'an HTTP/1.1 request without Host; RFC 9112 §3.2 says MUST answer 400 (node:http does too, llhttp alone does not)',
   'host-repeated': 'more than one Host field line; RFC 9112 §3.2 says MUST answer 400',
   'te-not-chunked': "a request Transfer-Encoding other than exactly 'chunked' (one field line, lower case, no list): a proxy that forwards the head as it came must not let a next hop read the framing differently (TE.TE), RFC 9112 §6.1 allows answering 501/400",
   'te-http10': 'Transfer-Encoding in an HTTP/1.0 request, RFC 9112 §6.1: treat as faulty framing',
   'framing-ows': "HTAB around the value of Content-Length or Transfer-Encoding (only one SP is taken): the TE.TE 'tab' obfuscation",
-  'cl-repeated': 'Content-Length repeated, even with equal values (llhttp rejects this too, except as one list)',
   'cl-too-big': 'Content-Length beyond 2^53 - 1',
   'chunk-size-too-big': 'a chunk size beyond 2^53 - 1 (llhttp allows up to 2^64 - 1)',
-  'chunk-ext': 'a chunk extension that is not BWS ; token [ = token / quoted-string ], or longer than the extension limit',
+  'chunk-ext': "a chunk extension with whitespace outside a quoted string (RFC 9112 §7.1.1 allows BWS there; llhttp rejects it in most places), one that is not ';' token [ '=' ( token / quoted-string ) ], or longer than the extension limit",
+  'bare-cr': 'a CR not followed by LF (llhttp skips stray CR and LF bytes between pipelined messages)',
+  'bare-lf': 'a line ended by LF without CR (llhttp takes a bare LF in the request line, after a body and between pipelined messages); RFC 9112 §2.2 lets a recipient accept it, a proxy that forwards bytes must not',
   'header-count': 'more field lines than maxHeaders (431)',
   'head-size': 'a head larger than maxHeadBytes (431)',
   'leading-empty-lines': 'more than 8 empty lines before a request-line (RFC 9112 §2.2 asks to ignore "at least one")',
-  'version': 'an HTTP version other than 1.0 or 1.1 (llhttp accepts 0.9 and 2.0 heads)',
+  'request-line-sp': 'more than one SP between the parts of the request-line (llhttp skips extra SP after the method); RFC 9112 §3 requires one',
+  'version': 'an HTTP version other than 1.0 or 1.1, or none (llhttp accepts HTTP/0.9 request-lines and 2.0 heads)',
 } as const;
 export type StricterCase = keyof typeof STRICTER;
 
@@ -52,6 +52,12 @@ export interface HeadError {
   code: string;
   reason: string;
 }
+
+const AUTHORITY = (() => {
+  const t = new Uint8Array(256);
+  for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:@[]") t[ch.charCodeAt(0)] = 1;
+  return t;
+})();
 
 const HTTP_METHODS = new Set(METHODS.filter((m) => m !== 'PRI'));
 
@@ -108,10 +114,10 @@ export class Head {
   }
 
   name(i: number): string {
-    return this.buf.latin1Slice(this.fields[4 * i]!, this.fields[4 * i + 1]!);
+    return latin1(this.buf, this.fields[4 * i]!, this.fields[4 * i + 1]!);
   }
   value(i: number): string {
-    return this.buf.latin1Slice(this.fields[4 * i + 2]!, this.fields[4 * i + 3]!);
+    return latin1(this.buf, this.fields[4 * i + 2]!, this.fields[4 * i + 3]!);
   }
   /** The index of the first field line named `lower` (a lower-case name), or -1. */
   indexOf(lower: string, from = 0): number {
@@ -129,7 +135,7 @@ export class Head {
     return v;
   }
   get host(): string | undefined {
-    return this.hostStart < 0 ? undefined : this.buf.latin1Slice(this.hostStart, this.hostEnd);
+    return this.hostStart < 0 ? undefined : latin1(this.buf, this.hostStart, this.hostEnd);
   }
   /** All field lines as [name, value] pairs (for tests and slow paths). */
   entries(): [string, string][] {
@@ -253,15 +259,19 @@ export function parseHead(buf: Buffer, isRequest: boolean, n: number, scratch: I
   let rStart = 0;
   let rEnd = 0;
   if (isRequest) {
+    if (buf[0] === CR) return fail(400, 'bare-cr', 'a CR not followed by LF before the request-line');
     while (p < len && TOKEN[buf[p]!]) p++;
     if (p === 0 || buf[p] !== SP) return fail(400, 'request-line', 'request-line: method is not a token followed by one SP');
-    method = buf.latin1Slice(0, p);
+    method = latin1(buf, 0, p);
     if (!HTTP_METHODS.has(method)) return fail(400, 'method', `request-line: unknown method ${JSON.stringify(method)}`);
     tStart = ++p;
+    if (buf[p] === SP) return fail(400, 'request-line-sp', 'request-line: more than one SP after the method');
     while (p < len && TARGET[buf[p]!]) p++;
     tEnd = p;
+    if (tEnd > tStart && buf[p] === CR) return fail(400, 'version', 'request-line: no HTTP version (an HTTP/0.9 request)');
     if (tEnd === tStart || buf[p] !== SP) return fail(400, 'target-char', 'request-line: request-target is empty or holds a byte outside visible ASCII');
     p++;
+    if (buf[p] === SP) return fail(400, 'request-line-sp', 'request-line: more than one SP after the target');
     const v = version(buf, p);
     if (v < 0) return fail(v === -2 ? 505 : 400, 'version', 'request-line: version is not HTTP/1.0 or HTTP/1.1');
     minor = v;
@@ -319,7 +329,7 @@ export function parseHead(buf: Buffer, isRequest: boolean, n: number, scratch: I
     const ne = p;
     if (buf[p] !== COLON) {
       const c = buf[p]!;
-      if (c === SP || c === HTAB) return fail(bad, 'space-before-colon', `whitespace between field name ${JSON.stringify(buf.latin1Slice(ns, ne))} and colon`);
+      if (c === SP || c === HTAB) return fail(bad, 'space-before-colon', `whitespace between field name ${JSON.stringify(latin1(buf, ns, ne))} and colon`);
       return fail(bad, 'field-name', `invalid byte 0x${c.toString(16)} in a field name`);
     }
     if (ne === ns) return fail(bad, 'field-name', 'empty field name');
@@ -330,7 +340,7 @@ export function parseHead(buf: Buffer, isRequest: boolean, n: number, scratch: I
     for (;;) {
       const c = buf[p]!;
       if (c === CR) break;
-      if (!FIELD[c]) return fail(bad, c === LF ? 'bare-lf' : 'field-char', `invalid byte 0x${c.toString(16)} in the value of ${buf.latin1Slice(ns, ne)}`);
+      if (!FIELD[c]) return fail(bad, c === LF ? 'bare-lf' : 'field-char', `invalid byte 0x${c.toString(16)} in the value of ${latin1(buf, ns, ne)}`);
       p++;
       if (c !== SP && c !== HTAB) ve = p;
     }
@@ -361,7 +371,7 @@ export function parseHead(buf: Buffer, isRequest: boolean, n: number, scratch: I
       if (isRequest) {
         if (teCount > 1) return fail(400, 'te-not-chunked', 'Transfer-Encoding repeated');
         if (vs > ne + 2 || (vs === ne + 2 && buf[ne + 1] !== SP) || ve !== p - 2) return fail(400, 'framing-ows', 'whitespace other than one SP around Transfer-Encoding');
-        if (ve - vs !== 7 || buf.latin1Slice(vs, ve) !== 'chunked') return fail(400, 'te-not-chunked', "Transfer-Encoding is not exactly 'chunked'");
+        if (ve - vs !== 7 || latin1(buf, vs, ve) !== 'chunked') return fail(400, 'te-not-chunked', "Transfer-Encoding is not exactly 'chunked'");
         teChunked = true;
       } else {
         // A response: the final coding decides (RFC 9112 §6.3); anything but a final chunked is close-delimited.
@@ -400,7 +410,7 @@ export function parseHead(buf: Buffer, isRequest: boolean, n: number, scratch: I
   head.keepAlive = minor === 1 ? !conClose : conKeepAlive && !conClose;
   if (isRequest) {
     head.method = method;
-    head.target = buf.latin1Slice(tStart, tEnd);
+    head.target = latin1(buf, tStart, tEnd);
     head.targetStart = tStart;
     head.targetEnd = tEnd;
     if (hostCount > 1) return fail(400, 'host-repeated', 'Host repeated');
@@ -460,17 +470,16 @@ function targetForm(buf: Buffer, s: number, e: number, method: string): string |
   }
   if (c === 0x2f) return null;
   if (c === 0x2a) return e - s === 1 && method === 'OPTIONS' ? null : "request-line: '*' target only with OPTIONS";
-  // absolute-form: scheme "://" …
+  // absolute-form: scheme "://" … (letters only in the scheme, as llhttp; RFC 3986 also allows digits, '+', '-', '.')
   let p = s;
-  if (!((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a)) return 'request-line: request-target is not origin-form or absolute-form';
-  while (p < e) {
-    const d = buf[p]!;
-    const l = d | 0x20;
-    if ((l >= 0x61 && l <= 0x7a) || (d >= 0x30 && d <= 0x39) || d === 0x2b || d === 0x2d || d === 0x2e) p++;
-    else break;
+  while (p < e && (buf[p]! | 0x20) >= 0x61 && (buf[p]! | 0x20) <= 0x7a) p++;
+  if (p === s) return 'request-line: request-target is not origin-form or absolute-form';
+  if (!(buf[p] === 0x3a && buf[p + 1] === 0x2f && buf[p + 2] === 0x2f && p + 3 < e)) return 'request-line: request-target is not origin-form or absolute-form';
+  // authority = unreserved / pct-encoded / sub-delims / ":" / "@" / "[" / "]" (RFC 3986 §3.2)
+  for (p += 3; p < e && buf[p] !== 0x2f && buf[p] !== 0x3f; p++) {
+    if (!AUTHORITY[buf[p]!]) return 'request-line: invalid byte in the authority of an absolute-form target';
   }
-  if (buf[p] === 0x3a && buf[p + 1] === 0x2f && buf[p + 2] === 0x2f && p + 3 < e) return null;
-  return 'request-line: request-target is not origin-form or absolute-form';
+  return null;
 }
 
 /** Call fn(start, end) for each comma-separated, OWS-trimmed, non-empty member of buf[s..e). */
