@@ -50,7 +50,7 @@ t.test('request heads that are rejected, and why', async (t) => {
     ['unknown method', 'FROB / HTTP/1.1\r\nHost: a\r\n\r\n', 'method'],
     ['two spaces', 'GET  / HTTP/1.1\r\nHost: a\r\n\r\n', 'request-line-sp'],
     ['garbage line', '\x16\x03\x01 / HTTP/1.1\r\nHost: a\r\n\r\n', 'request-line'],
-    ['no version', 'GET /\r\nHost: a\r\n\r\n', 'target-char'],
+    ['no version (HTTP/0.9)', 'GET /\r\nHost: a\r\n\r\n', 'version'],
     ['HTTP/2.0 version', 'GET / HTTP/2.0\r\nHost: a\r\n\r\n', 'version', 505],
     ['http/1.1 lower-case', 'GET / http/1.1\r\nHost: a\r\n\r\n', 'version'],
     ['bytes after version', 'GET / HTTP/1.1 x\r\nHost: a\r\n\r\n', 'request-line'],
