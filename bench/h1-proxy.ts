@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { ServerConn, Pool, proxyHandler, forwardHead, ChunkedDecoder, HeadReader, isHeadError, simpleResponse, type Head, type ServerHandler } from '../sidecar/http1/index.js';
-import { MuxClient, MuxServer } from './h1-mux.js';
+import { MuxClient, MuxServer } from '../sidecar/http1/mux.js';
 
 export interface Config {
   role: 'edge' | 'peer';

@@ -8,3 +8,4 @@ export { ClientConn, type ClientHandler } from './client-conn.js';
 export { Pool, type PoolOptions } from './pool.js';
 export { TimerWheel, type WheelEntry } from './timer-wheel.js';
 export { proxyHandler, type Router, type RouteDecision } from './proxy.js';
+export { MuxClient, MuxServer } from './mux.js';

@@ -1,4 +1,4 @@
-// weft-mux/1, a bench prototype of the weft-to-weft hop: HTTP/1.1 exchanges
+// weft-mux/1, the weft-to-weft hop measured in bench/h1-engine.ts: HTTP/1.1 exchanges
 // multiplexed over ONE mTLS connection (ALPN "weft-mux/1"). Each request's
 // head (its HTTP/1.1 bytes, hop-by-hop fields removed) and body chunks (in
 // their own framing) travel as frames; every write of one event-loop turn is
@@ -9,10 +9,17 @@
 // frame = length u32 | type u8 | flags u8 | stream u32 | payload
 // HEAD (request or response head bytes; flag CLOSE: the response is
 // close-delimited), DATA, END (this direction is complete), RST, WINDOW (u32).
-// Upgrades and CONNECT are not carried in this prototype.
+// Upgrades and CONNECT are not carried yet (the HEAD is refused with RST).
+//
+// The edge offers only weft-mux/1; a peer sidecar keeps offering h2 and
+// http/1.1 too, so a caller that lacks weft-mux/1 still connects.
 import tls from 'node:tls';
-import { corkedWrite, type Corkable } from '../sidecar/http1/cork.js';
-import { forwardHead, HeadReader, isHeadError, type ClientConn, type ClientHandler, type Head, type Pool, type ServerConn, type ServerHandler } from '../sidecar/http1/index.js';
+import { corkedWrite, type Corkable } from './cork.js';
+import { HeadReader, isHeadError, type Head } from './parser.js';
+import { forwardHead } from './head-write.js';
+import type { ClientConn, ClientHandler } from './client-conn.js';
+import type { Pool } from './pool.js';
+import type { ServerConn, ServerHandler } from './server-conn.js';
 
 const HEAD = 1;
 const DATA = 2;
@@ -74,6 +81,24 @@ class SendWindow {
   credit = WINDOW;
   queue: Buffer[] = [];
   constructor(private readonly mux: () => MuxConn, private readonly id: number, private readonly pause: () => void, private readonly resume: () => void) {}
+  private endQueued = false;
+  private onEnd: (() => void) | undefined;
+  /** END after every queued DATA frame (frames of one stream stay in order); then onSent. */
+  end(onSent?: () => void): void {
+    if (this.queue.length === 0) {
+      this.mux().send(END, 0, this.id);
+      onSent?.();
+    } else {
+      this.endQueued = true;
+      this.onEnd = onSent;
+    }
+  }
+  /** The other side finished the exchange: nothing queued will be wanted. */
+  drop(): void {
+    this.queue.length = 0;
+    this.endQueued = false;
+    this.resume();
+  }
   data(b: Buffer): void {
     if (this.queue.length === 0 && b.length <= this.credit) {
       this.credit -= b.length;
@@ -90,7 +115,14 @@ class SendWindow {
       this.credit -= b.length;
       this.mux().send(DATA, 0, this.id, b);
     }
-    if (this.queue.length === 0) this.resume();
+    if (this.queue.length === 0) {
+      if (this.endQueued) {
+        this.endQueued = false;
+        this.mux().send(END, 0, this.id);
+        this.onEnd?.();
+      }
+      this.resume();
+    }
     return this.queue.length === 0;
   }
 }
@@ -156,6 +188,7 @@ export class MuxClient {
         break;
       case END:
         this.streams.delete(id);
+        st.win.drop();
         conn.endResponse(!st.pendingEnd);
         break;
       case RST:
@@ -167,6 +200,12 @@ export class MuxClient {
         st.win.grant(p.readUInt32BE(0));
         break;
     }
+  }
+
+  /** Close the multiplexed connection (streams on it fail). */
+  close(): void {
+    this.mux?.socket.destroy();
+    this.mux = null;
   }
 
   handler(): ServerHandler {
@@ -183,8 +222,7 @@ export class MuxClient {
         (conn.data as EdgeStream).win.data(chunk);
       },
       onRequestEnd: (conn) => {
-        const st = conn.data as EdgeStream;
-        this.connection().send(END, 0, st.id);
+        (conn.data as EdgeStream).win.end();
       },
       onRequestAbort: (conn) => {
         const st = conn.data as EdgeStream | null;
@@ -217,8 +255,7 @@ class PeerStream implements ClientHandler {
     this.win.data(chunk);
   }
   onResponseEnd(): void {
-    this.mux.send(END, 0, this.id);
-    this.server.streams.delete(this.id);
+    this.win.end(() => this.server.streams.delete(this.id));
   }
   onResponseError(_c: ClientConn, reason: string): void {
     this.mux.send(RST, 0, this.id, Buffer.from(reason));
