@@ -109,7 +109,8 @@ async function main(): Promise<void> {
     writeFileSync(process.env.BENCH_OUT ?? join(process.cwd(), 'bench', 'h1-engine-results.md'), md);
   } finally {
     await stopAll();
-    rmSync(work, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP) log(`bench h1: kept ${work}`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 
