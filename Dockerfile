@@ -3,7 +3,7 @@
 # Run: docker run --rm weft version
 
 # ---- build: compile TypeScript with the dev dependencies ----------------------
-FROM node:24-slim AS build
+FROM node:26-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +12,7 @@ COPY . .
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: production dependencies, the built code, iptables for init ------
-FROM node:24-slim
+FROM node:26-slim
 # `weft init` installs the pod's NAT rules (nft backend, as in current kernels).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables ca-certificates \
@@ -27,6 +27,10 @@ COPY --from=build /src/dist ./dist
 # weft up examples/faces writes its state beside the example.
 COPY --from=build --chown=2102:2102 /src/examples ./examples
 ENV NODE_ENV=production
+# The sidecar's V8 and allocator bounds (api/runtime.ts SIDECAR_NODE_OPTIONS and
+# SIDECAR_ENV; deploy/kubernetes/test checks they agree). Node 26 is the Active
+# LTS: on it the sidecar is fastest and smallest of 20/24/26 (bench/results.md).
+ENV NODE_OPTIONS=--max-semi-space-size=2 MALLOC_ARENA_MAX=2
 # The sidecar's user by default; `weft init` runs as root with NET_ADMIN
 # (the injector sets runAsUser: 0 on the init container).
 USER 2102:2102

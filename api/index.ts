@@ -4,3 +4,4 @@ export * from './mesh.js';
 export * from './metrics.js';
 export * from './proto.js';
 export * from './names.js';
+export * from './runtime.js';

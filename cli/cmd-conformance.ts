@@ -4,8 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { WEFT_VERSION } from '../api/index.js';
 import { parseFlags, UsageError } from './args.js';
-import { runConformance } from '../e2e/conformance/runner.js';
-import { buildReport, applySupport, PROFILES } from '../e2e/conformance/report.js';
+import { runConformance, buildReport, applySupport, PROFILES } from '../conformance/index.js';
 
 const HELP = `usage: weft conformance [--profile MESH-HTTP[,MESH-GRPC]] [--run-test NAME,...] [--output FILE] [--verbose]
 

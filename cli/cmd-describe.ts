@@ -3,7 +3,7 @@
 // port and consumer namespace, a route's parents with status and compiled
 // rules, a policy's targets and status.
 import { stringify } from 'yaml';
-import { DESCRIBE_KINDS, describe, withStatus, type Inventory } from '../control/index.js';
+import { DESCRIBE_KINDS, describe, withStatus, type Inventory } from './describe.js';
 import { bool, parseFlags, str, UsageError } from './args.js';
 import { SOURCE_FLAGS, loadInventory, outputFormat } from './cmd-get.js';
 

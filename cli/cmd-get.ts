@@ -6,19 +6,17 @@ import http from 'node:http';
 import https from 'node:https';
 import { stringify } from 'yaml';
 import { PORTS } from '../api/index.js';
+import { compile, loadDirectory, snapshotOf } from '../control/index.js';
 import {
-  compile,
   GET_KINDS,
   getTable,
   inventoryFrom,
-  loadDirectory,
   parseSelector,
   selectResources,
-  snapshotOf,
   withStatus,
   type Inventory,
   type Requirement,
-} from '../control/index.js';
+} from './describe.js';
 import { bool, parseFlags, str, UsageError, type FlagSpec, type Parsed } from './args.js';
 
 const HELP = `usage: weft get routes|services|policies [flags]

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PORTS } from '../api/index.js';
+import { PORTS, SIDECAR_ENV, sidecarNodeOptions } from '../api/index.js';
 import {
   bool,
   formatHostPort,
@@ -383,6 +383,9 @@ export async function run(argv: string[]): Promise<number> {
     delete baseEnv[k];
   }
 
+  // The sidecar's V8 and allocator bounds (api/runtime.ts), as in the image and the injected container.
+  const sidecarEnv: NodeJS.ProcessEnv = { ...baseEnv, ...SIDECAR_ENV, NODE_OPTIONS: sidecarNodeOptions(baseEnv.NODE_OPTIONS) };
+
   const makePod = (pod: LocalPod): PodRun => {
     const w = pod.workload;
     const id = `${w.namespace}.${pod.name}`;
@@ -417,7 +420,7 @@ export async function run(argv: string[]): Promise<number> {
         command: process.execPath,
         args: sidecarArgs,
         cwd: dir,
-        env: baseEnv,
+        env: sidecarEnv,
         logFile: join(logDir, `${id}.sidecar.log`),
         echo: echoLogs,
         say,

@@ -31,11 +31,8 @@ export { ControlMetrics } from './metrics.js';
 export { bootstrapTokenAuthenticator, type Authenticator, type AuthResult, type Authenticated } from './identity-server.js';
 export type { ResourcesResponse } from './admin.js';
 export { loadOrCreateState, CONTROL_SERVER_NAME, type ControlState } from './state.js';
-// get/describe data and text, and status-writing helpers (control-core helper).
-export {
-  getTable, describe, parseSelector, selectorMatches, inventoryFrom, snapshotOf, selectResources, withStatus,
-  GET_KINDS, DESCRIBE_KINDS, type Inventory, type GetKind, type DescribeKind, type Requirement,
-} from './describe.js';
+// What `weft get`/`describe` (cli/describe.ts) recompile from: the Service-parent test of compile.
+export { isServiceParent } from './compile-routes.js';
 export { carryTransitionTimes, carryRouteStatusTimes, carryPolicyStatusTimes, mergeRouteStatus, mergePolicyStatus } from './status.js';
 export { parseDuration, formatDuration } from './duration.js';
 

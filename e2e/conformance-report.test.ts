@@ -2,10 +2,10 @@
 // runner, as tables: the same rules as upstream's reports.go and
 // compareRequest, including the cases that must fail.
 import t from 'tap';
-import { buildReport, applySupport, profileReport, PROFILES, type ScenarioOutcome } from './conformance/report.js';
-import { checkResponse } from './conformance/runner.js';
+import { buildReport, applySupport, profileReport, PROFILES, type ScenarioOutcome } from '../conformance/index.js';
+import { checkResponse } from '../conformance/index.js';
 import type { HttpResult } from './helpers/mesh.js';
-import type { Case } from './conformance/scenarios.js';
+import type { Case } from '../conformance/index.js';
 
 const r = (name: string, features: string[], result: ScenarioOutcome['result']): ScenarioOutcome => ({ name, features, result });
 

@@ -2,9 +2,9 @@
 // through real sidecars of a local mesh, and the report `weft conformance`
 // prints from the results.
 import t from 'tap';
-import { runConformance } from './conformance/runner.js';
-import { SCENARIOS } from './conformance/scenarios.js';
-import { buildReport, applySupport } from './conformance/report.js';
+import { runConformance } from '../conformance/index.js';
+import { SCENARIOS } from '../conformance/index.js';
+import { buildReport, applySupport } from '../conformance/index.js';
 import { SUPPORTED_FEATURES } from '../cli/cmd-conformance.js';
 
 t.setTimeout(300_000);

@@ -106,8 +106,13 @@ t.test('inbound: a caller outside the mesh reaches a permissive pod, is refused 
   t.equal(body.app, 'server');
   t.equal(body.remote, server.ip, 'forwarded by the inbound listener from the pod IP');
   const refused = await curl(outside, `http://${strict.ip}:8080/x`);
-  t.not(refused.code, 0, 'strict refuses plaintext');
-  t.match(refused.stderr, /reset|Empty reply|refused|Broken pipe|Send failure|Recv failure/i, `curl says: ${refused.stderr.trim()}`);
+  // The strict inbound resets the connection as soon as it accepts it. How
+  // curl words that depends on when the RST lands: during its connect check
+  // (exit 7, "Couldn't connect to server" — the reset beat curl's own
+  // SO_ERROR read, common on a loaded machine), before the request was sent
+  // (55) or while waiting for the answer (52, 56). Each is a refusal; a 0 or
+  // a timeout (28) is not.
+  t.ok([7, 52, 55, 56].includes(refused.code), `strict refuses plaintext: curl exit ${refused.code}: ${refused.stderr.trim()}`);
   const direct = JSON.parse((await curl(outside, `http://${server.ip}:7002/`)).stdout);
   t.same(direct, { listener: 'inbound', direct: true }, 'a dial to 7002 itself is not redirected (the mesh hop)');
   const admin = JSON.parse((await curl(outside, `http://${strict.ip}:7090/`)).stdout);

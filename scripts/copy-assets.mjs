@@ -3,3 +3,7 @@
 import { cpSync, mkdirSync } from 'node:fs';
 mkdirSync('dist/api', { recursive: true });
 cpSync('api/weft.proto', 'dist/api/weft.proto');
+// `weft conformance` runs its echo apps from dist/ too (the image has no e2e/).
+mkdirSync('dist/conformance/apps', { recursive: true });
+cpSync('conformance/apps/grpc-echo.proto', 'dist/conformance/apps/grpc-echo.proto');
+cpSync('conformance/apps/grpc-echo-app.mjs', 'dist/conformance/apps/grpc-echo-app.mjs');

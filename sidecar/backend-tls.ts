@@ -82,6 +82,8 @@ export class BackendTlsOrigin {
           // First listener: name the policy before http2 cancels the pending streams with this error.
           this.failures++;
           e.message = `BackendTLSPolicy ${policy}: TLS to ${hostname} at ${key} failed: ${e.message}${e.code ? ` (${e.code})` : ''}`;
+          // Classified as the HTTP/1 origin's BackendTlsError is: fail closed, 503 (proxy-errors.ts).
+          e.code = 'WEFT_BACKEND_TLS';
         });
         return sock;
       },

@@ -8,6 +8,7 @@ import { hopServerName, PORTS } from '../api/index.js';
 import type { IdentityHolder } from './bootstrap.js';
 import type { EndpointRt } from './config-apply.js';
 import { meshConnector, plainConnector, type ConnectionSink } from './hop.js';
+import { H2Sessions } from './hop-h2.js';
 import type { Socket } from 'node:net';
 
 const POOL_OPTIONS = {
@@ -21,15 +22,21 @@ const POOL_OPTIONS = {
 export class EndpointPools {
   private readonly pools = new Map<string, Pool>();
   readonly external: Agent;
+  /** HTTP/2 client sessions: the outbound's mesh hops and h2c endpoints, and the inbound's h2c leg to the app. */
+  readonly h2Mesh: H2Sessions;
+  readonly h2App: H2Sessions;
 
   constructor(
     private readonly identity: IdentityHolder,
-    private readonly inboundPort: number = PORTS.inbound,
+    /** The peers' inbound port (7002, or a test's override). */
+    readonly inboundPort: number = PORTS.inbound,
     private readonly connections = 64,
     /** Counts upstream connections (tcp_* metrics, direction "outbound"); pinned app pools count as "inbound". */
     private readonly count?: (socket: Socket, direction: 'outbound' | 'inbound', peer: string, tls: boolean) => void,
   ) {
     this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
+    this.h2Mesh = new H2Sessions(identity);
+    this.h2App = new H2Sessions(undefined);
   }
 
   /** The dispatcher of an endpoint (cached on it). */
@@ -100,12 +107,16 @@ export class EndpointPools {
   }
 
   async close(): Promise<void> {
+    this.h2Mesh.closeAll();
+    this.h2App.closeAll();
     const all = [...this.pools.values()].map((p) => p.close().catch(() => {}));
     this.pools.clear();
     await Promise.all([...all, this.external.close().catch(() => {})]);
   }
 
   async destroy(): Promise<void> {
+    this.h2Mesh.closeAll();
+    this.h2App.closeAll();
     const all = [...this.pools.values()].map((p) => p.destroy().catch(() => {}));
     this.pools.clear();
     await Promise.all([...all, this.external.destroy().catch(() => {})]);

@@ -126,6 +126,11 @@ export function editResponseHeaders(flat: string[], e: CompiledHeaderEdits): str
     out.push(n, v);
   }
   for (const [n, v] of e.add) {
+    // Set-Cookie fields are never combined (RFC 6265 3): a new field line.
+    if (n === 'set-cookie') {
+      out.push(n, v);
+      continue;
+    }
     // Append to an existing value (`foo` + add `bar` → `foo,bar`), as the
     // request side does.
     let found = false;

@@ -8,7 +8,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { splice } from './opaque.js';
 import type { Dispatcher } from 'undici';
 import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
-import { classifyUpstreamError, sendProxyError, TimeoutError, PROXY_ERROR_HEADER } from './proxy-errors.js';
+import { classifyUpstreamError, CLIENT_GONE, sendProxyError, TimeoutError, PROXY_ERROR_HEADER } from './proxy-errors.js';
 
 /** Removes what must not cross a hop (RFC 9110 7.6.1) or that undici refuses; returns whether the request has a body. */
 export function prepareRequestHeaders(h: IncomingHttpHeaders): boolean {
@@ -72,9 +72,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private timedOut: TimeoutError | undefined;
   protected finished = false;
   protected status = 0;
-  /** Sees (and may extend) the response header list before it is written: session persistence. */
-  responseHook: ((headers: string[]) => void) | undefined = undefined;
-
+  /** True once the sidecar drains: the answer carries `Connection: close` (the caller reconnects elsewhere). */
+  draining: (() => boolean) | undefined = undefined;
   constructor(
     protected readonly res: ServerResponse,
     private readonly responseEdits: CompiledHeaderEdits[] | undefined,
@@ -90,7 +89,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (!this.finished) {
       // Finish first: the abort makes undici call onError synchronously, and
       // a caller that went away is not an upstream failure.
-      this.finish({ status: this.status || 499, proxyError: 'client closed' });
+      this.finish({ status: this.status || 499, proxyError: CLIENT_GONE });
       this.abortFn?.(new Error('client closed the connection'));
     }
   };
@@ -136,7 +135,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     const edits = this.responseEdits;
     if (edits) for (let i = 0; i < edits.length; i++) flat = editResponseHeaders(flat, edits[i]!);
-    if (this.responseHook) this.responseHook(flat);
+    if (this.draining?.()) this.res.setHeader('connection', 'close');
     if (statusText) this.res.writeHead(statusCode, statusText, flat);
     else this.res.writeHead(statusCode, flat);
     return true;

@@ -13,7 +13,8 @@ import type { IdentityHolder } from './bootstrap.js';
 import type { EndpointPools } from './endpoint-pool.js';
 import { editResponseHeaders, type CompiledHeaderEdits } from './filters.js';
 import { PeerIdentityError } from './hop.js';
-import { GRPC, grpcStatusOf, sendH2MeshError } from './grpc-status.js';
+import { grpcStatusOf } from './grpc-status.js';
+import { classifyH2Close, classifyUpstreamError, CLIENT_GONE, GRPC, sendH2MeshError } from './proxy-errors.js';
 
 const C = http2.constants;
 
@@ -221,7 +222,7 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
   // The caller went away (RST_STREAM or connection lost): cancel upstream.
   down.once('close', () => {
     if (!finished) {
-      finish({ status: status || 499, grpcStatus: o.grpc ? String(GRPC.CANCELLED) : '', proxyError: 'client cancelled' });
+      finish({ status: status || 499, grpcStatus: o.grpc ? String(GRPC.CANCELLED) : '', proxyError: CLIENT_GONE });
       if (up && !up.closed) up.close(C.NGHTTP2_CANCEL);
     }
   });
@@ -236,7 +237,10 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
   try {
     up = o.session().request(o.headers, { endStream: down.endAfterHeaders || down.readableEnded });
   } catch (e) {
-    meshError(503, `upstream unavailable: ${(e as Error).message}`);
+    // Nothing was sent: the request was not processed (503) unless the peer's TLS or identity is at fault.
+    const f = classifyUpstreamError(e as Error & { code?: string });
+    const known = f.kind === 'tls' || f.kind === 'identity' || f.kind === 'no-config';
+    meshError(known ? f.status : 503, known ? f.reason : `upstream unavailable: ${(e as Error).message}`);
     return;
   }
   const u = up;
@@ -294,15 +298,16 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
       return;
     }
     const err = (u as unknown as { _weftErr?: Error & { code?: string } })._weftErr;
-    if (!status && code !== C.NGHTTP2_NO_ERROR && err?.code === 'ERR_HTTP2_STREAM_ERROR' && !down.closed) {
-      // The peer reset this stream before answering (its session is fine): pass the reset on.
-      down.close(code);
-      finish({ status: 0, grpcStatus: '', proxyError: `upstream reset (code ${code})` });
-      return;
-    }
     if (!status) {
-      // No response: the session failed (refused, TLS, identity).
-      meshError(code === C.NGHTTP2_REFUSED_STREAM || code === C.NGHTTP2_CANCEL || !err ? 503 : 502, `upstream reset the stream (code ${code})${err ? `: ${err.message}` : ''}`);
+      // No response: the one classification (proxy-errors.ts) says what the caller gets.
+      const f = classifyH2Close(code, err);
+      if (f.passReset && !down.closed) {
+        // The peer reset this stream before answering (its session is fine): pass the reset on.
+        down.close(code);
+        finish({ status: 0, grpcStatus: '', proxyError: f.reason });
+        return;
+      }
+      meshError(f.status, f.reason);
       return;
     }
     if (code !== C.NGHTTP2_NO_ERROR && !down.closed) {
@@ -319,32 +324,11 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
   });
 }
 
-const sessionsByPools = new WeakMap<EndpointPools, Map<string, H2Sessions>>();
-
 /**
- * The client sessions of one sidecar (keyed by its pools): 'mesh' for the
- * outbound's hops and plain endpoints, 'app' for the inbound's h2c leg. They
- * close with the pools (the sidecar's close closes its pools; nothing else
- * knows about these sessions).
+ * The client sessions of one sidecar, owned by its pools (they close with
+ * them): 'mesh' for the outbound's hops and plain endpoints, 'app' for the
+ * inbound's h2c leg.
  */
-export function h2SessionsOf(pools: EndpointPools, kind: 'mesh' | 'app', identity: IdentityHolder | undefined): H2Sessions {
-  let byKind = sessionsByPools.get(pools);
-  if (!byKind) {
-    const m = new Map<string, H2Sessions>();
-    byKind = m;
-    sessionsByPools.set(pools, m);
-    const close = pools.close.bind(pools);
-    const destroy = pools.destroy.bind(pools);
-    pools.close = async () => {
-      for (const s of m.values()) s.closeAll();
-      await close();
-    };
-    pools.destroy = async () => {
-      for (const s of m.values()) s.closeAll();
-      await destroy();
-    };
-  }
-  let s = byKind.get(kind);
-  if (!s) byKind.set(kind, (s = new H2Sessions(identity)));
-  return s;
+export function h2SessionsOf(pools: EndpointPools, kind: 'mesh' | 'app', _identity?: IdentityHolder | undefined): H2Sessions {
+  return kind === 'mesh' ? pools.h2Mesh : pools.h2App;
 }

@@ -10,7 +10,7 @@ import { parseSpiffeId } from '../certs/index.js';
 import { createH2Server, forwardH2, h2SessionsOf, upstreamHeaders } from './hop-h2.js';
 import { isGrpc } from './grpc-status.js';
 import { peerLabels, SeriesCache, type PeerLabels } from './metrics.js';
-import type { InboundContext } from './protocol-hooks.js';
+import type { InboundContext } from './inbound-context.js';
 
 const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -85,6 +85,8 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
   stream.on('error', () => {});
   const start = performance.now();
   const info = st.info.get(stream.session as ServerHttp2Session);
+  // Draining: this stream is served, then the caller's session goes away (GOAWAY).
+  if (st.ctx.draining?.() && !stream.session?.closed) stream.session?.close();
   if (!info) {
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;

@@ -2,9 +2,12 @@
 // (POD_IP:7001), inbound (POD_IP:7002), admin (POD_IP:7090).
 //
 // The files are the stages a request passes: listen-outbound → detect →
-// service-lookup → route-matcher → filters → backend → balancer-p2c-ewma →
-// endpoint-pool → hop ⇢ listen-inbound → the app; config arrives through
-// bootstrap → config-stream → config-validate → config-apply.
+// outbound-http1 | outbound-h2 (the protocol adapters: parse and write) →
+// outbound-route (service-lookup once) → decide (route-matcher, filters,
+// backend, session-token, balancer-p2c-ewma) → endpoint-pool → hop | hop-h2
+// ⇢ listen-inbound → the app; failures become answers in proxy-errors.
+// Config arrives through bootstrap → config-stream → config-validate →
+// config-apply. Every dependency is passed in when a listener is built.
 import type { Server } from 'node:net';
 import { DEFAULT_TRUST_DOMAIN, PORTS } from '../api/index.js';
 import { IdentityHolder } from './bootstrap.js';
@@ -13,24 +16,20 @@ import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
-// HTTP/2 and gRPC: registers the outbound h2c and inbound ALPN h2 protocol hooks.
-import './outbound-h2.js';
-// Session persistence (GEP-1619): registers the cookie/header affinity with backend.ts.
-import { installSessionPersistence } from './session-token.js';
+import { RequestObservers } from './request-observers.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
 
-export { setSessionAffinity, type SessionAffinity } from './backend.js';
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
-export { setProtocolHooks, type ProtocolHooks, type OutboundContext, type InboundContext } from './protocol-hooks.js';
+export { decide, attemptTimeout, type Decision, type Forward, type Respond, type Mirror, type RetryPolicy, type Timeouts } from './decide.js';
+export { headerView, type HeaderView, type MeshRequest, type RequestProtocol } from './request.js';
+export { RequestObservers, type RequestRecord, type RequestObserver } from './request-observers.js';
 export { PEER_IDENTITY_HEADER } from './listen-inbound.js';
 export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
-
-installSessionPersistence();
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */
@@ -73,6 +72,8 @@ export interface SidecarHandle {
   close(graceMs?: number): Promise<void>;
   /** Resolves when the sidecar has closed (close() or POST /shutdown). */
   closed: Promise<void>;
+  /** Completed-request observers (tap, access log, trace): add one to receive RequestRecords. */
+  observers: RequestObservers;
 }
 
 function listen(server: Server, host: string, port: number): Promise<number> {
@@ -142,9 +143,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   // In local mode the pod IP is itself a loopback address the app dials.
   const outHost = opts.podIP.startsWith('127.') ? opts.podIP : '127.0.0.1';
   const maxHeaderSize = opts.maxHeaderSize;
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log });
-  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log });
   let closing: Promise<void> | undefined;
+  // Draining (ops-life wires when it starts): HTTP/1.1 answers carry Connection: close, HTTP/2 sessions get a GOAWAY.
+  const draining = () => closing !== undefined;
+  const observers = new RequestObservers();
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers });
+  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining });
   const admin = createAdmin({
     identity,
     state,
@@ -186,6 +190,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     // Stop accepting; in-flight requests finish; idle keep-alive connections go now, busy ones once idle.
     outbound.server.close();
     inbound.server.close();
+    // Callers on HTTP/2 sessions are told to go (GOAWAY): their streams in flight finish.
+    outbound.h2.goaway();
     const deadline = Date.now() + graceMs;
     const all = () => outbound.sockets.size + inbound.sockets.size;
     while (all() > 0 && Date.now() < deadline) {
@@ -212,6 +218,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const closed = new Promise<void>((r) => (closedResolve = r));
   const handle: SidecarHandle = {
     closed,
+    observers,
     ready,
     adminAddress: hostPort(opts.podIP, adminPort),
     outboundAddress: hostPort(outHost, outPort),

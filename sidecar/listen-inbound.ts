@@ -23,7 +23,7 @@ import { opaqueInbound } from './opaque.js';
 import { answerClientError, sendProxyError } from './proxy-errors.js';
 import { HOP_ALPN } from './hop.js';
 import { handToHttp } from './handoff.js';
-import { protocolHooks } from './protocol-hooks.js';
+import { inboundH2 } from './inbound-h2.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -37,6 +37,8 @@ export interface InboundOptions {
   detectTimeoutMs: number;
   maxHeaderSize: number | undefined;
   log: (line: string) => void;
+  /** True once the sidecar drains: HTTP/1.1 answers carry `Connection: close`, HTTP/2 sessions get a GOAWAY. */
+  draining?: (() => boolean) | undefined;
 }
 
 interface ConnInfo {
@@ -95,7 +97,7 @@ export function createInbound(o: InboundOptions): Inbound {
   const tls = createTlsServer({
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: [...(protocolHooks().inboundAlpn ?? []), ...HOP_ALPN, ALPN_OPAQUE],
+    ALPNProtocols: ['h2', ...HOP_ALPN, ALPN_OPAQUE],
     SNICallback: (servername, cb) => {
       const hop = parseHopServerName(servername);
       const id = identity.current;
@@ -128,8 +130,7 @@ export function createInbound(o: InboundOptions): Inbound {
       opaqueInbound(s, { podIp: podIP, port: hop.port, peer: spiffe });
       return;
     }
-    const h2 = s.alpnProtocol === 'h2' ? protocolHooks().inboundH2 : undefined;
-    if (h2) return h2(s, hop.port, spiffe, { podIP, metrics, pools, self, log: o.log });
+    if (s.alpnProtocol === 'h2') return inboundH2(s, hop.port, spiffe, { podIP, metrics, pools, self, log: o.log, draining: o.draining });
     (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port, 'inbound')) };
     http.emit('connection', s);
   });
@@ -178,6 +179,7 @@ export function createInbound(o: InboundOptions): Inbound {
     const done = (r: ForwardResult) => series.get(peer, r.status).record((performance.now() - start) / 1000);
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');
+    handler.draining = o.draining;
     try {
       info.app.dispatch(
         { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers as Record<string, string | string[]>, body: hasBody && !up ? req : null, upgrade: up?.protocol ?? null },

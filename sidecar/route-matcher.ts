@@ -17,7 +17,7 @@
 // whole value, as Envoy's safe_regex does. JS RegExp is never used on a
 // user's pattern.
 import { RE2JS } from 're2js';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { HeaderView } from './request.js';
 import type { MatchEntry, ValueMatch } from '../api/index.js';
 
 export interface MatchRequest {
@@ -26,8 +26,8 @@ export interface MatchRequest {
   path: string;
   /** Raw query string without '?', '' when absent. */
   query: string;
-  /** Header names lower-case (node's IncomingMessage.headers). */
-  headers: IncomingHttpHeaders;
+  /** Header access by lower-case name (request.ts). */
+  headers: HeaderView;
 }
 
 interface CompiledValue {
@@ -178,9 +178,8 @@ function matchesRest(c: CompiledMatch, req: MatchRequest): boolean {
   if (c.method !== undefined && c.method !== req.method) return false;
   for (let i = 0; i < c.headers.length; i++) {
     const h = c.headers[i]!;
-    const raw = req.headers[h.name];
-    if (raw === undefined) return false;
-    const v = typeof raw === 'string' ? raw : raw.join(', ');
+    const v = req.headers.get(h.name);
+    if (v === undefined) return false;
     if (h.re ? !h.re.testExact(v) : v !== h.exact) return false;
   }
   if (c.query.length) {

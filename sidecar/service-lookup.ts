@@ -82,3 +82,22 @@ export function resolveTarget(state: MeshState, callerNamespace: string, dst: Or
   }
   return { kind: 'external', host, port };
 }
+
+export type Lookup = Target | { kind: 'respond'; status: number; reason: string };
+
+/**
+ * The one service lookup of the outbound, for every protocol: which target
+ * a request is for, or the answer when there is none — 400 without any
+ * authority, 502 for an unknown cluster name, 508 for a request addressed to
+ * the outbound listener itself (it would loop through it forever).
+ */
+export function lookupRequest(state: MeshState, callerNamespace: string, dst: OriginalDst | undefined, authority: string, self: { ip: string; port: number }): Lookup {
+  const auth = parseAuthority(authority);
+  if (!auth && !dst) return { kind: 'respond', status: 400, reason: 'request has no Host header or absolute URI' };
+  const t = resolveTarget(state, callerNamespace, dst, auth ?? { host: '', port: 80 });
+  if (t.kind === 'unknown') return { kind: 'respond', status: 502, reason: `unknown service ${t.namespace}/${t.name}` };
+  if (t.kind === 'external' && t.port === self.port && (t.host === self.ip || t.host === 'localhost' || t.host === '127.0.0.1')) {
+    return { kind: 'respond', status: 508, reason: 'request addressed to the sidecar itself (proxy loop)' };
+  }
+  return t;
+}

@@ -5,19 +5,13 @@
 // HttpOnly, SameSite=Lax, and Max-Age only for lifetimeType Permanent (the
 // time left of absoluteTimeout); a Session cookie ends with the browser
 // session, and the token's own times enforce the timeouts either way.
-import type { IncomingHttpHeaders } from 'node:http';
 import type { SessionConfig } from '../api/index.js';
+import type { HeaderView } from './request.js';
 
-/** The value of cookie `name`, or undefined (the first one wins when sent twice). */
-export function readSessionCookie(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const h = headers.cookie as string | string[] | undefined;
-  if (h === undefined) return undefined;
-  if (typeof h === 'string') return findCookie(h, name);
-  for (const one of h) {
-    const v = findCookie(one, name);
-    if (v !== undefined) return v;
-  }
-  return undefined;
+/** The value of cookie `name`, or undefined (the first one wins when sent twice; node joins Cookie fields with "; "). */
+export function readSessionCookie(headers: HeaderView, name: string): string | undefined {
+  const h = headers.get('cookie');
+  return h === undefined ? undefined : findCookie(h, name);
 }
 
 function findCookie(header: string, name: string): string | undefined {

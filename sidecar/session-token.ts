@@ -9,10 +9,9 @@
 //
 //   token = base64url(issued36 "~" lastUsed36 "~" endpointKey) "." base64url(HMAC(secret, scope "\n" payload))
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { SessionConfig } from '../api/index.js';
-import { setSessionAffinity, type SessionAffinity } from './backend.js';
 import type { BuiltBackend, BuiltRouteBackend, BuiltRule, EndpointRt } from './config-apply.js';
+import type { HeaderView } from './request.js';
 import { readSessionCookie, sessionSetCookie } from './session-cookie.js';
 import { readSessionHeader } from './session-header.js';
 
@@ -80,24 +79,24 @@ export function sessionAlive(cfg: SessionConfig, t: SessionToken, now: number): 
   return true;
 }
 
-// ---- the affinity the data path consults ---------------------------------------
+// ---- what the decision asks (decide.ts calls these directly) -------------------
 
-/** The request's verified, live token (decoded once per request: keyed by its header object). */
-const decoded = new WeakMap<object, SessionToken | null>();
+/** The request's verified, live token (decoded once per request: keyed by its header view). */
+const decoded = new WeakMap<HeaderView, SessionToken | null>();
 
-function configOf(rule: BuiltRule, backend: BuiltBackend | undefined): SessionConfig | undefined {
-  // A rule's own setting (route, or a BackendLBPolicy folded in by compile) beats the backend's policy.
+/** A rule's own setting (route, or a BackendLBPolicy folded in by compile) beats the backend's policy. */
+export function sessionConfigOf(rule: BuiltRule, backend: BuiltBackend | undefined): SessionConfig | undefined {
   return rule.session ?? backend?.session;
 }
 
-function tokenOf(cfg: SessionConfig, rule: BuiltRule, headers: IncomingHttpHeaders): SessionToken | undefined {
+function tokenOf(cfg: SessionConfig, rule: BuiltRule, headers: HeaderView, now: number): SessionToken | undefined {
   const hit = decoded.get(headers);
   if (hit !== undefined) return hit ?? undefined;
   const raw = cfg.type === 'Cookie' ? readSessionCookie(headers, cfg.name) : readSessionHeader(headers, cfg.name);
   let t: SessionToken | undefined;
   if (raw) {
     t = verifyToken(sessionKey(rule.sessionSecret), cfg.scope, raw);
-    if (t && !sessionAlive(cfg, t, Date.now())) t = undefined;
+    if (t && !sessionAlive(cfg, t, now)) t = undefined;
   }
   decoded.set(headers, t ?? null);
   return t;
@@ -123,55 +122,45 @@ function refreshAfter(idleMs: number): number {
   return Math.min(idleMs / 4, 5_000);
 }
 
-export const sessionAffinityImpl: SessionAffinity & {
-  pickBackend(rule: BuiltRule, req: { headers: IncomingHttpHeaders }): BuiltRouteBackend | undefined;
-} = {
-  /** Persistence beats weights (GEP-1619): the backend holding the pinned endpoint, even at weight 0. */
-  pickBackend(rule, req) {
-    const cfg = rule.session;
-    if (!cfg) return undefined;
-    const t = tokenOf(cfg, rule, req.headers);
-    if (!t) return undefined;
-    const items = rule.backends.items;
-    for (let i = 0; i < items.length; i++) {
-      const b = items[i]!.backend;
-      if (b && !items[i]!.invalid && endpointIn(b, t.endpoint)) return items[i];
-    }
-    return undefined;
-  },
-
-  pick(rule, backend, req) {
-    const cfg = configOf(rule, backend);
-    if (!cfg) return undefined;
-    const t = tokenOf(cfg, rule, req.headers);
-    return t ? endpointIn(backend, t.endpoint) : undefined;
-  },
-
-  onResponse(rule, backend, ep, req, headers) {
-    const cfg = configOf(rule, backend);
-    if (!cfg) return;
-    const now = Date.now();
-    const t = tokenOf(cfg, rule, req.headers);
-    let next: SessionToken;
-    if (t && t.endpoint === ep.key) {
-      // The session continues: only an idle timeout needs its last-used time moved on.
-      if (!cfg.idleTimeoutMs || now - t.lastUsed < refreshAfter(cfg.idleTimeoutMs)) return;
-      next = { endpoint: ep.key, issued: t.issued, lastUsed: now };
-    } else {
-      next = { endpoint: ep.key, issued: now, lastUsed: now };
-    }
-    const token = issueToken(sessionKey(rule.sessionSecret), cfg.scope, next);
-    if (cfg.type === 'Cookie') headers.push('set-cookie', sessionSetCookie(cfg, token, next, now));
-    else headers.push(cfg.name, token);
-  },
-};
-
-/** Registers session persistence with the data path (done once when the sidecar loads). */
-export function installSessionPersistence(): void {
-  setSessionAffinity(sessionAffinityImpl);
+/** Persistence beats weights (GEP-1619): the rule's backend holding the pinned endpoint, even at weight 0. */
+export function pinnedRouteBackend(rule: BuiltRule, headers: HeaderView, now: number): BuiltRouteBackend | undefined {
+  const cfg = rule.session;
+  if (!cfg) return undefined;
+  const t = tokenOf(cfg, rule, headers, now);
+  if (!t) return undefined;
+  const items = rule.backends.items;
+  for (let i = 0; i < items.length; i++) {
+    const b = items[i]!.backend;
+    if (b && !items[i]!.invalid && endpointIn(b, t.endpoint)) return items[i];
+  }
+  return undefined;
 }
 
-/** For tests and the h2 path: the pinned endpoint a request's headers name, if any. */
-export function pinnedEndpoint(rule: BuiltRule, backend: BuiltBackend, req: IncomingMessage | { headers: IncomingHttpHeaders }): EndpointRt | undefined {
-  return sessionAffinityImpl.pick(rule, backend, req as IncomingMessage);
+/** The endpoint a request's session token names in `backend`, if alive and still there. */
+export function pinnedEndpoint(rule: BuiltRule, backend: BuiltBackend, headers: HeaderView, now: number): EndpointRt | undefined {
+  const cfg = sessionConfigOf(rule, backend);
+  if (!cfg) return undefined;
+  const t = tokenOf(cfg, rule, headers, now);
+  return t ? endpointIn(backend, t.endpoint) : undefined;
+}
+
+/**
+ * The response header that starts or refreshes the session on `ep`
+ * (set-cookie for Cookie, the named header for Header), or undefined when
+ * the request's token is current.
+ */
+export function sessionResponseHeader(rule: BuiltRule, backend: BuiltBackend, ep: EndpointRt, headers: HeaderView, now: number): [string, string] | undefined {
+  const cfg = sessionConfigOf(rule, backend);
+  if (!cfg) return undefined;
+  const t = tokenOf(cfg, rule, headers, now);
+  let next: SessionToken;
+  if (t && t.endpoint === ep.key) {
+    // The session continues: only an idle timeout needs its last-used time moved on.
+    if (!cfg.idleTimeoutMs || now - t.lastUsed < refreshAfter(cfg.idleTimeoutMs)) return undefined;
+    next = { endpoint: ep.key, issued: t.issued, lastUsed: now };
+  } else {
+    next = { endpoint: ep.key, issued: now, lastUsed: now };
+  }
+  const token = issueToken(sessionKey(rule.sessionSecret), cfg.scope, next);
+  return cfg.type === 'Cookie' ? ['set-cookie', sessionSetCookie(cfg, token, next, now)] : [cfg.name.toLowerCase(), token];
 }

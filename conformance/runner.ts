@@ -8,10 +8,10 @@
 import { mkdtempSync, rmSync, existsSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMesh, writeConfig, httpRequest, sleep, ECHO_APP, type Mesh, type PodInfo, type HttpResult, type EchoResponse } from '../helpers/mesh.js';
+import { startMesh, writeConfig, httpRequest, sleep, ECHO_APP, type Mesh, type PodInfo, type HttpResult, type EchoResponse } from './harness.js';
 import { SCENARIOS, MESH_NS, CONSUMER_NS, baseManifests, type Case, type Expect, type Scenario } from './scenarios.js';
 import type { ScenarioOutcome } from './report.js';
-import { echoClient, GRPC_ECHO_APP, unary, type EchoClient } from '../helpers/grpc-echo.js';
+import { echoClient, GRPC_ECHO_APP, unary, type EchoClient } from './grpc-echo.js';
 
 export interface CaseOutcome {
   name: string;

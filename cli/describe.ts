@@ -1,5 +1,5 @@
-// Data and text for `weft get` and `weft describe`: pure functions over what
-// control's admin `GET /resources` returns (or what a config directory
+// Data and text for `weft get` and `weft describe` (the CLI renders; control
+// only serves data): pure functions over what control's admin `GET /resources` returns (or what a config directory
 // holds), recompiled here so describe can show the effective rules per
 // Service port and consumer namespace exactly as sidecars receive them.
 import type {
@@ -17,11 +17,8 @@ import type {
   Service,
   SessionConfig,
 } from '../api/index.js';
-import { compile } from './compile.js';
-import { isServiceParent } from './compile-routes.js';
-import { formatDuration } from './duration.js';
-import type { CompileResult, ConfigError, RegisteredWorkload, ResourceStatus } from './types.js';
-import { formatConfigError, snapshotOf } from './types.js';
+import { compile, isServiceParent, formatDuration, formatConfigError, snapshotOf } from '../control/index.js';
+import type { CompileResult, ConfigError, RegisteredWorkload, ResourceStatus } from '../control/index.js';
 
 /** What `GET /resources` serves (registered entries may be wrapped as {workload}). */
 export interface Inventory {

@@ -3,11 +3,17 @@
 // h2c. Echo answers with the pod's name and the request metadata it received,
 // which is what the Mesh-GRPC conformance scenarios check (upstream's echo
 // server reports its hostname and request headers the same way).
-//   Workload: command: [node, e2e/helpers/grpc-echo-app.mjs]  env: { PORTS: "8080", GRPC_PORT: "7070" }
+//   Workload: command: [node, conformance/apps/grpc-echo-app.mjs]  env: { PORTS: "8080", GRPC_PORT: "7070" }
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import '../../examples/echo/echo.mjs';
+// The HTTP echo app of examples/ (from the source tree, or from dist/conformance/apps/ in a built copy).
+{
+  const here = new URL('.', import.meta.url);
+  const src = new URL('../../examples/echo/echo.mjs', here);
+  await import(existsSync(fileURLToPath(src)) ? src.href : new URL('../../../examples/echo/echo.mjs', here).href);
+}
 
 const host = process.env.POD_IP || '127.0.0.1';
 const port = Number(process.env.GRPC_PORT || 7070);

@@ -2,9 +2,9 @@
 // per Service port and consumer namespace.
 import t from 'tap';
 import type { AnyResource } from '../../api/index.js';
-import { compile } from '../compile.js';
+import { compile } from '../../control/index.js';
 import { age, describe, getTable, inventoryFrom, parseSelector, selectorMatches, snapshotOf, type Inventory } from '../describe.js';
-import { backend, grpcRoute, httpRoute, parent, pod, svc, v } from './helpers/compile-fixtures.js';
+import { backend, grpcRoute, httpRoute, parent, pod, svc, v } from '../../control/test/helpers/compile-fixtures.js';
 
 t.test('label selectors: =, ==, !=, in, notin, exists, !exists', async (t) => {
   const labels = { app: 'echo', tier: 'web', version: 'v1' };

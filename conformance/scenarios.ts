@@ -811,7 +811,7 @@ metadata:
 // ---- Mesh-GRPC (conformance/tests/mesh/grpcroute-*.go) ---------------------------
 // gRPC cases are unary weft.test.Echo/Echo calls from the echo-v1 pod's app
 // to its sidecar (h2c), to `echo:7070`; the echo app's gRPC side answers
-// with its pod name and the metadata it received (e2e/helpers/grpc-echo-app.mjs).
+// with its pod name and the metadata it received (conformance/apps/grpc-echo-app.mjs).
 
 const grpcRoute = (name: string, body: string) =>
   `apiVersion: gateway.networking.k8s.io/v1

@@ -1,0 +1,19 @@
+// How a sidecar's Node.js process is started, wherever it is launched: the
+// injected container (injector/), the image (Dockerfile: keep its ENV equal,
+// a test checks) and `weft up` (cli/). A proxy's memory is mostly V8's young
+// generation (3 × the semi-space, 16 MiB each by default, so up to 48 MiB that
+// fills under load and is never given back) and glibc's per-thread malloc
+// arenas; both are bounded here. Figures in bench/results.md.
+
+/** V8 flags for the sidecar (NODE_OPTIONS accepts them on Node 20 and on the LTS). */
+export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=2';
+
+/** Environment for the sidecar process: two malloc arenas instead of 8 × cores. */
+export const SIDECAR_ENV: Readonly<Record<string, string>> = Object.freeze({
+  MALLOC_ARENA_MAX: '2',
+});
+
+/** NODE_OPTIONS for a sidecar, keeping what the operator already set (theirs win, by coming last). */
+export function sidecarNodeOptions(existing: string | undefined): string {
+  return existing ? `${SIDECAR_NODE_OPTIONS} ${existing}` : SIDECAR_NODE_OPTIONS;
+}

@@ -1,0 +1,30 @@
+// The sidecar's runtime is the same wherever it is launched: the image's Node
+// is the LTS the tests also run on, and its V8/allocator settings are the ones
+// api/runtime.ts gives the injected container and `weft up`.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SIDECAR_ENV, SIDECAR_NODE_OPTIONS, sidecarNodeOptions } from '../../../api/index.js';
+// @ts-expect-error: a plain .mjs script without types
+import { LTS_MAJOR } from '../../../scripts/lts-node.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+
+t.test('the image builds and runs on the LTS Node the tests use', async (t) => {
+  const froms = [...dockerfile.matchAll(/^FROM node:(\d+)-slim/gm)].map((m) => Number(m[1]));
+  t.ok(froms.length >= 2, 'build and runtime stages');
+  t.same([...new Set(froms)], [LTS_MAJOR], `node:${LTS_MAJOR}-slim in every stage`);
+});
+
+t.test('the image sets the sidecar V8 and malloc bounds of api/runtime.ts', async (t) => {
+  const env = [...dockerfile.matchAll(/^ENV (.+)$/gm)].map((m) => m[1]!).join(' ');
+  t.match(env, `NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`);
+  for (const [k, v] of Object.entries(SIDECAR_ENV)) t.match(env, `${k}=${v}`);
+});
+
+t.test("an operator's own NODE_OPTIONS are kept, after ours so theirs win", async (t) => {
+  t.equal(sidecarNodeOptions(undefined), SIDECAR_NODE_OPTIONS);
+  t.equal(sidecarNodeOptions('--max-semi-space-size=8'), `${SIDECAR_NODE_OPTIONS} --max-semi-space-size=8`);
+});

@@ -1,0 +1,208 @@
+// The outbound request path shared by every protocol adapter (HTTP/1.1,
+// HTTP/2, gRPC, Upgrade): service lookup (with the 400 / 502 / 508 answers)
+// once, the first config of a Service waited for, decide(), then the
+// adapter's carrier carries the decision out. Endpoint accounting (in
+// flight, EWMA latency with a failure penalty), metrics and the
+// completed-request observers are recorded here, in one place.
+import type { IdentityHolder } from './bootstrap.js';
+import { observe } from './balancer-p2c-ewma.js';
+import { buildEndpoint, type EndpointRt, type MeshState, type SelfInfo } from './config-apply.js';
+import type { ConfigStream } from './config-stream.js';
+import { decide, type Decision, type Forward } from './decide.js';
+import type { EndpointPools } from './endpoint-pool.js';
+import { NO_PEER, SeriesCache, type PeerLabels, type SidecarMetrics } from './metrics.js';
+import type { OriginalDst } from './original-dst.js';
+import { answerFailure, CLIENT_GONE, type Answerer, type Outcome } from './proxy-errors.js';
+import type { MeshRequest } from './request.js';
+import type { RequestObservers } from './request-observers.js';
+import { lookupRequest, type Target } from './service-lookup.js';
+
+/** How long a request for a Service waits for its first config after subscribing. */
+export const SUBSCRIBE_WAIT_MS = 2_000;
+/** Latency charged to an endpoint for a failed request. */
+const FAILURE_PENALTY_MS = 1_000;
+
+/** What an outbound listener is built with (createOutbound passes them on; nothing is registered at import time). */
+export interface OutboundDeps {
+  state: MeshState;
+  stream: ConfigStream;
+  pools: EndpointPools;
+  metrics: SidecarMetrics;
+  self: SelfInfo;
+  identity: IdentityHolder;
+  /** This listener's own address, so a request addressed to it is refused (508) instead of looping. */
+  selfAddress: () => { ip: string; port: number };
+  log: (line: string) => void;
+  /** Completed-request observers (tap, access log, trace); a record is built only when active. */
+  observers?: RequestObservers | undefined;
+  /** True once the sidecar drains: HTTP/1.1 answers carry `Connection: close`, HTTP/2 sessions get a GOAWAY. */
+  draining?: (() => boolean) | undefined;
+}
+
+/** How one request ended, as the adapter saw it. */
+export type Done = (o: Outcome) => void;
+
+/** One request's downstream side, made by its protocol adapter: it carries decisions out and writes answers. */
+export interface Carrier {
+  readonly req: MeshRequest;
+  /** performance.now() at arrival. */
+  readonly start: number;
+  readonly answer: Answerer;
+  /** The caller went away (nothing left to answer). */
+  gone(): boolean;
+  /** Forward per the decision (mirrors included); calls `done` exactly once. */
+  forward(d: Forward, done: Done): void;
+  /** Straight to a meshed pod addressed by IP (no route table). */
+  pod(ep: EndpointRt, done: Done): void;
+  /** Out of the mesh, untouched. */
+  external(host: string, port: number, done: Done): void;
+}
+
+export class OutboundRouter {
+  private readonly externalSeries: SeriesCache;
+  private readonly badSeries: SeriesCache;
+  private readonly podSeries = new Map<number, SeriesCache>();
+  private readonly podEndpoints = new Map<string, EndpointRt>();
+  private readonly base;
+
+  constructor(readonly deps: OutboundDeps) {
+    const { self, metrics } = deps;
+    this.base = {
+      direction: 'outbound', src_namespace: self.namespace, src_workload: self.workload, src_service_account: self.serviceAccount,
+      dst_namespace: '', dst_workload: '', dst_service_account: '', dst_service: 'external', dst_port: '',
+      route_kind: '', route_namespace: '', route_name: '', route_rule: '', backend: '', grpc_status: '', tls: 'false', peer_identity: '',
+    };
+    this.externalSeries = new SeriesCache(metrics, this.base, 'dst');
+    this.badSeries = new SeriesCache(metrics, { ...this.base, dst_service: '' }, 'dst');
+  }
+
+  /** Routes one request; `dst` is the connection's original destination (iptables), if any. */
+  route(c: Carrier, dst: OriginalDst | undefined): void {
+    const { state } = this.deps;
+    // Before the first directory every name would look external: wait for it (bounded).
+    if (!state.directory) {
+      void state.waitForDirectory(SUBSCRIBE_WAIT_MS).then(() => {
+        if (!c.gone()) this.routeNow(c, dst);
+      });
+      return;
+    }
+    this.routeNow(c, dst);
+  }
+
+  private routeNow(c: Carrier, dst: OriginalDst | undefined): void {
+    const { state, stream, self } = this.deps;
+    const t = lookupRequest(state, self.namespace, dst, c.req.authority, this.deps.selfAddress());
+    switch (t.kind) {
+      case 'respond':
+        return this.fail(c, this.badSeries, NO_PEER, t.status, t.reason);
+      case 'service': {
+        const key = `${t.entry.namespace}/${t.entry.name}`;
+        const svc = state.services.get(key);
+        if (svc) return this.carry(c, decide(svc, t.port, c.req), t.entry.name);
+        stream.subscribe(key);
+        void state.waitFor(key, SUBSCRIBE_WAIT_MS).then((s) => {
+          if (c.gone()) return;
+          if (s) this.carry(c, decide(s, t.port, c.req), t.entry.name);
+          else this.fail(c, this.badSeries, NO_PEER, 503, `no config for service ${key} yet`);
+        });
+        return;
+      }
+      case 'pod':
+        return this.toPod(c, t);
+      case 'external': {
+        const series = this.externalSeries;
+        c.external(t.host, t.port, (o) => this.finish(c, series, NO_PEER, o, undefined, 'external'));
+        return;
+      }
+    }
+  }
+
+  /** Carries a decision out: a mesh-made answer, or the forward with its endpoint accounting. */
+  private carry(c: Carrier, d: Decision, service: string): void {
+    if (d.kind === 'respond') {
+      const series = d.series ?? this.badSeries;
+      if (d.location !== undefined) {
+        const o = c.answer.redirect(d.status, d.location);
+        this.finish(c, series, NO_PEER, o, undefined, service);
+        return;
+      }
+      answerFailure(c.answer, d.status, d.reason, (o) => this.finish(c, series, NO_PEER, o, undefined, service));
+      return;
+    }
+    const ep = d.endpoint;
+    const sent = this.begin(ep);
+    c.forward(d, (o) => {
+      this.end(ep, sent, o);
+      this.finish(c, d.series, ep.peer, o, ep, service, d, sent);
+    });
+  }
+
+  private toPod(c: Carrier, t: Extract<Target, { kind: 'pod' }>): void {
+    const key = `${t.ip}:${t.port}`;
+    let ep = this.podEndpoints.get(key);
+    if (!ep || ep.spiffe !== t.template.spiffe) {
+      ep = buildEndpoint({ ip: t.ip, port: t.port, identity: t.template.identity, workload: t.template.workload, pod: t.template.pod, ready: true }, this.deps.self.trustDomain);
+      this.podEndpoints.set(key, ep);
+    }
+    let series = this.podSeries.get(t.port);
+    if (!series) {
+      series = new SeriesCache(this.deps.metrics, { ...this.base, dst_service: '', dst_port: String(t.port) }, 'dst');
+      this.podSeries.set(t.port, series);
+    }
+    const s = series;
+    const e = ep;
+    const sent = this.begin(e);
+    c.pod(e, (o) => {
+      this.end(e, sent, o);
+      this.finish(c, s, e.peer, o, e, '', undefined, sent);
+    });
+  }
+
+  private begin(ep: EndpointRt): number {
+    ep.inflight++;
+    return performance.now();
+  }
+
+  /** A failed endpoint (refused, reset, timed out) counts as very slow, so P2C steers around it until the penalty decays. */
+  private end(ep: EndpointRt, sent: number, o: Outcome): void {
+    ep.inflight--;
+    const now = performance.now();
+    const failed = o.proxyError !== undefined && o.proxyError !== CLIENT_GONE;
+    observe(ep, failed ? Math.max(now - sent, FAILURE_PENALTY_MS) : now - sent, now);
+  }
+
+  private fail(c: Carrier, series: SeriesCache, peer: PeerLabels, status: number, reason: string): void {
+    answerFailure(c.answer, status, reason, (o) => this.finish(c, series, peer, o, undefined, ''));
+  }
+
+  /** The one place a completed outbound request is counted (metrics) and observed (tap, logs, traces). */
+  private finish(c: Carrier, series: SeriesCache, peer: PeerLabels, o: Outcome, ep: EndpointRt | undefined, service: string, d?: Forward, sent?: number): void {
+    const now = performance.now();
+    series.get(peer, o.status, o.grpcStatus).record((now - c.start) / 1000);
+    const obs = this.deps.observers;
+    if (!obs?.active) return;
+    const self = this.deps.self;
+    const r = d?.rule.route;
+    obs.emit({
+      time: Date.now(),
+      direction: 'outbound',
+      source: `${self.namespace}/${self.workload}`,
+      destination: ep ? (ep.workload ? `${ep.identity?.namespace ?? ''}/${ep.workload}` : `${ep.ip}:${ep.port}`) : '',
+      service,
+      route: r ? `${r.kind}/${r.namespace}/${r.name}${r.ruleName ? `/${r.ruleName}` : ''}` : '',
+      backend: d?.backend.name ?? '',
+      endpoint: ep ? `${ep.ip}:${ep.port}` : '',
+      method: c.req.method,
+      authority: c.req.authority,
+      path: c.req.path,
+      status: o.status,
+      grpcStatus: o.grpcStatus,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: now - c.start,
+      upstreamMs: sent !== undefined ? now - sent : 0,
+      proxyError: o.proxyError ?? '',
+      traceId: c.req.headers.get('traceparent')?.split('-')[1] ?? '',
+    });
+  }
+}
