@@ -1,5 +1,6 @@
 // The two parsers the differential fuzz test compares, and the comparison.
 import fc from 'fast-check';
+import { createRequire } from 'node:module';
 import { HeadReader, isHeadError, STRICTER } from '../../http1/parser.js';
 import { ChunkedDecoder } from '../../http1/body-chunked.js';
 
@@ -38,10 +39,10 @@ type LlParser = Record<number, unknown> & {
   finish(): undefined | (Error & { code: string; reason: string });
   close(): void;
 };
-const warn = process.emitWarning;
-process.emitWarning = () => {}; // DEP0111: the binding is internal; used as a test oracle only
-const binding = (process as unknown as { binding(n: string): Binding }).binding('http_parser');
-process.emitWarning = warn;
+// Node's internal HTTPParser (llhttp), the one node:http uses: internal and
+// proposed for deprecation (nodejs#58534), so a test oracle only. Node 20
+// also has it as process.binding('http_parser'); Node 26 only here.
+const binding = createRequire(import.meta.url)('_http_common') as Binding;
 const { HTTPParser, methods } = binding;
 
 function pairs(flat: string[]): [string, string][] {
