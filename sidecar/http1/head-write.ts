@@ -74,10 +74,15 @@ const REASONS: Record<number, string> = {
   500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',
 };
 
+/** The weft-proxy-error field line of a mesh-made answer (reason made header-safe: printable ASCII only). */
+export function proxyErrorLine(reason: string): string {
+  return `weft-proxy-error: ${reason.replace(/[^\x20-\x7e]/g, ' ')}`;
+}
+
 /** A complete response made by the mesh itself (errors): one Buffer, Content-Length framed. */
 export function simpleResponse(status: number, body: string, fields: readonly string[] = [], close = false): Buffer {
   const b = Buffer.from(body);
-  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Status'}\r\ncontent-type: text/plain\r\ncontent-length: ${b.length}\r\n`;
+  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Status'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${b.length}\r\n`;
   for (const f of fields) head += f + '\r\n';
   if (close) head += 'connection: close\r\n';
   return Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), b]);

@@ -9,3 +9,4 @@ export { Pool, type PoolOptions } from './pool.js';
 export { TimerWheel, type WheelEntry } from './timer-wheel.js';
 export { proxyHandler, type Router, type RouteDecision } from './proxy.js';
 export { MuxClient, MuxServer } from './mux.js';
+export { requestOfHead, engineAnswerer } from './carrier-parts.js';

@@ -16,7 +16,7 @@
 import tls from 'node:tls';
 import { corkedWrite, type Corkable } from './cork.js';
 import { HeadReader, isHeadError, type Head } from './parser.js';
-import { forwardHead } from './head-write.js';
+import { forwardHead, proxyErrorLine } from './head-write.js';
 import type { ClientConn, ClientHandler } from './client-conn.js';
 import type { Pool } from './pool.js';
 import type { ServerConn, ServerHandler } from './server-conn.js';
@@ -160,7 +160,7 @@ export class MuxClient {
     const gone = (): void => {
       if (this.mux === m) this.mux = null;
       for (const st of this.streams.values()) {
-        if (!st.responded) st.conn.respond(502, 'weft-mux connection lost\n', ['weft-proxy-error: upstream-failure'], true);
+        if (!st.responded) st.conn.respond(502, 'weft-mux connection lost\n', [proxyErrorLine('upstream failure: weft-mux connection lost')], true);
         else st.conn.destroy();
       }
       this.streams.clear();
@@ -193,7 +193,7 @@ export class MuxClient {
         break;
       case RST:
         this.streams.delete(id);
-        if (!st.responded) conn.respond(502, `upstream: ${p.toString()}\n`, ['weft-proxy-error: upstream-failure'], true);
+        if (!st.responded) conn.respond(502, `upstream: ${p.toString()}\n`, [proxyErrorLine(`upstream failure: ${p.toString()}`)], true);
         else conn.destroy();
         break;
       case WINDOW_UPDATE:

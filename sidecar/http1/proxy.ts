@@ -3,7 +3,7 @@
 // and the response in their own framing, with backpressure both ways. One
 // Exchange object per request; no closures, timers or Promises per request.
 import type { Head } from './parser.js';
-import { forwardHead, type HeadEdits } from './head-write.js';
+import { forwardHead, proxyErrorLine, type HeadEdits } from './head-write.js';
 import type { ClientConn, ClientHandler } from './client-conn.js';
 import type { Pool } from './pool.js';
 import type { ServerConn, ServerHandler } from './server-conn.js';
@@ -51,7 +51,10 @@ class Exchange implements ClientHandler {
     }
     this.closeAfter = head.framing === 'close';
     let edits = this.route.responseEdits;
-    if (this.head.minor === 0 && this.head.keepAlive && !this.closeAfter) edits = { ...edits, add: [...(edits?.add ?? []), 'connection: keep-alive'] };
+    if (conn.draining()) {
+      this.closeAfter = true;
+      edits = { ...edits, add: [...(edits?.add ?? []), 'connection: close'] };
+    } else if (this.head.minor === 0 && this.head.keepAlive && !this.closeAfter) edits = { ...edits, add: [...(edits?.add ?? []), 'connection: keep-alive'] };
     conn.write(edits || head.hop ? forwardHead(head, edits) : head.buf);
   }
 
@@ -82,7 +85,7 @@ class Exchange implements ClientHandler {
     }
     this.responded = true;
     conn.data = null;
-    conn.respond(502, `upstream: ${reason}\n`, ['weft-proxy-error: upstream-failure'], true);
+    conn.respond(502, `upstream: ${reason}\n`, [proxyErrorLine(`upstream failure: ${reason}`)], true);
   }
 
   onDrain(): void {

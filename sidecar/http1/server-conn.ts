@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { corkedWrite, type Corkable } from './cork.js';
 import { ChunkedDecoder } from './body-chunked.js';
 import { DEFAULT_LIMITS, HeadReader, isHeadError, type Head, type HeadLimits } from './parser.js';
-import { simpleResponse } from './head-write.js';
+import { proxyErrorLine, simpleResponse } from './head-write.js';
 import { TimerWheel, type WheelEntry } from './timer-wheel.js';
 
 export interface ServerHandler {
@@ -37,6 +37,8 @@ export interface ServerOptions {
   /** Most ms a keep-alive connection waits for its next request. Default 60 s. */
   idleTimeoutMs?: number;
   wheel?: TimerWheel;
+  /** True once the sidecar drains: each response is the connection's last (the caller reconnects elsewhere). */
+  draining?: () => boolean;
 }
 
 const enum St {
@@ -50,6 +52,7 @@ const enum St {
 }
 
 const sharedWheel = new TimerWheel();
+const NOT_DRAINING = (): boolean => false;
 
 export class ServerConn implements Corkable, WheelEntry {
   readonly socket: Socket;
@@ -75,6 +78,8 @@ export class ServerConn implements Corkable, WheelEntry {
   private readonly wheel: TimerWheel;
   private readonly headersTimeout: number;
   private readonly idleTimeout: number;
+  /** See ServerOptions.draining; the relay adds Connection: close to the answer when it is true. */
+  readonly draining: () => boolean;
   /** Requests completed on this connection. */
   served = 0;
 
@@ -85,6 +90,7 @@ export class ServerConn implements Corkable, WheelEntry {
     this.wheel = opts.wheel ?? sharedWheel;
     this.headersTimeout = opts.headersTimeoutMs ?? 10_000;
     this.idleTimeout = opts.idleTimeoutMs ?? 60_000;
+    this.draining = opts.draining ?? NOT_DRAINING;
     socket.setNoDelay(true);
     socket.on('data', (b: Buffer) => this.onData(b));
     socket.on('end', () => this.onEnd());
@@ -105,7 +111,7 @@ export class ServerConn implements Corkable, WheelEntry {
   endResponse(keepAlive = true): void {
     if (this.st === St.Closed || this.resDone) return;
     this.resDone = true;
-    if (!keepAlive || !this.head?.keepAlive) this.closeAfter = true;
+    if (!keepAlive || !this.head?.keepAlive || this.draining()) this.closeAfter = true;
     if (this.closeAfter) {
       // Close once the response is out; bytes of a pipelined next request are dropped (RFC 9112 §9.6).
       this.st = St.Closed;
@@ -128,7 +134,7 @@ export class ServerConn implements Corkable, WheelEntry {
 
   /** Answer with a mesh-made response (e.g. 400, 502) and, if close, close the connection. */
   respond(status: number, body: string, fields: readonly string[] = [], close = false): void {
-    this.write(simpleResponse(status, body, fields, close || !this.head?.keepAlive));
+    this.write(simpleResponse(status, body, fields, close || !this.head?.keepAlive || this.draining()));
     this.endResponse(!close);
   }
 
@@ -150,7 +156,7 @@ export class ServerConn implements Corkable, WheelEntry {
     if (this.reader.pending && !this.resStarted) {
       // A head that did not arrive in time: 408 (RFC 9110 §15.5.9), then close.
       this.st = St.Closed;
-      this.socket.end(simpleResponse(408, 'request header timeout\n', ['weft-proxy-error: header-timeout'], true));
+      this.socket.end(simpleResponse(408, 'request header timeout\n', [proxyErrorLine('request header timeout')], true));
       return;
     }
     this.destroy();
@@ -296,7 +302,7 @@ export class ServerConn implements Corkable, WheelEntry {
     this.st = St.Closed;
     this.wheel.cancel(this);
     // Nothing was handed on; answer and close (RFC 9112 §11.2: a message with bad framing must not be processed further).
-    this.socket.end(simpleResponse(status, `${reason}\n`, [`weft-proxy-error: ${status === 431 ? 'header-too-large' : 'bad-request'}`], true));
+    this.socket.end(simpleResponse(status, `${reason}\n`, [proxyErrorLine(`malformed request: ${reason}`)], true));
   }
 
   private abort(reason: string, status: number): void {
@@ -304,7 +310,7 @@ export class ServerConn implements Corkable, WheelEntry {
     this.handler.onRequestAbort(this, reason);
     this.st = St.Closed;
     this.wheel.cancel(this);
-    if (!started && status) this.socket.end(simpleResponse(status, `${reason}\n`, ['weft-proxy-error: bad-request'], true));
+    if (!started && status) this.socket.end(simpleResponse(status, `${reason}\n`, [proxyErrorLine(`malformed request: ${reason}`)], true));
     else this.socket.destroy();
   }
 

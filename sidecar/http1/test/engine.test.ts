@@ -263,7 +263,7 @@ t.test('an upstream that refuses connections gives 502 with weft-proxy-error', a
   t.teardown(() => proxy.close());
   const { text } = await rawExchange(HOST, proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   t.match(text, /^HTTP\/1.1 502 /);
-  t.match(text, /weft-proxy-error: upstream-failure/);
+  t.match(text, /weft-proxy-error: upstream failure: /);
 });
 
 t.test('bad heads: 400 / 431 and close; a slow head: 408 from the timer wheel', async (t) => {
@@ -286,4 +286,21 @@ t.test('bad heads: 400 / 431 and close; a slow head: 408 from the timer wheel', 
   t.match(r.text, /^HTTP\/1.1 408 /);
   t.ok(r.closed && Date.now() - t0 < 2000, 'closed by the header timeout');
   t.equal(app.seen.length, 0, 'nothing was forwarded');
+});
+
+t.test('draining: each answer says Connection: close and the connection closes after it', async (t) => {
+  const app = await upstreamApp();
+  let draining = false;
+  const proxy = await startProxy(HOST, app.port, { draining: () => draining });
+  t.teardown(async () => {
+    await proxy.close();
+    app.server.close();
+  });
+  let r = await rawExchange(HOST, proxy.port, 'GET /d1 HTTP/1.1\r\nHost: a\r\n\r\n', (s) => s.includes('GET /d1'));
+  t.notMatch(r.text, /connection: close/i, 'not draining: keep-alive');
+  draining = true;
+  r = await rawExchange(HOST, proxy.port, 'GET /d2 HTTP/1.1\r\nHost: a\r\n\r\nGET /d3 HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.match(r.text, /connection: close/i, 'draining: the answer says close');
+  t.ok(r.closed, 'and the connection closed');
+  t.notMatch(r.text, /GET \/d3/, 'the pipelined next request was not served');
 });

@@ -145,5 +145,5 @@ t.test('weft-mux/1: an app that refuses connections gives 502 on that stream onl
   t.teardown(c.close);
   const r = await rawExchange(HOST, c.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   t.match(r.text, /^HTTP\/1\.1 502 /);
-  t.match(r.text, /weft-proxy-error: upstream-failure/);
+  t.match(r.text, /weft-proxy-error: upstream failure: /);
 });
