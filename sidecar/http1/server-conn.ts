@@ -111,7 +111,9 @@ export class ServerConn implements Corkable, WheelEntry {
   endResponse(keepAlive = true): void {
     if (this.st === St.Closed || this.resDone) return;
     this.resDone = true;
-    if (!keepAlive || !this.head?.keepAlive || this.draining()) this.closeAfter = true;
+    // An answer that ends before its request body was read (a mesh-made 404 to a POST, a 413, or
+    // Expect: 100-continue never granted) cannot know where the next request starts: close.
+    if (!keepAlive || !this.head?.keepAlive || this.draining() || !this.reqDone) this.closeAfter = true;
     if (this.closeAfter) {
       // Close once the response is out; bytes of a pipelined next request are dropped (RFC 9112 §9.6).
       this.st = St.Closed;

@@ -304,3 +304,17 @@ t.test('draining: each answer says Connection: close and the connection closes a
   t.ok(r.closed, 'and the connection closed');
   t.notMatch(r.text, /GET \/d3/, 'the pipelined next request was not served');
 });
+
+t.test('an answer before the request body (mesh-made 404 to Expect: 100-continue) closes the connection', async (t) => {
+  const app = await upstreamApp();
+  const proxy = await startProxy(HOST, app.port, { router: () => ({ kind: 'respond', status: 404, body: 'no route\n', fields: ['weft-proxy-error: no route'] }) });
+  t.teardown(async () => {
+    await proxy.close();
+    app.server.close();
+  });
+  const r = await rawExchange(HOST, proxy.port, 'POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+  t.match(r.text, /^HTTP\/1\.1 404 /, 'answered without 100 Continue');
+  t.notMatch(r.text, /100 Continue/);
+  t.ok(r.closed, 'closed: the unsent body cannot be told from a next request');
+  t.equal(app.seen.length, 0);
+});
