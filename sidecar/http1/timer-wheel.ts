@@ -20,6 +20,7 @@ export class TimerWheel {
   private timer: NodeJS.Timeout | null = null;
   private size = 0;
   private last = 0;
+  private emptyRuns = 0;
 
   constructor(tickMs = 250, slots = 256) {
     this.tick = tickMs;
@@ -47,7 +48,9 @@ export class TimerWheel {
     e.wheelNext = head;
     if (head) head.wheelPrev = e;
     this.slots[slot] = e;
-    if (++this.size === 1 && !this.timer) {
+    this.size++;
+    if (!this.timer) {
+      this.emptyRuns = 0;
       this.last = Math.floor(Date.now() / this.tick);
       this.timer = setInterval(() => this.run(), this.tick);
       this.timer.unref();
@@ -70,13 +73,20 @@ export class TimerWheel {
     else this.slots[e.wheelSlot] = e.wheelNext;
     if (e.wheelNext) e.wheelNext.wheelPrev = e.wheelPrev;
     e.wheelNext = e.wheelPrev = null;
-    if (--this.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = null;
-    }
+    // The interval keeps running while the wheel empties and fills again
+    // (a connection between two requests): run() stops it after an empty lap.
+    this.size--;
   }
 
   private run(): void {
+    if (this.size === 0) {
+      if (++this.emptyRuns >= this.slots.length && this.timer) {
+        clearInterval(this.timer);
+        this.timer = null;
+      }
+      return;
+    }
+    this.emptyRuns = 0;
     const now = Date.now();
     const cur = Math.floor(now / this.tick);
     const n = this.slots.length;

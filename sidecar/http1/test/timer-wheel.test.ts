@@ -31,6 +31,6 @@ t.test('one wheel: entries expire at their deadline (never before), in order; ca
   t.same(fired.map((f) => f[0]), ['a', 'd', 'b'], 'a, then the re-armed d, then b after two laps; c never');
   const due: Record<string, number> = { a: now + 60, d: now + 250, b: now + 400 };
   for (const [n, at] of fired) t.ok(at >= due[n]!, `${n} not before its deadline`);
-  t.equal(wheel.scheduled, 0, 'nothing left, and the interval is stopped');
+  t.equal(wheel.scheduled, 0, 'nothing left; the unref-ed interval stops by itself after an empty lap');
   wheel.close();
 });
