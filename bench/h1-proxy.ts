@@ -59,6 +59,7 @@ if (cfg.role === 'edge') {
   if (cfg.hop === 'h2') {
     const server = http2.createSecureServer({ ...tlsServerOpts, ALPNProtocols: ['h2'], settings: { initialWindowSize: 1 << 20 } });
     server.on('secureConnection', (s: tls.TLSSocket) => s.setNoDelay(true));
+    server.on('sessionError', () => {});
     server.on('stream', (stream, headers) => h2PeerStream(stream, headers, appPool));
     server.listen(cfg.listen.port, cfg.listen.host, ready);
   } else {
@@ -107,7 +108,9 @@ function h2EdgeHandler(tlsOpts: tls.ConnectionOptions): ServerHandler {
       }
       const stream = getSession().request(h, { endStream: head.framing === 'none' });
       conn.data = { stream, dec: head.framing === 'chunked' ? new ChunkedDecoder() : null };
+      let started = false;
       stream.on('response', (rh) => {
+        started = true;
         const status = Number(rh[':status']);
         let out = `HTTP/1.1 ${status} \r\n`;
         for (const [k, v] of Object.entries(rh)) if (k[0] !== ':') out += `${k}: ${Array.isArray(v) ? v.join(', ') : v}\r\n`;
@@ -125,7 +128,8 @@ function h2EdgeHandler(tlsOpts: tls.ConnectionOptions): ServerHandler {
         });
       });
       stream.on('error', () => {
-        conn.respond(502, 'upstream h2 stream failed\n', ['weft-proxy-error: upstream-failure'], true);
+        if (started) conn.destroy();
+        else conn.respond(502, 'upstream h2 stream failed\n', ['weft-proxy-error: upstream failure: h2 stream failed'], true);
       });
     },
     onRequestBody(conn, chunk) {
@@ -154,9 +158,16 @@ function h2PeerStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
   const client = appPool.get();
   const method = String(headers[':method']);
   let dec: ChunkedDecoder | null = null;
+  let finished = false;
+  // A caller that goes away (wrk closing its connections) cancels the stream: abandon the app request.
+  stream.on('error', () => {});
+  stream.on('close', () => {
+    if (!finished) client.destroy();
+  });
+  const live = (): boolean => !stream.destroyed && !stream.closed;
   client.request(Buffer.from(head, 'latin1'), method, {
     onResponseHead(_c, rh: Head) {
-      if (rh.status < 200) return;
+      if (rh.status < 200 || !live()) return;
       const out: http2.OutgoingHttpHeaders = { ':status': rh.status };
       for (let i = 0; i < rh.count; i++) {
         const n = rh.name(i).toLowerCase();
@@ -166,14 +177,18 @@ function h2PeerStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
       stream.respond(out, { endStream: rh.framing === 'none' });
     },
     onResponseBody(_c, chunk) {
+      if (!live()) return;
       if (dec) dec.feed(chunk, 0, chunk.length, (b, s, e) => stream.write(b.subarray(s, e)));
       else stream.write(chunk);
     },
     onResponseEnd() {
-      if (!stream.writableEnded) stream.end();
+      finished = true;
+      if (live() && !stream.writableEnded) stream.end();
     },
-    onResponseError() {
-      if (!stream.headersSent) stream.respond({ ':status': 502, 'weft-proxy-error': 'upstream-failure' }, { endStream: true });
+    onResponseError(_c, reason) {
+      finished = true;
+      if (!live()) return;
+      if (!stream.headersSent) stream.respond({ ':status': 502, 'weft-proxy-error': `upstream failure: ${reason}`.replace(/[^\x20-\x7e]/g, ' ') }, { endStream: true });
       else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     },
   }, !bodyless);
