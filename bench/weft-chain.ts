@@ -154,8 +154,8 @@ export function sidecarArgs(stateDir: string, s: SidecarSpec): string[] {
   return a;
 }
 
-export function startSidecar(dir: string, stateDir: string, s: SidecarSpec, nodeArgs: string[] = [], tag = ''): Proc {
-  return start(`weft-sidecar-${s.workload}${tag}`, process.execPath, [...nodeArgs, ...sidecarArgs(stateDir, s)], join(dir, `weft-sidecar-${s.workload}${tag}.log`));
+export function startSidecar(dir: string, stateDir: string, s: SidecarSpec, nodeArgs: string[] = [], tag = '', nodeBin = process.execPath): Proc {
+  return start(`weft-sidecar-${s.workload}${tag}`, nodeBin, [...nodeArgs, ...sidecarArgs(stateDir, s)], join(dir, `weft-sidecar-${s.workload}${tag}.log`));
 }
 
 /** BENCH_SIDECAR_NODE_ARGS: extra node flags for the measured sidecars (e.g. GC sizing experiments). */
@@ -182,7 +182,8 @@ export async function waitReady(p: Proc, podIP: string, timeoutMs = 15_000, poll
 export const CLIENT: SidecarSpec = { podIP: WEFT.client, workload: 'client', serviceAccount: 'client', labels: 'app=client' };
 export const SERVER: SidecarSpec = { podIP: WEFT.server, workload: 'server', serviceAccount: 'server', labels: 'app=server', appPorts: [WEFT.appPort, 9090] };
 
-export async function startWeft(dir: string): Promise<WeftChain> {
+/** nodeBin: the runtime of the two sidecars (the runtime matrix runs the chain once per Node). */
+export async function startWeft(dir: string, nodeBin = process.execPath): Promise<WeftChain> {
   if (!existsSync(CLI)) throw new Error(`${CLI} not built (npm run build)`);
   const configDir = join(dir, 'weft-config');
   const stateDir = join(dir, 'weft-state');
@@ -192,8 +193,8 @@ export async function startWeft(dir: string): Promise<WeftChain> {
   writeFileSync(join(configDir, 'grpc.yaml'), GRPC_YAML);
   const control = startControl(dir, configDir, stateDir);
   await waitListening(control, WEFT.control, WEFT.controlPort, 15_000);
-  const server = startSidecar(dir, stateDir, SERVER, sidecarNodeArgs());
-  const client = startSidecar(dir, stateDir, CLIENT, sidecarNodeArgs());
+  const server = startSidecar(dir, stateDir, SERVER, sidecarNodeArgs(), '', nodeBin);
+  const client = startSidecar(dir, stateDir, CLIENT, sidecarNodeArgs(), '', nodeBin);
   await waitReady(server, WEFT.server);
   await waitReady(client, WEFT.client);
   return {

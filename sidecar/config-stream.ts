@@ -19,7 +19,7 @@ export interface ConfigStreamOptions {
   subscribe: string[];
   log: (line: string) => void;
   /** Inbound authorization (authz-state.ts): when set, Hello asks control for this pod's InboundUpdate. */
-  inbound?: { apply(msg: InboundUpdateMsg): string | undefined };
+  inbound?: { apply(msg: InboundUpdateMsg): string | undefined; readonly version?: string | undefined };
 }
 
 export class ConfigStream {
@@ -159,6 +159,8 @@ export class ConfigStream {
     const st = this.opts.state;
     if (st.directory) out.directory = st.directory.version;
     for (const [key, svc] of st.services) out[`service:${key}`] = svc.version;
+    // The pod's inbound authorization too: a reconnect must not re-apply it.
+    if (this.opts.inbound?.version) out[INBOUND_RESOURCE] = this.opts.inbound.version;
     return out;
   }
 

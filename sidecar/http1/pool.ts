@@ -1,0 +1,108 @@
+// A small pool of HTTP/1.1 client connections to one upstream address
+// (plain TCP or TLS). get() is synchronous: an idle connection (most recently
+// used first, so the rest can time out), or a new one whose writes Node
+// queues until the connect completes. Idle connections expire on the shared
+// timer wheel; there is no per-connection timer.
+import net from 'node:net';
+import tls from 'node:tls';
+import { ClientConn } from './client-conn.js';
+import { DEFAULT_LIMITS, type HeadLimits } from './parser.js';
+import { TimerWheel } from './timer-wheel.js';
+
+export interface PoolOptions {
+  host: string;
+  port: number;
+  /** TLS options (mTLS to a peer sidecar); absent for plain TCP. */
+  tls?: tls.ConnectionOptions;
+  /** Called once per new TLS connection after the handshake; return an error message to refuse the peer (identity check). */
+  verifyPeer?: (socket: tls.TLSSocket) => string | null;
+  /** Idle connections kept. Default 64. */
+  maxIdle?: number;
+  /** Idle connection lifetime. Default 30 s. */
+  idleTimeoutMs?: number;
+  limits?: HeadLimits;
+  wheel?: TimerWheel;
+  localAddress?: string;
+}
+
+const sharedWheel = new TimerWheel();
+
+export class Pool {
+  private readonly idle: ClientConn[] = [];
+  private readonly opts: PoolOptions;
+  private readonly wheel: TimerWheel;
+  private readonly releaseFn = (c: ClientConn): void => this.put(c);
+  private readonly idleCloseFn = (c: ClientConn): void => this.drop(c);
+  private closed = false;
+  /** Connections opened over the pool's life. */
+  opened = 0;
+
+  constructor(opts: PoolOptions) {
+    this.opts = opts;
+    this.wheel = opts.wheel ?? sharedWheel;
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** An idle connection, or a new one (connecting). */
+  get(): ClientConn {
+    for (;;) {
+      const c = this.idle.pop();
+      if (!c) break;
+      this.wheel.cancel(c);
+      if (!c.closed) return c;
+    }
+    return this.connect();
+  }
+
+  /** A new connection, never an idle one (for a retry after an idle connection failed). */
+  connect(): ClientConn {
+    const o = this.opts;
+    this.opened++;
+    let socket: net.Socket;
+    if (o.tls) {
+      const s = tls.connect({ ...o.tls, host: o.host, port: o.port, localAddress: o.localAddress } as tls.ConnectionOptions);
+      const verify = o.verifyPeer;
+      if (verify) {
+        s.once('secureConnect', () => {
+          const err = verify(s);
+          if (err) s.destroy(new Error(err));
+        });
+      }
+      socket = s;
+    } else socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
+    const c = new ClientConn(socket, o.limits ?? DEFAULT_LIMITS);
+    c.release = this.releaseFn;
+    c.onIdleClose = this.idleCloseFn;
+    return c;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.idle) {
+      this.wheel.cancel(c);
+      c.destroy();
+    }
+    this.idle.length = 0;
+  }
+
+  private put(c: ClientConn): void {
+    if (this.closed || this.idle.length >= (this.opts.maxIdle ?? 64)) {
+      c.destroy();
+      return;
+    }
+    this.idle.push(c);
+    this.wheel.schedule(c, Date.now() + (this.opts.idleTimeoutMs ?? 30_000));
+  }
+
+  private drop(c: ClientConn): void {
+    this.wheel.cancel(c);
+    const i = this.idle.indexOf(c);
+    if (i >= 0) {
+      this.idle[i] = this.idle[this.idle.length - 1]!;
+      this.idle.pop();
+    }
+  }
+}

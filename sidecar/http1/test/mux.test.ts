@@ -1,0 +1,149 @@
+import t from 'tap';
+import net from 'node:net';
+import tls from 'node:tls';
+import http from 'node:http';
+import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { createTrustAnchor, createIssuer, issueCert } from '../../../certs/index.js';
+import { MuxClient, MuxServer } from '../mux.js';
+import { Pool } from '../pool.js';
+import { ServerConn } from '../server-conn.js';
+import { listen, loopback, rawExchange } from './helpers/proxy.js';
+
+const HOST = loopback(3);
+const anchor = createTrustAnchor({ commonName: 'mux test anchor' });
+const issuer = createIssuer(anchor, { commonName: 'mux test issuer' });
+const client = issueCert(issuer, { spiffeId: 'spiffe://cluster.local/ns/t/sa/client', commonName: 'client' });
+const server = issueCert(issuer, { spiffeId: 'spiffe://cluster.local/ns/t/sa/server', dnsNames: ['hop.test'], commonName: 'server' });
+const ca = [anchor.certPem, issuer.certPem];
+
+/** edge (plain HTTP/1.1 in) → weft-mux/1 over one mTLS connection → peer → app. */
+async function chain(app: net.Server | http.Server): Promise<{ port: number; handshakes: () => number; close: () => Promise<void> }> {
+  const appPort = await listen(app, HOST);
+  const pool = new Pool({ host: HOST, port: appPort });
+  let handshakes = 0;
+  const peer = tls.createServer({ key: server.keyPem, cert: server.certPem + issuer.certPem, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['weft-mux/1', 'h2', 'http/1.1'] }, (s) => {
+    handshakes++;
+    const uri = s.getPeerCertificate().subjectaltname?.replace(/^URI:/, '') ?? '';
+    new MuxServer(s, pool, [`x-peer-identity: ${uri}`]);
+  });
+  const peerPort = await listen(peer, HOST);
+  const mux = new MuxClient({ host: HOST, port: peerPort, tls: { key: client.keyPem, cert: client.certPem + issuer.certPem, ca, servername: 'hop.test' } });
+  const handler = mux.handler();
+  const conns = new Set<ServerConn>();
+  const edge = net.createServer((s) => {
+    const c = new ServerConn(s, handler);
+    conns.add(c);
+    s.on('close', () => conns.delete(c));
+  });
+  const port = await listen(edge, HOST);
+  return {
+    port,
+    handshakes: () => handshakes,
+    async close() {
+      mux.close();
+      for (const c of conns) c.destroy();
+      pool.close();
+      edge.close();
+      peer.close();
+      app.close();
+    },
+  };
+}
+
+t.test('weft-mux/1: fifty concurrent callers share one mTLS connection; the peer adds the identity', async (t) => {
+  const app = http.createServer((req, res) => {
+    res.end(`${req.url} ${req.headers['x-peer-identity']}`);
+  });
+  const c = await chain(app);
+  t.teardown(c.close);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
+  const bodies = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      new Promise<string>((resolve, reject) => {
+        http
+          .get({ host: HOST, port: c.port, path: `/r${i}`, agent }, async (res) => {
+            let b = '';
+            for await (const x of res) b += x;
+            resolve(b);
+          })
+          .on('error', reject);
+      }),
+    ),
+  );
+  t.same(bodies, Array.from({ length: 50 }, (_, i) => `/r${i} spiffe://cluster.local/ns/t/sa/client`));
+  t.equal(c.handshakes(), 1, 'one TLS connection carried all fifty');
+  agent.destroy();
+});
+
+t.test('weft-mux/1: 16 MiB up and down through the per-stream window, chunked kept as it came', async (t) => {
+  const app = http.createServer((req, res) => {
+    const h = createHash('sha256');
+    let n = 0;
+    req.on('data', (b: Buffer) => {
+      n += b.length;
+      h.update(b);
+    });
+    req.on('end', () => {
+      if (req.url === '/down') {
+        const block = Buffer.alloc(1 << 20, 5);
+        let i = 0;
+        const pump = (): void => {
+          while (i < 16) {
+            i++;
+            if (!res.write(block)) return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        return pump();
+      }
+      res.end(`${n} ${h.digest('hex')} ${req.headers['transfer-encoding'] ?? ''}`);
+    });
+  });
+  const c = await chain(app);
+  t.teardown(c.close);
+  const block = Buffer.alloc(1 << 20, 9);
+  const want = createHash('sha256');
+  for (let i = 0; i < 16; i++) want.update(block);
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ host: HOST, port: c.port, method: 'POST', path: '/up' }, async (res) => {
+      let b = '';
+      for await (const x of res) b += x;
+      resolve(b);
+    });
+    req.on('error', reject);
+    let i = 0;
+    const pump = (): void => {
+      while (i < 16) {
+        i++;
+        if (!req.write(block)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+  t.equal(body, `${16 << 20} ${want.digest('hex')} chunked`, 'all 16 MiB arrived, still chunked');
+  const n = await new Promise<number>((resolve) => {
+    http.get({ host: HOST, port: c.port, path: '/down' }, async (res) => {
+      let k = 0;
+      for await (const x of res) {
+        k += (x as Buffer).length;
+        await new Promise((r) => setImmediate(r));
+      }
+      resolve(k);
+    });
+  });
+  t.equal(n, 16 << 20, 'all 16 MiB came back to a slow reader');
+});
+
+t.test('weft-mux/1: an app that refuses connections gives 502 on that stream only', async (t) => {
+  const dead = net.createServer();
+  const c = await chain(dead);
+  // Close the app's listener: the peer's pool connects and is refused.
+  dead.close();
+  await once(dead, 'close');
+  t.teardown(c.close);
+  const r = await rawExchange(HOST, c.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.match(r.text, /^HTTP\/1\.1 502 /);
+  t.match(r.text, /weft-proxy-error: upstream failure: /);
+});
