@@ -16,6 +16,7 @@
 // "Pure": no I/O and no clock of its own (`now` is an argument); the only
 // state it reads besides the config is the balancer's (in-flight counts and
 // EWMA latency live on the endpoints, as the issue asks of endpoint choice).
+import { normalizePath } from './path-normalize.js';
 import type { BuiltBackend, BuiltRouteBackend, BuiltRule, BuiltService, EndpointRt } from './config-apply.js';
 import { chooseBackend, chooseEndpoint } from './backend.js';
 import { isRewrite, redirectLocation, rewritePath, type CompiledFilters, type CompiledHeaderEdits } from './filters.js';
@@ -80,12 +81,6 @@ export type Decision = Respond | Forward;
 const NO_EDITS: CompiledHeaderEdits[] = [];
 const NO_MIRRORS: Mirror[] = [];
 
-// ---- PATH NORMALISATION HOOK ---------------------------------------------------
-// hardening (issue 16) writes sidecar/path-normalize.ts
-// `normalizePath(raw, { mergeSlashes }) → { ok: true, path } | { ok: false, reason }`;
-// the lead swaps this identity for it when merging (one line).
-const normalizePath = (raw: string, _opts: { mergeSlashes: boolean }): { ok: true; path: string } | { ok: false; reason: string } => ({ ok: true, path: raw });
-// ---------------------------------------------------------------------------------
 
 function respond(status: number, reason: string, series: SeriesCache | undefined, rule?: BuiltRule): Respond {
   return { kind: 'respond', status, reason, series, rule };
@@ -107,13 +102,16 @@ function requestSide(f: CompiledFilters, path: string, query: string, prefix: st
 
 /**
  * What to do with `req`, addressed to `service` port `port`. `now` (ms since
- * the epoch) is for session tokens; `rand` for the weighted backendRef pick.
+ * the epoch) is for session tokens; `rand` for the weighted backendRef pick;
+ * `mergeSlashes` the workload's path-normalisation option.
  */
-export function decide(service: BuiltService, port: number, req: MeshRequest, now: number = Date.now(), rand?: () => number): Decision {
+export function decide(service: BuiltService, port: number, req: MeshRequest, now: number = Date.now(), rand?: () => number, mergeSlashes = false): Decision {
   const bp = service.ports.get(port);
   if (!bp) return respond(502, `service ${service.key} has no port ${port}`, undefined);
 
-  const norm = normalizePath(req.path, { mergeSlashes: false });
+  // Match what the app will see (issue 16): dot segments removed, unreserved
+  // characters decoded, %2F/%5C kept; a path that cannot be normalised is 400.
+  const norm = normalizePath(req.path, { mergeSlashes });
   if (!norm.ok) return respond(400, `request path rejected: ${norm.reason}`, bp.noRoute);
   const path = norm.path;
   const query = req.query;

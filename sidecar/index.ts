@@ -182,7 +182,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const observers = new RequestObservers();
   // Retries, budgets, failure accrual and shedding of the outbound forward step (issue 14).
   const resilience = new Resilience(metrics, { ...(opts.failureAccrual !== undefined ? { failureAccrual: opts.failureAccrual } : {}), ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}) });
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience });
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience, mergeSlashes: opts.limits?.mergeSlashes ?? false });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz });
   const drain = new Drain({ inbound, outbound, goodbye: (why) => stream.goodbye(why), log });
   // HTTP/2 callers are told at once (GOAWAY; their streams in flight finish) and

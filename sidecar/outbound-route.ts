@@ -41,6 +41,8 @@ export interface OutboundDeps {
   draining?: (() => boolean) | undefined;
   /** Retries, budgets, failure accrual, load shedding (issue 14); absent: one try, as before. */
   resilience?: Resilience | undefined;
+  /** Path normalisation merges repeated slashes (per workload, --merge-slashes). */
+  mergeSlashes?: boolean | undefined;
 }
 
 /** How one request ended, as the adapter saw it. */
@@ -106,11 +108,11 @@ export class OutboundRouter {
       case 'service': {
         const key = `${t.entry.namespace}/${t.entry.name}`;
         const svc = state.services.get(key);
-        if (svc) return this.carry(c, decide(svc, t.port, c.req), t.entry.name);
+        if (svc) return this.carry(c, decide(svc, t.port, c.req, Date.now(), undefined, this.deps.mergeSlashes), t.entry.name);
         stream.subscribe(key);
         void state.waitFor(key, SUBSCRIBE_WAIT_MS).then((s) => {
           if (c.gone()) return;
-          if (s) this.carry(c, decide(s, t.port, c.req), t.entry.name);
+          if (s) this.carry(c, decide(s, t.port, c.req, Date.now(), undefined, this.deps.mergeSlashes), t.entry.name);
           else this.fail(c, this.badSeries, NO_PEER, 503, `no config for service ${key} yet`);
         });
         return;
