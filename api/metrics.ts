@@ -24,6 +24,7 @@ export const SIDECAR_METRICS = {
   certExpiry: 'weft_certificate_expiry_timestamp_seconds', // gauge
   detectTotal: 'weft_protocol_detections_total', // counter, label protocol
   controlConnected: 'weft_control_connected', // gauge 0/1
+  observeDropped: 'weft_observe_dropped_total', // counter, label sink (tap | access-log | trace)
 } as const;
 
 /** Labels of weft_requests_total / weft_request_duration_seconds. */

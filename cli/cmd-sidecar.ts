@@ -2,7 +2,7 @@
 // or POST /shutdown, then a graceful drain. Kubernetes' downward API
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
-import { startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { ACCESS_LOG_FORMATS, collectorUrl, startSidecar, type AccessLogFormat, type SidecarHandle } from '../sidecar/index.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]
@@ -22,6 +22,14 @@ const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-i
   --token-file PATH        credential for Certify (default STATE/bootstrap-token)
   --trust-bundle PATH      trust anchors (default STATE/trust-bundle.pem)
   --grace-ms MS            drain time on shutdown (default 5000)
+  --access-log json        one JSON line per request on stdout (default $WEFT_ACCESS_LOG;
+                           the pod annotation weft.io/access-log: json)
+  --access-log-path PATH   write the access log to PATH instead of stdout
+  --trace-collector URL    export spans over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces
+                           (default $WEFT_TRACE_COLLECTOR; annotation weft.io/trace-collector)
+  --trace-sampling RATE    share of new traces sampled, 0..1 (default $WEFT_TRACE_SAMPLING or 0.01;
+                           a caller's sampled traceparent is always followed)
+  --trace-encoding ENC     protobuf (default) or json
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -51,6 +59,11 @@ export async function run(argv: string[]): Promise<number> {
         'token-file': { type: 'string' },
         'trust-bundle': { type: 'string' },
         'grace-ms': { type: 'string' },
+        'access-log': { type: 'string' },
+        'access-log-path': { type: 'string' },
+        'trace-collector': { type: 'string' },
+        'trace-sampling': { type: 'string' },
+        'trace-encoding': { type: 'string' },
       },
       { positionals: false },
     );
@@ -76,6 +89,23 @@ export async function run(argv: string[]): Promise<number> {
       ...(str(p, 'trust-bundle') ? { trustBundleFile: str(p, 'trust-bundle') } : {}),
     };
     graceMs = int(p, 'grace-ms', { min: 0 }) ?? 5_000;
+    const accessLog = str(p, 'access-log') ?? (env.WEFT_ACCESS_LOG || undefined);
+    if (accessLog !== undefined && accessLog !== 'off') {
+      if (!(ACCESS_LOG_FORMATS as readonly string[]).includes(accessLog)) throw new UsageError(`--access-log: "${accessLog}" is not one of ${ACCESS_LOG_FORMATS.join(', ')} (or off)`);
+      const path = str(p, 'access-log-path');
+      opts.accessLog = { format: accessLog as AccessLogFormat, ...(path ? { path } : {}) };
+    }
+    const collector = str(p, 'trace-collector') ?? (env.WEFT_TRACE_COLLECTOR || undefined);
+    if (collector !== undefined && collector !== 'off') {
+      const u = collectorUrl(collector);
+      if (typeof u === 'string') throw new UsageError(`--trace-collector: ${u}`);
+      const rateText = str(p, 'trace-sampling') ?? (env.WEFT_TRACE_SAMPLING || '0.01');
+      const sampling = Number(rateText);
+      if (!(sampling >= 0 && sampling <= 1)) throw new UsageError(`--trace-sampling: "${rateText}" is not a number from 0 to 1`);
+      const encoding = str(p, 'trace-encoding') ?? 'protobuf';
+      if (encoding !== 'protobuf' && encoding !== 'json') throw new UsageError(`--trace-encoding: "${encoding}" is not protobuf or json`);
+      opts.trace = { collector: u.href, sampling, encoding };
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weft sidecar: ${e.message}\n`);

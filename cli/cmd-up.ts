@@ -28,6 +28,7 @@ import {
   type HostPort,
 } from './args.js';
 import { aggregate, parseExposition, renderStat, type TargetScrape } from './stat-table.js';
+import { startDashboard } from './dashboard-server.js';
 import {
   assignIndexes,
   isPodIpPrefix,
@@ -58,6 +59,11 @@ flags:
   --logs                   copy app and sidecar output to stderr, prefixed by pod
   --log-dir DIR            where each process's output is written (default STATE/logs,
                            or a temp dir when STATE is inside DIR)
+  --dashboard H:P|off      serve the web dashboard there (default <prefix>.0.1:7070,
+                           i.e. http://127.0.0.1:7070/)
+  --trace-collector URL    every sidecar exports spans over OTLP/HTTP there (mesh-wide;
+                           a Workload's annotation weft.io/trace-collector wins)
+  --trace-sampling RATE    share of new traces sampled, 0..1 (default 0.01)
 `;
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
@@ -253,6 +259,9 @@ export async function run(argv: string[]): Promise<number> {
     quiet: { type: 'boolean', short: 'q' },
     logs: { type: 'boolean' },
     'log-dir': { type: 'string' },
+    dashboard: { type: 'string' },
+    'trace-collector': { type: 'string' },
+    'trace-sampling': { type: 'string' },
   });
   if (bool(p, 'help')) {
     process.stdout.write(HELP);
@@ -270,6 +279,14 @@ export async function run(argv: string[]): Promise<number> {
     : parseHostPort(str(p, 'control-listen') ?? `${prefix}.0.1:${PORTS.controlGrpc}`, '--control-listen');
   const adminAddr = parseHostPort(str(p, 'control-admin') ?? `${controlAddr.host}:${PORTS.controlAdmin}`, '--control-admin');
   const intervalS = int(p, 'interval', { min: 1, max: 3600 }) ?? 2;
+  // observe: the dashboard address and the mesh-wide tracing flags for every sidecar.
+  const dashboardFlag = str(p, 'dashboard') ?? `${prefix}.0.1:7070`;
+  const dashboardAddr = dashboardFlag === 'off' ? undefined : parseHostPort(dashboardFlag, '--dashboard');
+  const meshObserveArgs = [
+    ...(str(p, 'trace-collector') ? ['--trace-collector', str(p, 'trace-collector')!] : []),
+    ...(str(p, 'trace-sampling') ? ['--trace-sampling', str(p, 'trace-sampling')!] : []),
+  ];
+  let dashboardUrl = '';
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
   // Log lines written inside DIR would wake control's file watcher (it
@@ -349,8 +366,18 @@ export async function run(argv: string[]): Promise<number> {
       );
     }
     lines.push(`  logs       ${show(logDir)}/<namespace>.<pod>.{app,sidecar}.log`);
+    if (dashboardUrl) lines.push(`  dashboard  ${dashboardUrl}`);
     return lines.join('\n');
   };
+  // The dashboard reads the same control admin endpoint as `weft stat`; a busy port only costs the page.
+  let dashboard: Awaited<ReturnType<typeof startDashboard>> | undefined;
+  if (dashboardAddr) {
+    dashboard = await startDashboard({ listen: dashboardAddr, controlAdmin: formatHostPort(adminAddr) }).catch((e: Error) => {
+      say(`dashboard: cannot listen on ${formatHostPort(dashboardAddr)}: ${e.message} (--dashboard H:P or off)`);
+      return undefined;
+    });
+  }
+  dashboardUrl = dashboard?.url ?? '';
   process.stdout.write(`${bannerText()}\n`);
 
   const writePods = () => {
@@ -408,6 +435,7 @@ export async function run(argv: string[]): Promise<number> {
     if (w.ports.length) sidecarArgs.push('--app-ports', w.ports.join(','));
     for (const c of w.calls) sidecarArgs.push('--subscribe', c);
     if (w.strict) sidecarArgs.push('--strict');
+    sidecarArgs.push(...meshObserveArgs, ...(w.observeArgs ?? []));
     const proxy = `http://${pod.ip}:${PORTS.outbound}`;
     const [cmd0, ...cmdRest] = w.command;
     const r: PodRun = {
@@ -681,6 +709,7 @@ export async function run(argv: string[]): Promise<number> {
   await Promise.all(runs.map((r) => r.app.stop(5000)));
   await Promise.all(runs.map((r) => r.sidecar.stop(5000)));
   await allUp.catch(() => undefined);
+  await dashboard?.close();
   if (control) await control.close();
   process.off('exit', killAll);
   process.off('SIGINT', onSignal);

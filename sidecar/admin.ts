@@ -6,6 +6,7 @@ import type { IdentityHolder } from './bootstrap.js';
 import type { MeshState } from './config-apply.js';
 import type { ConfigStream } from './config-stream.js';
 import type { SidecarMetrics } from './metrics.js';
+import { parseTapQuery, type TapHub } from './tap.js';
 
 export interface AdminOptions {
   identity: IdentityHolder;
@@ -16,6 +17,8 @@ export interface AdminOptions {
   onShutdown: () => void;
   /** True once draining: /ready answers 503 so nothing new is sent here. */
   draining: () => boolean;
+  /** `GET /tap?service=ns/name&destination=ns/workload&direction=&max=`: live requests as NDJSON (`weft tap`). */
+  tap?: TapHub;
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -62,6 +65,12 @@ export function createAdmin(o: AdminOptions): Server {
       if (!(from.startsWith('127.') || from === '::1' || from === o.self.podIP)) return send(403, 'shutdown is allowed from the pod itself only\n');
       send(202, 'shutting down\n');
       setImmediate(o.onShutdown);
+      return;
+    }
+    if (path === '/tap' && o.tap) {
+      const q = parseTapQuery(new URL(req.url ?? '/', 'http://admin').searchParams);
+      if ('error' in q) return send(400, `tap: ${q.error}\n`);
+      if (!o.tap.subscribe(res, q.filter, q.max)) return send(503, 'tap: too many subscribers\n');
       return;
     }
     send(404, 'not found\n');

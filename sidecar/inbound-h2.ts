@@ -11,6 +11,7 @@ import { createH2Server, forwardH2, h2SessionsOf, upstreamHeaders } from './hop-
 import { isGrpc } from './grpc-status.js';
 import { peerLabels, SeriesCache, type PeerLabels } from './metrics.js';
 import type { InboundContext } from './protocol-hooks.js';
+import { contentLength } from './observe.js';
 
 const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -94,12 +95,18 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
   const series = seriesFor(st, info.port);
   const sessions = h2SessionsOf(st.ctx.pools, 'app', undefined);
   const { podIP } = st.ctx;
+  // observe (tap, access log, tracing): continue the trace for the app; a record in done().
+  const obs = st.ctx.metrics.observers, span = obs.active ? obs.begin(out, 'inbound', '2') : undefined;
   forwardH2(stream, {
     session: () => sessions.plain(podIP, info.port),
     headers: out,
     grpc: isGrpc(headers['content-type']),
     timeoutMs: 0,
     responseEdits: undefined,
-    done: (r) => series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000),
+    done: (r) => {
+      series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000);
+      if (obs.active) obs.complete('inbound', series.base, { ip: podIP, port: info.port, spiffe: info.spiffe }, { method: String(headers[':method'] ?? 'GET'), authority: String(headers[':authority'] ?? ''), path: String(headers[':path'] ?? '/'),
+        status: r.status, grpcStatus: r.grpcStatus, proxyError: r.proxyError, start, bytesIn: contentLength(headers['content-length']) }, span);
+    },
   });
 }

@@ -20,6 +20,11 @@ import { installSessionPersistence } from './session-token.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
+import { RequestObservers } from './observe.js';
+import { TapHub } from './tap.js';
+import { AccessLog, type AccessLogFormat } from './access-log.js';
+import { Tracer } from './trace.js';
+import type { OtlpEncoding } from './trace-otlp.js';
 
 export { setSessionAffinity, type SessionAffinity } from './backend.js';
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
@@ -29,6 +34,9 @@ export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
 export { compileFilters, redirectLocation, rewritePath } from './filters.js';
 export { validateServiceConfig } from './config-validate.js';
+export { RequestObservers, type RequestRecord } from './observe.js';
+export { parseTraceParent, formatTraceParent, collectorUrl } from './trace.js';
+export { ACCESS_LOG_FORMATS, type AccessLogFormat } from './access-log.js';
 
 installSessionPersistence();
 
@@ -59,6 +67,10 @@ export interface SidecarOptions {
   detectTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;
+  /** One JSON line per request (annotation weft.io/access-log: json); to stdout unless a path is given. */
+  accessLog?: { format: AccessLogFormat; path?: string };
+  /** Spans for sampled requests over OTLP/HTTP (trace.ts). */
+  trace?: { collector: string; sampling: number; encoding?: OtlpEncoding };
   log?: (line: string) => void;
 }
 
@@ -110,6 +122,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     const id = identity.current!;
     metrics.certExpiry.set({ kind: 'leaf', identity: id.spiffe }, id.notAfter.getTime() / 1000);
   });
+  // Tap (always available, free while nobody taps), access log and tracing when configured.
+  const drop = (sink: string) => (n: number) => metrics.observeDropped.inc({ sink }, n);
+  const tap = new TapHub({ onDrop: drop('tap') });
+  metrics.observers = new RequestObservers(self, {
+    tap,
+    accessLog: opts.accessLog ? new AccessLog({ ...opts.accessLog, onDrop: drop('access-log') }) : undefined,
+    tracer: opts.trace ? new Tracer({ ...opts.trace, self, onDrop: drop('trace'), log }) : undefined,
+  });
   const state = new MeshState({ self, metrics });
   const stream = new ConfigStream({
     control: opts.control,
@@ -152,6 +172,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     metrics,
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(),
+    tap,
     draining: () => closing !== undefined,
   });
 
@@ -203,6 +224,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     await pools.close();
     // BackendTLSPolicy origins keep their own pools and h2 sessions.
     for (const svc of state.services.values()) for (const b of svc.backends.values()) b.tlsOrigin?.close();
+    await metrics.observers.close();
     admin.closeAllConnections();
     await new Promise<void>((r) => admin.close(() => r()));
     log('sidecar stopped');

@@ -28,6 +28,7 @@ import { NO_PEER, SeriesCache, type PeerLabels } from './metrics.js';
 import type { OriginalDst } from './original-dst.js';
 import { setProtocolHooks, type OutboundContext } from './protocol-hooks.js';
 import { parseAuthority, resolveTarget, type Target } from './service-lookup.js';
+import { contentLength } from './observe.js';
 
 const SUBSCRIBE_WAIT_MS = 2_000;
 const FAILURE_PENALTY_MS = 1_000;
@@ -239,6 +240,8 @@ function dispatch(st: OutState, r: Req, ep: EndpointRt, upstreamPath: string, au
     : () => sessions.plain(ep.ip, ep.port));
   ep.inflight++;
   const sent = performance.now();
+  // observe (tap, access log, tracing): trace context into the forwarded headers; a record in done().
+  const obs = st.ctx.metrics.observers, span = obs.active ? obs.begin(headers, 'outbound', '2') : undefined;
   forwardH2(r.stream, {
     session,
     headers,
@@ -251,6 +254,8 @@ function dispatch(st: OutState, r: Req, ep: EndpointRt, upstreamPath: string, au
       const failed = res.proxyError && res.proxyError !== 'client cancelled';
       observe(ep, failed ? Math.max(now - sent, FAILURE_PENALTY_MS) : now - sent, now);
       series.get(ep.peer, res.status, res.grpcStatus).record((now - r.start) / 1000);
+      if (obs.active) obs.complete('outbound', series.base, ep, { method: String(headers[':method']), authority, path: upstreamPath, status: res.status, grpcStatus: res.grpcStatus, proxyError: res.proxyError, start: r.start, sent,
+        bytesIn: contentLength(r.headers['content-length']), bytesOut: 0 }, span);
     },
   });
 }
