@@ -114,8 +114,10 @@ export async function startDashboard(o: DashboardOptions): Promise<DashboardHand
     history.push(scrapes);
     // Keep the scrapes of the window: rates are over (oldest, newest).
     while (history.length > Math.max(2, Math.round((windowS * 1000) / intervalMs) + 1)) history.shift();
-    const prev = history[0]!;
-    if (history.length < 2) return rowsOf(() => []);
+    // Per sidecar, its oldest scrape in the window (a new pod counts from its first scrape).
+    const oldest = new Map<string, TargetScrape>();
+    for (const round of history.slice(0, -1)) for (const s of round) if (!oldest.has(s.target)) oldest.set(s.target, s);
+    const prev = [...oldest.values()];
     return rowsOf((opts) => aggregate(prev, scrapes, opts));
   };
 

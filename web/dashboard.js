@@ -97,13 +97,15 @@ function renderWorkloads(state) {
 // Columns by depth: a node's column is one more than its deepest caller's.
 function layout(edges) {
   const nodes = new Map();
+  // A workload and a Service may share a name: nodes are keyed by kind too.
   const node = (id, kind) => {
-    if (!nodes.has(id)) nodes.set(id, { id, kind, depth: 0, ins: [] });
-    return nodes.get(id);
+    const key = `${kind}:${id}`;
+    if (!nodes.has(key)) nodes.set(key, { key, id, kind, depth: 0, ins: [] });
+    return nodes.get(key);
   };
   for (const e of edges) {
-    node(e.from, e.kind === 'calls' ? 'wl' : 'svc');
-    node(e.to, e.kind === 'calls' ? 'svc' : 'wl').ins.push(e.from);
+    const from = node(e.from, e.kind === 'calls' ? 'wl' : 'svc');
+    node(e.to, e.kind === 'calls' ? 'svc' : 'wl').ins.push(from.key);
   }
   for (let pass = 0; pass < nodes.size; pass++) {
     let changed = false;
@@ -142,7 +144,7 @@ function renderTopology(state) {
     n.y = 15 + ri * (H + GY) + ((rowsMax - col.length) * (H + GY)) / 2;
   }));
   for (const e of state.edges) {
-    const a = nodes.get(e.from), b = nodes.get(e.to);
+    const a = nodes.get(`${e.kind === 'calls' ? 'wl' : 'svc'}:${e.from}`), b = nodes.get(`${e.kind === 'calls' ? 'svc' : 'wl'}:${e.to}`);
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
     const mx = (x1 + x2) / 2;
     const bad = e.successRate !== null && e.successRate < 0.95;
@@ -150,7 +152,7 @@ function renderTopology(state) {
     s.append(svg('text', { class: 'elabel', x: mx - 20, y: (y1 + y2) / 2 - 4 }, `${fmtRate(e.rps)}/s`));
   }
   for (const n of nodes.values()) {
-    const g = svg('g', { class: `node ${n.kind}`, 'data-node': n.id });
+    const g = svg('g', { class: `node ${n.kind}`, 'data-node': n.key });
     g.append(svg('rect', { x: n.x, y: n.y, width: W, height: H, rx: 5 }));
     g.append(svg('text', { x: n.x + 8, y: n.y + 17 }, `${n.kind === 'svc' ? '◆ ' : ''}${n.id}`));
     s.append(g);
