@@ -248,9 +248,10 @@ export class Tracer implements RequestSink {
 /** The OTLP span of one record, with the OpenTelemetry HTTP semantic conventions' attributes. */
 export function spanOf(rec: RequestRecord, span: SpanStart): OtlpSpan {
   const [host, port] = splitAuthority(rec.authority);
+  const q = rec.path.indexOf('?');
   const attrs: OtlpSpan['attributes'] = [
     ['http.request.method', rec.method],
-    ['url.path', rec.path],
+    ['url.path', q < 0 ? rec.path : rec.path.slice(0, q)],
     ['url.scheme', 'http'],
     ['http.response.status_code', rec.status],
     ['server.address', host],
@@ -259,6 +260,7 @@ export function spanOf(rec: RequestRecord, span: SpanStart): OtlpSpan {
     ['weft.direction', rec.direction],
   ];
   if (port) attrs.push(['server.port', port]);
+  if (q >= 0) attrs.push(['url.query', rec.path.slice(q + 1)]);
   if (rec.grpcStatus) attrs.push(['rpc.system', 'grpc'], ['rpc.grpc.status_code', Number(rec.grpcStatus)]);
   if (rec.source) attrs.push(['weft.source.identity', rec.source]);
   if (rec.destination) attrs.push(['weft.destination.workload', rec.destination]);
