@@ -106,7 +106,7 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
     done: (r) => {
       series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000);
       if (obs.active) obs.complete('inbound', series.base, { ip: podIP, port: info.port, spiffe: info.spiffe }, { method: String(headers[':method'] ?? 'GET'), authority: String(headers[':authority'] ?? ''), path: String(headers[':path'] ?? '/'),
-        status: r.status, grpcStatus: r.grpcStatus, proxyError: r.proxyError, start, bytesIn: contentLength(headers['content-length']) }, span);
+        status: r.status, grpcStatus: r.grpcStatus, proxyError: r.proxyError, start, sent: start, bytesIn: contentLength(headers['content-length']) }, span);
     },
   });
 }

@@ -24,7 +24,7 @@ import { answerClientError, sendProxyError } from './proxy-errors.js';
 import { HOP_ALPN } from './hop.js';
 import { handToHttp } from './handoff.js';
 import { protocolHooks } from './protocol-hooks.js';
-import { contentLength } from './observe.js';
+import { ioMark } from './observe.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -177,11 +177,10 @@ export function createInbound(o: InboundOptions): Inbound {
     const series = seriesFor(info.port);
     const peer = info.peer;
     // observe (tap, access log, tracing): continue the trace for the app; a record in done().
-    const obs = metrics.observers, span = obs.active ? obs.begin(req.headers, 'inbound') : undefined;
+    const obs = metrics.observers, span = obs.active ? obs.begin(req.headers, 'inbound') : undefined, io = obs.active ? ioMark(req.socket, req.headers['content-length']) : undefined;
     const done = (r: ForwardResult) => {
       series.get(peer, r.status).record((performance.now() - start) / 1000);
-      if (obs.active) obs.complete('inbound', series.base, { ip: podIP, port: info.port, spiffe: info.spiffe }, { method: req.method ?? 'GET', authority: req.headers.host ?? '', path: req.url ?? '/', status: r.status, proxyError: r.proxyError, start,
-        bytesIn: contentLength(req.headers['content-length']), bytesOut: contentLength(res.getHeader('content-length')) }, span);
+      if (obs.active) obs.complete('inbound', series.base, { ip: podIP, port: info.port, spiffe: info.spiffe }, { method: req.method ?? 'GET', authority: req.headers.host ?? '', path: req.url ?? '/', status: r.status, proxyError: r.proxyError, start, sent: start, io }, span);
     };
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');

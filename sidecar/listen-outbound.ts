@@ -23,7 +23,7 @@ import { DISCARD_HANDLER, ForwardHandler, prepareRequestHeaders, teeBody, Upgrad
 import { NO_PEER, SeriesCache, type RequestSeries, type SidecarMetrics } from './metrics.js';
 import { answerClientError, sendProxyError, sendRedirect } from './proxy-errors.js';
 import { parseAuthority, resolveTarget, type Target } from './service-lookup.js';
-import { contentLength } from './observe.js';
+import { ioMark } from './observe.js';
 
 /** How long a request for a Service waits for its first config after subscribing. */
 export const SUBSCRIBE_WAIT_MS = 2_000;
@@ -314,7 +314,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
     ep.inflight++;
     const sent = performance.now();
     // observe (tap, access log, tracing): trace context into the forwarded headers; a record in done().
-    const obs = metrics.observers, span = obs.active ? obs.begin(req.headers, 'outbound') : undefined;
+    const obs = metrics.observers, span = obs.active ? obs.begin(req.headers, 'outbound') : undefined, io = obs.active ? ioMark(req.socket, req.headers['content-length']) : undefined;
     const done = (r: ForwardResult) => {
       ep.inflight--;
       const now = performance.now();
@@ -322,8 +322,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
       // P2C steers around it until the penalty decays.
       observe(ep, r.proxyError && r.status !== 499 ? Math.max(now - sent, FAILURE_PENALTY_MS) : now - sent, now);
       series.get(ep.peer, r.status).record((now - start) / 1000);
-      if (obs.active) obs.complete('outbound', series.base, ep, { method: req.method ?? 'GET', authority: req.headers.host ?? '', path: upstreamPath, status: r.status, proxyError: r.proxyError, start, sent,
-        bytesIn: contentLength(req.headers['content-length']), bytesOut: contentLength(res.getHeader('content-length')) }, span);
+      if (obs.active) obs.complete('outbound', series.base, ep, { method: req.method ?? 'GET', authority: req.headers.host ?? '', path: upstreamPath, status: r.status, proxyError: r.proxyError, start, sent, io }, span);
     };
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, edits, done, timeoutMs, kind);

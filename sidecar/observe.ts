@@ -77,6 +77,25 @@ export interface Completed {
   sent?: number;
   bytesIn?: number;
   bytesOut?: number;
+  /** The client connection's byte counters at dispatch (HTTP/1: bytes in and out are their growth). */
+  io?: IoMark | undefined;
+}
+
+export interface IoMark {
+  socket: { bytesRead: number; bytesWritten: number };
+  read: number;
+  written: number;
+  /** The request's Content-Length (0 when chunked or none). */
+  body: number;
+}
+
+/**
+ * The byte counters of a client connection now (HTTP/1, one request at a
+ * time on it): bytes in are the request's Content-Length, else what the
+ * connection read after the head (a chunked body); bytes out what it wrote.
+ */
+export function ioMark(socket: { bytesRead: number; bytesWritten: number } | null | undefined, contentLengthHeader: unknown): IoMark | undefined {
+  return socket ? { socket, read: socket.bytesRead, written: socket.bytesWritten, body: contentLength(contentLengthHeader) } : undefined;
 }
 
 export interface ObserverSelf {
@@ -183,8 +202,8 @@ export class RequestObservers {
       path: c.path,
       status: c.status,
       grpcStatus: c.grpcStatus ?? '',
-      bytesIn: c.bytesIn ?? 0,
-      bytesOut: c.bytesOut ?? 0,
+      bytesIn: c.bytesIn ?? (c.io ? c.io.body || Math.max(0, c.io.socket.bytesRead - c.io.read) : 0),
+      bytesOut: c.bytesOut ?? (c.io ? Math.max(0, c.io.socket.bytesWritten - c.io.written) : 0),
       durationMs: round3(now - c.start),
       upstreamMs: c.sent !== undefined ? round3(now - c.sent) : 0,
       proxyError: c.proxyError ?? '',
