@@ -40,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const env = process.env;
   let opts: Parameters<typeof startSidecar>[0];
   let graceMs: number;
+  const warnings: string[] = [];
   try {
     const p = parseFlags(
       argv,
@@ -89,22 +90,32 @@ export async function run(argv: string[]): Promise<number> {
       ...(str(p, 'trust-bundle') ? { trustBundleFile: str(p, 'trust-bundle') } : {}),
     };
     graceMs = int(p, 'grace-ms', { min: 0 }) ?? 5_000;
+    // A bad flag is a usage error; a bad annotation (read from the environment
+    // the injector fills from it) is a warning and leaves that feature off:
+    // a pod's annotation must not crash-loop its sidecar.
+    const fromFlag = (k: string) => str(p, k) !== undefined;
+    const problem = (flag: string, envName: string, msg: string): void => {
+      if (fromFlag(flag)) throw new UsageError(`--${flag}: ${msg}`);
+      warnings.push(`${envName} (pod annotation): ${msg}; ignored`);
+    };
     const accessLog = str(p, 'access-log') ?? (env.WEFT_ACCESS_LOG || undefined);
     if (accessLog !== undefined && accessLog !== 'off') {
-      if (!(ACCESS_LOG_FORMATS as readonly string[]).includes(accessLog)) throw new UsageError(`--access-log: "${accessLog}" is not one of ${ACCESS_LOG_FORMATS.join(', ')} (or off)`);
-      const path = str(p, 'access-log-path');
-      opts.accessLog = { format: accessLog as AccessLogFormat, ...(path ? { path } : {}) };
+      if (!(ACCESS_LOG_FORMATS as readonly string[]).includes(accessLog)) problem('access-log', 'WEFT_ACCESS_LOG', `"${accessLog}" is not one of ${ACCESS_LOG_FORMATS.join(', ')} (or off)`);
+      else {
+        const path = str(p, 'access-log-path');
+        opts.accessLog = { format: accessLog as AccessLogFormat, ...(path ? { path } : {}) };
+      }
     }
     const collector = str(p, 'trace-collector') ?? (env.WEFT_TRACE_COLLECTOR || undefined);
     if (collector !== undefined && collector !== 'off') {
       const u = collectorUrl(collector);
-      if (typeof u === 'string') throw new UsageError(`--trace-collector: ${u}`);
       const rateText = str(p, 'trace-sampling') ?? (env.WEFT_TRACE_SAMPLING || '0.01');
       const sampling = Number(rateText);
-      if (!(sampling >= 0 && sampling <= 1)) throw new UsageError(`--trace-sampling: "${rateText}" is not a number from 0 to 1`);
       const encoding = str(p, 'trace-encoding') ?? 'protobuf';
-      if (encoding !== 'protobuf' && encoding !== 'json') throw new UsageError(`--trace-encoding: "${encoding}" is not protobuf or json`);
-      opts.trace = { collector: u.href, sampling, encoding };
+      if (typeof u === 'string') problem('trace-collector', 'WEFT_TRACE_COLLECTOR', u);
+      else if (!(rateText.trim() !== '' && sampling >= 0 && sampling <= 1)) problem('trace-sampling', 'WEFT_TRACE_SAMPLING', `"${rateText}" is not a number from 0 to 1`);
+      else if (encoding !== 'protobuf' && encoding !== 'json') throw new UsageError(`--trace-encoding: "${encoding}" is not protobuf or json`);
+      else opts.trace = { collector: u.href, sampling, encoding };
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -116,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
+  for (const w of warnings) log(`sidecar: ${w}`);
   let handle: SidecarHandle;
   try {
     handle = await startSidecar({ ...opts, log });
