@@ -7,9 +7,11 @@
 // traceparent; a request the mesh answers itself carries its
 // weft-proxy-error reason. The unannotated sidecar writes none.
 import t from 'tap';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configDir, docs, echoWorkload, loopbackPrefix, meshGet, service, startMesh, waitFor } from './helpers/mesh.js';
+import { configDir, docs, echoWorkload, loopbackPrefix, meshGet, randomLoopback, service, startMesh, waitFor } from './helpers/mesh.js';
 
 const NS = 'logs';
 const prefix = await loopbackPrefix();
@@ -94,6 +96,18 @@ t.test('a request the mesh answers itself logs its weft-proxy-error reason', asy
   t.equal(line.status, r.status);
   t.equal(line.proxyError, reason);
   t.equal(line.destination.endpoint, `${prefix}.250.9:9`);
+});
+
+t.test('a call to a host outside the mesh is logged as external, with the address it went to', async (t) => {
+  const host = randomLoopback();
+  const outside = http.createServer((_q, s) => s.end('outside'));
+  await new Promise<void>((r) => outside.listen(0, host, r));
+  t.teardown(() => new Promise<void>((r) => outside.close(() => r())));
+  const port = (outside.address() as AddressInfo).port;
+  const r = await meshGet(mesh.pod('client-0').podIP, `http://${host}:${port}/ext`);
+  t.equal(r.body, 'outside');
+  const line = await waitFor('the external call in the client log', () => accessLines('client-0').find((l) => l.path === '/ext'));
+  t.match(line, { direction: 'outbound', destination: { service: 'external', endpoint: `${host}:${port}`, workload: '' }, status: 200, bytesOut: Number });
 });
 
 t.test('a workload without the annotation writes no access log', async (t) => {

@@ -387,7 +387,12 @@ export function createOutbound(o: OutboundOptions): Outbound {
     }
     const hasBody = prepareRequestHeaders(req.headers);
     const host = t.host.includes(':') ? `[${t.host}]` : t.host;
-    const done = (r: ForwardResult) => externalSeries.get(NO_PEER, r.status).record((performance.now() - start) / 1000);
+    // observe (tap, access log, tracing): trace context into the forwarded headers; a record in done().
+    const obs = metrics.observers, span = obs.active ? obs.begin(req.headers, 'outbound') : undefined, io = obs.active ? ioMark(req.socket, req.headers['content-length']) : undefined, sent = performance.now();
+    const done = (r: ForwardResult) => {
+      externalSeries.get(NO_PEER, r.status).record((performance.now() - start) / 1000);
+      if (obs.active) obs.complete('outbound', externalSeries.base, { ip: t.host, port: t.port }, { method: req.method ?? 'GET', authority: req.headers.host ?? '', path: url, status: r.status, proxyError: r.proxyError, start, sent, io }, span);
+    };
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');
     try {
