@@ -240,7 +240,10 @@ export class Tracer implements RequestSink {
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.flush().catch(() => undefined);
+    // A last export, but a collector that does not answer must not hold up the sidecar's shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
+    clearTimeout(timer);
     this.agent.destroy();
   }
 }
