@@ -68,6 +68,10 @@ export function createAdmin(o: AdminOptions): Server {
       return;
     }
     if (path === '/tap' && o.tap) {
+      // Live requests show paths and identities: like /shutdown, only from the
+      // pod itself (in a cluster, through `kubectl port-forward`).
+      const src = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      if (!(src.startsWith('127.') || src === '::1' || src === o.self.podIP)) return send(403, 'tap is allowed from the pod itself only (kubectl port-forward)\n');
       const q = parseTapQuery(new URL(req.url ?? '/', 'http://admin').searchParams);
       if ('error' in q) return send(400, `tap: ${q.error}\n`);
       if (!o.tap.subscribe(res, q.filter, q.max)) return send(503, 'tap: too many subscribers\n');
