@@ -25,6 +25,7 @@ export const SIDECAR_METRICS = {
   detectTotal: 'weft_protocol_detections_total', // counter, label protocol
   controlConnected: 'weft_control_connected', // gauge 0/1
   authzDecisions: 'weft_authz_decisions_total', // counter: inbound authorization outcomes
+  observeDropped: 'weft_observe_dropped_total', // counter, label sink (tap | access-log | trace)
 } as const;
 
 /**

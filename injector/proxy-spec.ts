@@ -112,6 +112,10 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
       fieldEnv('NODE_NAME', 'spec.nodeName'),
       { name: 'WEFT_LOG_LEVEL', value: cfg.logLevel },
+      // observe: access log and tracing per pod from its annotations (an absent annotation reads as "": off).
+      fieldEnv('WEFT_ACCESS_LOG', "metadata.annotations['weft.io/access-log']"),
+      fieldEnv('WEFT_TRACE_COLLECTOR', "metadata.annotations['weft.io/trace-collector']"),
+      fieldEnv('WEFT_TRACE_SAMPLING', "metadata.annotations['weft.io/trace-sampling']"),
     ],
     ports: [
       { name: 'weft-outbound', containerPort: PORTS.outbound, protocol: 'TCP' },

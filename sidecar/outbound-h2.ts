@@ -21,6 +21,7 @@ import type { OriginalDst } from './original-dst.js';
 import type { Carrier, Done, OutboundDeps, OutboundRouter } from './outbound-route.js';
 import { h2Answerer } from './proxy-errors.js';
 import { requestOfH2 } from './request.js';
+import { contentLength } from './observe.js';
 
 export interface H2Adapter {
   server: Http2Server;
@@ -78,12 +79,17 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
     const grpcTimeoutMs = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
     const req = requestOfH2(headers, grpc);
     const url = (headers[':path'] as string | undefined) ?? '/';
+    const observers = deps.observers;
     const relay = (session: () => ClientHttp2Session, out: OutgoingHttpHeaders, timeoutMs: number, edits: CompiledHeaderEdits[] | undefined, done: Done) => {
       if (timeoutMs > 0 && grpc) out['grpc-timeout'] = formatGrpcTimeout(timeoutMs);
+      // observe (tap, access log, tracing): trace context into the forwarded headers; a record in the router's finish.
+      if (observers?.active) carrier.span = observers.begin(out, 'outbound', '2');
       forwardH2(stream, { session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r) });
     };
     const carrier: Carrier = {
       req,
+      headers,
+      bytesIn: observers?.active ? contentLength(headers['content-length']) : undefined,
       start,
       answer: h2Answerer(stream, grpc),
       gone: () => stream.destroyed,

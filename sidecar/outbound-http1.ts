@@ -20,6 +20,7 @@ import type { OriginalDst } from './original-dst.js';
 import type { Carrier, Done, OutboundDeps, OutboundRouter } from './outbound-route.js';
 import { answerClientError, http1Answerer } from './proxy-errors.js';
 import { requestOfHttp1 } from './request.js';
+import { ioMark } from './observe.js';
 
 export interface Http1AdapterOptions {
   maxHeaderSize: number | undefined;
@@ -30,6 +31,7 @@ export interface Http1AdapterOptions {
 export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o: Http1AdapterOptions): HttpServer {
   const { pools } = deps;
   const draining = deps.draining;
+  const observers = deps.observers;
   const http = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
   http.on('clientError', answerClientError);
   http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onRequest(req, upgradeResponse(req, socket, head)));
@@ -49,7 +51,11 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
       }
     }
     const up = upgradeOf(req);
+    // observe (tap, access log, tracing): the connection's byte counters now; a record in the router's finish.
+    const observing = observers?.active === true;
     const carrier: Carrier = {
+      headers: req.headers,
+      io: observing ? ioMark(req.socket, req.headers['content-length']) : undefined,
       req: requestOfHttp1(req.method ?? 'GET', url, authority, req.headers, !!up),
       start,
       // Draining: the answer is the connection's last (the caller reconnects to a sidecar that stays).
@@ -63,18 +69,25 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
         const ep = d.endpoint;
         const t = attemptTimeout(d.timeouts, performance.now() - start);
         const dispatcher = d.backend.tlsOrigin ? d.backend.tlsOrigin.dispatcher(ep) : pools.forEndpoint(ep);
+        trace();
         dispatchTo(dispatcher, undefined, req, res, d.path, hasBody, d.responseEdits, t.ms, t.kind, done);
       },
       pod(ep: EndpointRt, done: Done) {
         const hasBody = prepareRequestHeaders(req.headers);
+        trace();
         dispatchTo(pools.forEndpoint(ep), undefined, req, res, url, hasBody, undefined, 0, 'request', done);
       },
       external(host: string, port: number, done: Done) {
         const hasBody = prepareRequestHeaders(req.headers);
         const h = host.includes(':') ? `[${host}]` : host;
+        trace();
         dispatchTo(pools.external, `http://${h}:${port}`, req, res, url, hasBody, undefined, 0, 'request', done);
       },
     };
+    /** observe: W3C trace context into the forwarded headers (after the rule's header edits). */
+    function trace(): void {
+      if (observing && observers!.active) carrier.span = observers!.begin(req.headers, 'outbound', '1.1');
+    }
     router.route(carrier, o.dstOf(req.socket));
   }
 
