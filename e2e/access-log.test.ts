@@ -37,7 +37,18 @@ endpoints:
 ports:
   - { name: http, port: 9, protocol: TCP }
 `,
-    annotate(echoWorkload({ name: 'client', namespace: NS, serviceAccount: 'client', calls: ['web', 'down'] }), json),
+    // A Service whose only route matches /only: any other path is the mesh's 404, answered before dispatch.
+    service({ name: 'routed', namespace: NS, selector: { app: 'web' } }),
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: routed-only, namespace: ${NS} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: routed, port: 80 }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /only } }]
+      backendRefs: [{ name: routed, port: 80 }]
+`,
+    annotate(echoWorkload({ name: 'client', namespace: NS, serviceAccount: 'client', calls: ['web', 'down', 'routed'] }), json),
     annotate(echoWorkload({ name: 'web', namespace: NS, serviceAccount: 'web' }), json),
     echoWorkload({ name: 'quiet', namespace: NS, serviceAccount: 'quiet', calls: ['web'] }),
   ),
@@ -96,6 +107,22 @@ t.test('a request the mesh answers itself logs its weft-proxy-error reason', asy
   t.equal(line.status, r.status);
   t.equal(line.proxyError, reason);
   t.equal(line.destination.endpoint, `${prefix}.250.9:9`);
+});
+
+t.test('an answer the mesh makes before dispatch (no route matches: 404) is logged too, with its reason and trace id', async (t) => {
+  const client = mesh.pod('client-0');
+  const trace = '7a0c63257de34c92bf9efcd03927272f';
+  const ok = await waitFor('routed through the mesh', async () => {
+    const x = await meshGet(client.podIP, `http://routed.${NS}/only`);
+    return x.status === 200 ? x : undefined;
+  });
+  t.equal(ok.status, 200);
+  const r = await meshGet(client.podIP, `http://routed.${NS}/elsewhere?q=1`, { headers: { traceparent: `00-${trace}-a0b1c2d3e4f5a6b7-01` } });
+  t.equal(r.status, 404);
+  const reason = String(r.headers['weft-proxy-error'] ?? '');
+  t.not(reason, '');
+  const line = await waitFor('the 404 in the client log', () => accessLines('client-0').find((l) => l.path === '/elsewhere?q=1'));
+  t.match(line, { direction: 'outbound', destination: { service: `${NS}/routed`, endpoint: '' }, status: 404, proxyError: reason, traceId: trace, upstreamMs: 0 });
 });
 
 t.test('a call to a host outside the mesh is logged as external, with the address it went to', async (t) => {
