@@ -50,7 +50,20 @@ spec:
 `,
     annotate(echoWorkload({ name: 'client', namespace: NS, serviceAccount: 'client', calls: ['web', 'down', 'routed'] }), json),
     annotate(echoWorkload({ name: 'web', namespace: NS, serviceAccount: 'web' }), json),
-    echoWorkload({ name: 'quiet', namespace: NS, serviceAccount: 'quiet', calls: ['web'] }),
+    echoWorkload({ name: 'quiet', namespace: NS, serviceAccount: 'quiet', calls: ['web', 'guarded'] }),
+    // Only the client's ServiceAccount may call guarded: quiet's call is denied at guarded's inbound (403).
+    service({ name: 'guarded', namespace: NS, selector: { app: 'guarded' } }),
+    annotate(echoWorkload({ name: 'guarded', namespace: NS, serviceAccount: 'guarded' }), json),
+    `apiVersion: policy.weft.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: guarded-client-only, namespace: ${NS} }
+spec:
+  targetRefs:
+    - { group: "", kind: Pod, selector: { matchLabels: { app: guarded } } }
+  action: ALLOW
+  rules:
+    - sources: [{ type: ServiceAccount, serviceAccount: { name: client } }]
+`,
   ),
 });
 const mesh = await startMesh(t, dir, { prefix, args: ['--dashboard', 'off'] });
@@ -144,4 +157,16 @@ t.test('a workload without the annotation writes no access log', async (t) => {
   // The web sidecar logs it (inbound), so the request went through; quiet's own log has no line.
   await waitFor('the web sidecar to log the quiet request', () => accessLines('web-0').find((l) => l.path === '/from-quiet'));
   t.same(accessLines('quiet-0'), []);
+});
+
+t.test('a request denied by authorization is logged at the inbound that denied it (403, its reason, the caller)', async (t) => {
+  const quiet = mesh.pod('quiet-0');
+  const r = await waitFor('the policy to deny quiet', async () => {
+    const x = await meshGet(quiet.podIP, `http://guarded.${NS}/denied`);
+    return x.status === 403 ? x : undefined;
+  });
+  const reason = String(r.headers['weft-proxy-error'] ?? '');
+  t.not(reason, '', 'the answer says why');
+  const line = await waitFor('the denial in the guarded log', () => accessLines('guarded-0').find((l) => l.path === '/denied' && l.status === 403));
+  t.match(line, { direction: 'inbound', source: `spiffe://cluster.local/ns/${NS}/sa/quiet`, status: 403, proxyError: reason, destination: { workload: `${NS}/guarded` } });
 });
