@@ -28,6 +28,8 @@ t.test('a gRPC call through two sidecars is traced, logged and tapped', async (t
   writeFileSync(join(dir, 'config', 'mesh.yaml'), [
     'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n',
     `apiVersion: v1\nkind: Service\nmetadata: { name: grpc, namespace: demo }\nspec:\n  selector: { app: grpc }\n  ports: [{ name: grpc, port: ${PORT}, targetPort: ${PORT}, appProtocol: grpc }]\n`,
+    // A Service without endpoints: the client's sidecar answers UNAVAILABLE itself (trailers-only).
+    `apiVersion: v1\nkind: Service\nmetadata: { name: nobody, namespace: demo }\nspec:\n  selector: { app: nobody }\n  ports: [{ name: grpc, port: ${PORT}, targetPort: ${PORT}, appProtocol: grpc }]\n`,
   ].join('---\n'));
   const control = await startControl({ configDir: join(dir, 'config'), stateDir: join(dir, 'state'), listen: `${ip(1)}:0`, adminListen: `${ip(1)}:0`, log: () => undefined });
   t.teardown(() => control.close());
@@ -40,7 +42,7 @@ t.test('a gRPC call through two sidecars is traced, logged and tapped', async (t
   t.teardown(() => Promise.all(sidecars.map((s) => s.close(100))));
   const server = await startSidecar({ ...common, podIP: ip(2), workload: 'grpc', serviceAccount: 'grpc', labels: { app: 'grpc' }, appPorts: [PORT] });
   sidecars.push(server);
-  const client = await startSidecar({ ...common, podIP: ip(3), workload: 'client', serviceAccount: 'client', subscribe: ['grpc'], accessLog: { format: 'json', path: accessLog } });
+  const client = await startSidecar({ ...common, podIP: ip(3), workload: 'client', serviceAccount: 'client', subscribe: ['grpc', 'nobody'], accessLog: { format: 'json', path: accessLog } });
   sidecars.push(client);
   await Promise.all(sidecars.map((s) => s.ready));
 
@@ -86,4 +88,17 @@ t.test('a gRPC call through two sidecars is traced, logged and tapped', async (t
   const line = await waitFor('the client access log line', () =>
     existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>).find((l) => l.traceId === tp!.traceId) : undefined);
   t.match(line, { direction: 'outbound', destination: { service: 'demo/grpc', backend: 'demo/grpc', endpoint: `${ip(2)}:${PORT}`, workload: 'demo/grpc' }, method: 'POST', path: '/weft.test.Echo/Echo', status: 200, grpcStatus: '0' });
+
+  // A mesh-made answer on the HTTP/2 path (no endpoint: UNAVAILABLE) is logged and traced too.
+  const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const n: EchoClient = echoClient(client.outboundAddress, `nobody.demo:${PORT}`);
+  t.teardown(() => n.close());
+  const err = await unary(n, 'Echo', { text: 'nobody' }, { metadata: { traceparent: `00-${trace}-00f067aa0ba902b7-01` } }).then(() => undefined, (e: { code?: number }) => e);
+  t.equal(err?.code, 14, 'UNAVAILABLE from the mesh');
+  const failed = await waitFor('the mesh-made answer in the access log', () =>
+    readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>).find((l) => l.traceId === trace));
+  t.match(failed, { direction: 'outbound', destination: { service: 'demo/nobody', endpoint: '' }, status: 200, grpcStatus: '14', proxyError: /./ });
+  const span = await waitFor('its CLIENT span', () => rx.spans.find((x) => x.traceId === trace));
+  t.equal(span.kind, 3);
+  t.equal(span.attributes['rpc.grpc.status_code'], 14);
 });
