@@ -27,6 +27,8 @@ export const SIDECAR_METRICS = {
   authzDecisions: 'weft_authz_decisions_total', // counter: inbound authorization outcomes
 
   limitRejections: 'weft_limit_rejections_total', // counter, labels direction, limit (sidecar/limits.ts)
+
+  observeDropped: 'weft_observe_dropped_total', // counter, label sink (tap | access-log | trace)
 } as const;
 
 /**

@@ -2,7 +2,7 @@
 // or POST /shutdown, then a graceful drain. Kubernetes' downward API
 // variables (POD_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) are the
 // defaults of the matching flags.
-import { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, parseFailureAccrual, parseMaxInFlight, startSidecar, type SidecarHandle } from '../sidecar/index.js';
+import { ACCESS_LOG_FORMATS, collectorUrl, DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, parseFailureAccrual, parseMaxInFlight, startSidecar, type AccessLogFormat, type SidecarHandle } from '../sidecar/index.js';
 import { parseAppProbes } from '../api/index.js';
 import { LIMITS, limitsFromFlags } from '../sidecar/limits.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
@@ -46,6 +46,14 @@ limits (per workload; pod annotation config.weft.io/<flag> sets them when inject
   --max-in-flight N        requests in flight per backend before the sidecar sheds
                            with 503 overloaded (default 10000, 0: no bound;
                            config.weft.io/max-in-flight, $WEFT_MAX_IN_FLIGHT)
+  --access-log json        one JSON line per request on stdout (default $WEFT_ACCESS_LOG;
+                           the pod annotation weft.io/access-log: json)
+  --access-log-path PATH   write the access log to PATH instead of stdout
+  --trace-collector URL    export spans over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces
+                           (default $WEFT_TRACE_COLLECTOR; annotation weft.io/trace-collector)
+  --trace-sampling RATE    share of new traces sampled, 0..1 (default $WEFT_TRACE_SAMPLING or 0.01;
+                           a caller's sampled traceparent is always followed)
+  --trace-encoding ENC     protobuf (default) or json
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -56,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
   const env = process.env;
   let opts: Parameters<typeof startSidecar>[0];
   let graceMs: number;
+  const warnings: string[] = [];
   try {
     const p = parseFlags(
       argv,
@@ -80,6 +89,11 @@ export async function run(argv: string[]): Promise<number> {
         ...Object.fromEntries(Object.values(LIMITS).map((l) => [l.flag, { type: l.kind === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
         'failure-accrual': { type: 'string' },
         'max-in-flight': { type: 'string' },
+        'access-log': { type: 'string' },
+        'access-log-path': { type: 'string' },
+        'trace-collector': { type: 'string' },
+        'trace-sampling': { type: 'string' },
+        'trace-encoding': { type: 'string' },
       },
       { positionals: false },
     );
@@ -133,6 +147,33 @@ export async function run(argv: string[]): Promise<number> {
       if (typeof v !== 'number') throw new UsageError(`--max-in-flight: ${v.error}`);
       opts.maxInFlight = v;
     }
+    // A bad flag is a usage error; a bad annotation (read from the environment
+    // the injector fills from it) is a warning and leaves that feature off:
+    // a pod's annotation must not crash-loop its sidecar.
+    const fromFlag = (k: string) => str(p, k) !== undefined;
+    const problem = (flag: string, envName: string, msg: string): void => {
+      if (fromFlag(flag)) throw new UsageError(`--${flag}: ${msg}`);
+      warnings.push(`${envName} (pod annotation): ${msg}; ignored`);
+    };
+    const accessLog = str(p, 'access-log') ?? (env.WEFT_ACCESS_LOG || undefined);
+    if (accessLog !== undefined && accessLog !== 'off') {
+      if (!(ACCESS_LOG_FORMATS as readonly string[]).includes(accessLog)) problem('access-log', 'WEFT_ACCESS_LOG', `"${accessLog}" is not one of ${ACCESS_LOG_FORMATS.join(', ')} (or off)`);
+      else {
+        const path = str(p, 'access-log-path');
+        opts.accessLog = { format: accessLog as AccessLogFormat, ...(path ? { path } : {}) };
+      }
+    }
+    const collector = str(p, 'trace-collector') ?? (env.WEFT_TRACE_COLLECTOR || undefined);
+    if (collector !== undefined && collector !== 'off') {
+      const u = collectorUrl(collector);
+      const rateText = str(p, 'trace-sampling') ?? (env.WEFT_TRACE_SAMPLING || '0.01');
+      const sampling = Number(rateText);
+      const encoding = str(p, 'trace-encoding') ?? 'protobuf';
+      if (typeof u === 'string') problem('trace-collector', 'WEFT_TRACE_COLLECTOR', u);
+      else if (!(rateText.trim() !== '' && sampling >= 0 && sampling <= 1)) problem('trace-sampling', 'WEFT_TRACE_SAMPLING', `"${rateText}" is not a number from 0 to 1`);
+      else if (encoding !== 'protobuf' && encoding !== 'json') throw new UsageError(`--trace-encoding: "${encoding}" is not protobuf or json`);
+      else opts.trace = { collector: u.href, sampling, encoding };
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`weft sidecar: ${e.message}\n`);
@@ -143,6 +184,7 @@ export async function run(argv: string[]): Promise<number> {
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
+  for (const w of warnings) log(`sidecar: ${w}`);
   let handle: SidecarHandle;
   try {
     handle = await startSidecar({ ...opts, log });

@@ -230,7 +230,7 @@ export async function discoverSidecars(controlAdmin: string): Promise<string[]> 
   return [...ips].sort().map((ip) => `http://${ip.includes(':') ? `[${ip}]` : ip}:${PORTS.admin}`);
 }
 
-async function scrapeAll(targets: readonly string[], warn: (s: string) => void): Promise<TargetScrape[]> {
+export async function scrapeAll(targets: readonly string[], warn: (s: string) => void): Promise<TargetScrape[]> {
   const scrapes = await Promise.all(
     targets.map(async (t): Promise<TargetScrape | undefined> => {
       try {
@@ -253,7 +253,7 @@ function filterScrapes(scrapes: TargetScrape[], f: SeriesFilter): TargetScrape[]
   return scrapes.map((s) => ({ ...s, samples: s.samples.filter((x) => keepSeries(x.labels, f)) }));
 }
 
-async function promQuery(base: string, expr: string): Promise<PromSample[]> {
+export async function promQuery(base: string, expr: string): Promise<PromSample[]> {
   const url = `${base.replace(/\/$/, '')}/api/v1/query`;
   let res: { status: number; body: string };
   try {

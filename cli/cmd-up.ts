@@ -28,6 +28,7 @@ import {
   type HostPort,
 } from './args.js';
 import { aggregate, parseExposition, renderStat, type TargetScrape } from './stat-table.js';
+import { startDashboard } from './dashboard-server.js';
 import {
   assignIndexes,
   isPodIpPrefix,
@@ -65,6 +66,11 @@ flags:
   --drain-timeout DURATION how long a stopping pod's sidecar drains (default 5s): a pod
                            removed by an edit or a scale-down drains its sidecar first
                            (endpoints withdrawn, in-flight requests answered), then its app
+  --dashboard H:P|off      serve the web dashboard there (default <prefix>.0.1:7070,
+                           i.e. http://127.0.0.1:7070/)
+  --trace-collector URL    every sidecar exports spans over OTLP/HTTP there (mesh-wide;
+                           a Workload's annotation weft.io/trace-collector wins)
+  --trace-sampling RATE    share of new traces sampled, 0..1 (default 0.01)
 `;
 
 const WEFT_JS = fileURLToPath(new URL('./weft.js', import.meta.url));
@@ -263,6 +269,9 @@ export async function run(argv: string[]): Promise<number> {
     'default-inbound-policy': { type: 'string' },
 
     'drain-timeout': { type: 'string' },
+    dashboard: { type: 'string' },
+    'trace-collector': { type: 'string' },
+    'trace-sampling': { type: 'string' },
   });
   if (bool(p, 'help')) {
     process.stdout.write(HELP);
@@ -290,6 +299,14 @@ export async function run(argv: string[]): Promise<number> {
   const drainMs = drainFlag.ms;
   // SIGKILL only if a sidecar outlives its drain by this much.
   const sidecarStopMs = drainMs + 2_000;
+  // observe: the dashboard address and the mesh-wide tracing flags for every sidecar.
+  const dashboardFlag = str(p, 'dashboard') ?? `${prefix}.0.1:7070`;
+  const dashboardAddr = dashboardFlag === 'off' ? undefined : parseHostPort(dashboardFlag, '--dashboard');
+  const meshObserveArgs = [
+    ...(str(p, 'trace-collector') ? ['--trace-collector', str(p, 'trace-collector')!] : []),
+    ...(str(p, 'trace-sampling') ? ['--trace-sampling', str(p, 'trace-sampling')!] : []),
+  ];
+  let dashboardUrl = '';
   const quiet = bool(p, 'quiet');
   const echoLogs = bool(p, 'logs');
   // Log lines written inside DIR would wake control's file watcher (it
@@ -370,8 +387,18 @@ export async function run(argv: string[]): Promise<number> {
       );
     }
     lines.push(`  logs       ${show(logDir)}/<namespace>.<pod>.{app,sidecar}.log`);
+    if (dashboardUrl) lines.push(`  dashboard  ${dashboardUrl}`);
     return lines.join('\n');
   };
+  // The dashboard reads the same control admin endpoint as `weft stat`; a busy port only costs the page.
+  let dashboard: Awaited<ReturnType<typeof startDashboard>> | undefined;
+  if (dashboardAddr) {
+    dashboard = await startDashboard({ listen: dashboardAddr, controlAdmin: formatHostPort(adminAddr) }).catch((e: Error) => {
+      say(`dashboard: cannot listen on ${formatHostPort(dashboardAddr)}: ${e.message} (--dashboard H:P or off)`);
+      return undefined;
+    });
+  }
+  dashboardUrl = dashboard?.url ?? '';
   process.stdout.write(`${bannerText()}\n`);
 
   const writePods = () => {
@@ -434,6 +461,7 @@ export async function run(argv: string[]): Promise<number> {
     if (w.strict) sidecarArgs.push('--strict');
     if (w.sidecarFlags) sidecarArgs.push(...w.sidecarFlags);
     sidecarArgs.push('--drain-timeout', `${drainMs}ms`);
+    sidecarArgs.push(...meshObserveArgs, ...(w.observeArgs ?? []));
     const proxy = `http://${pod.ip}:${PORTS.outbound}`;
     const [cmd0, ...cmdRest] = w.command;
     const r: PodRun = {
@@ -716,6 +744,7 @@ export async function run(argv: string[]): Promise<number> {
   await Promise.all(runs.map((r) => r.app.stop(5000)));
   await Promise.all(runs.map((r) => r.sidecar.stop(sidecarStopMs)));
   await allUp.catch(() => undefined);
+  await dashboard?.close();
   if (control) await control.close();
   process.off('exit', killAll);
   process.off('SIGINT', onSignal);

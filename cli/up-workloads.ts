@@ -24,6 +24,8 @@ export interface LocalWorkload {
   strict: boolean;
   /** Sidecar flags from the Workload's annotations (config.weft.io/failure-accrual, config.weft.io/max-in-flight). */
   sidecarFlags?: string[];
+  /** Sidecar flags from the observe annotations (weft.io/access-log, weft.io/trace-collector, weft.io/trace-sampling). */
+  observeArgs?: string[];
   /** File it came from, relative to the config directory. */
   source: string;
 }
@@ -127,6 +129,7 @@ export function parseWorkload(doc: Obj, source: string): { workload?: LocalWorkl
     if (!/^[0-9]{1,9}$/.test(text) || Number(text) > max) err(`metadata.annotations["${key}"]`, `must be a whole number from 0 to ${max}`);
     else sidecarFlags.push(flag, text);
   }
+  const observeArgs = observeAnnotations(isObj(meta.annotations) ? meta.annotations : {}, err);
   if (errors.length) return { errors };
   return {
     workload: {
@@ -141,10 +144,41 @@ export function parseWorkload(doc: Obj, source: string): { workload?: LocalWorkl
       calls: (calls as string[]).map((c) => (c.includes('/') ? c : `${namespace}/${c}`)),
       strict: spec.strict === true,
       ...(sidecarFlags.length ? { sidecarFlags } : {}),
+      ...(observeArgs.length ? { observeArgs } : {}),
       source,
     },
     errors,
   };
+}
+
+/** The pod annotations that turn on a sidecar's access log and tracing, as in Kubernetes. */
+export const OBSERVE_ANNOTATIONS = {
+  accessLog: 'weft.io/access-log',
+  traceCollector: 'weft.io/trace-collector',
+  traceSampling: 'weft.io/trace-sampling',
+} as const;
+
+/** Sidecar flags from a Workload's observe annotations; bad values are errors naming the annotation. */
+export function observeAnnotations(ann: Record<string, unknown>, err: (field: string, msg: string) => void): string[] {
+  const out: string[] = [];
+  const field = (k: string) => `metadata.annotations.${k}`;
+  const al = ann[OBSERVE_ANNOTATIONS.accessLog];
+  if (al !== undefined) {
+    if (al === 'json') out.push('--access-log', 'json');
+    else if (al !== 'off') err(field(OBSERVE_ANNOTATIONS.accessLog), 'must be json or off');
+  }
+  const tc = ann[OBSERVE_ANNOTATIONS.traceCollector];
+  if (tc !== undefined) {
+    if (typeof tc !== 'string' || !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(tc)) err(field(OBSERVE_ANNOTATIONS.traceCollector), 'must be an http(s) URL like http://127.0.0.1:4318/v1/traces');
+    else out.push('--trace-collector', tc);
+  }
+  const ts = ann[OBSERVE_ANNOTATIONS.traceSampling];
+  if (ts !== undefined) {
+    const n = Number(ts);
+    if (!(typeof ts === 'string' || typeof ts === 'number') || String(ts).trim() === '' || !(n >= 0 && n <= 1)) err(field(OBSERVE_ANNOTATIONS.traceSampling), 'must be a number from 0 to 1');
+    else out.push('--trace-sampling', String(n));
+  }
+  return out;
 }
 
 /**

@@ -17,6 +17,8 @@ const COMMANDS: Array<[string, string]> = [
   ['get', 'list mesh resources and their status'],
   ['describe', 'explain how a Service\'s traffic is routed'],
   ['stat', 'live traffic per service, route or backend: RPS, success rate, latency'],
+  ['tap', 'stream the live requests the sidecars see, one line each'],
+  ['dashboard', 'serve the web dashboard: services, routes, backends, topology, identities'],
   ['conformance', 'run the Gateway API mesh conformance scenarios'],
   ['version', 'print the version'],
 ];

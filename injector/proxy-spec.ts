@@ -116,6 +116,11 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       { name: 'WEFT_LOG_LEVEL', value: cfg.logLevel },
       ...(cfg.failureAccrual !== undefined ? [{ name: 'WEFT_FAILURE_ACCRUAL', value: String(cfg.failureAccrual) }] : []),
       ...(cfg.maxInFlight !== undefined ? [{ name: 'WEFT_MAX_IN_FLIGHT', value: String(cfg.maxInFlight) }] : []),
+
+      // observe: access log and tracing per pod from its annotations (an absent annotation reads as "": off).
+      fieldEnv('WEFT_ACCESS_LOG', "metadata.annotations['weft.io/access-log']"),
+      fieldEnv('WEFT_TRACE_COLLECTOR', "metadata.annotations['weft.io/trace-collector']"),
+      fieldEnv('WEFT_TRACE_SAMPLING', "metadata.annotations['weft.io/trace-sampling']"),
     ],
     ports: [
       { name: 'weft-outbound', containerPort: PORTS.outbound, protocol: 'TCP' },

@@ -1,5 +1,5 @@
 // Copies the non-TypeScript files the built code reads at run time (the .proto
-// contract) next to the compiled JavaScript, so dist/ runs on its own.
+// contract, the dashboard page) next to the compiled JavaScript, so dist/ runs on its own.
 import { cpSync, mkdirSync } from 'node:fs';
 mkdirSync('dist/api', { recursive: true });
 cpSync('api/weft.proto', 'dist/api/weft.proto');
@@ -7,3 +7,4 @@ cpSync('api/weft.proto', 'dist/api/weft.proto');
 mkdirSync('dist/conformance/apps', { recursive: true });
 cpSync('conformance/apps/grpc-echo.proto', 'dist/conformance/apps/grpc-echo.proto');
 cpSync('conformance/apps/grpc-echo-app.mjs', 'dist/conformance/apps/grpc-echo-app.mjs');
+cpSync('web', 'dist/web', { recursive: true });

@@ -9,6 +9,7 @@ import type { ConfigStream } from './config-stream.js';
 import type { SidecarMetrics } from './metrics.js';
 import { APP_PROBE_PREFIX, type AppProbe } from '../api/index.js';
 import { serveAppProbe } from './app-probe.js';
+import { parseTapQuery, type TapHub } from './tap.js';
 
 export interface AdminOptions {
   identity: IdentityHolder;
@@ -26,6 +27,8 @@ export interface AdminOptions {
 
   /** The app's probes the injector rewrote to /app-probe/... (WEFT_APP_PROBES), forwarded to the app at podIP. */
   appProbes?: { probes: Readonly<Record<string, AppProbe>>; podIP: string };
+  /** `GET /tap?service=ns/name&destination=ns/workload&direction=&max=`: live requests as NDJSON (`weft tap`). */
+  tap?: TapHub;
 }
 
 export function isReady(identity: IdentityHolder, state: MeshState): boolean {
@@ -107,6 +110,16 @@ export function createAdmin(o: AdminOptions): Server {
       return;
     }
     if (o.appProbes && path.startsWith(APP_PROBE_PREFIX) && serveAppProbe(req, res, path, o.appProbes.probes, o.appProbes.podIP)) return;
+    if (path === '/tap' && o.tap) {
+      // Live requests show paths and identities: like /shutdown, only from the
+      // pod itself (in a cluster, through `kubectl port-forward`).
+      const src = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      if (!(src.startsWith('127.') || src === '::1' || src === o.self.podIP)) return send(403, 'tap is allowed from the pod itself only (kubectl port-forward)\n');
+      const q = parseTapQuery(new URL(req.url ?? '/', 'http://admin').searchParams);
+      if ('error' in q) return send(400, `tap: ${q.error}\n`);
+      if (!o.tap.subscribe(res, q.filter, q.max)) return send(503, 'tap: too many subscribers\n');
+      return;
+    }
     send(404, 'not found\n');
   });
 }

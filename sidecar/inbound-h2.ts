@@ -22,6 +22,8 @@ const GRPC_PERMISSION_DENIED = '7';
 
 /** The listener's context, with the authorization in force (listen-inbound.ts passes it). */
 type AuthzContext = InboundContext;
+import { contentLength } from './observe.js';
+import type { SpanStart } from './trace.js';
 
 const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -102,6 +104,12 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
+  // observe (tap, access log, tracing): a record of every stream, a denied one too.
+  const obs = st.ctx.metrics.observers;
+  const observed = (status: number, grpcStatus: string, proxyError: string | undefined, span: SpanStart | undefined): void => {
+    obs.complete('inbound', seriesFor(st, info.port).base, { ip: st.ctx.podIP, port: info.port, spiffe: info.spiffe }, { method: String(headers[':method'] ?? 'GET'), authority: String(headers[':authority'] ?? ''), path: String(headers[':path'] ?? '/'),
+      status, grpcStatus, proxyError, start, sent: start, bytesIn: contentLength(headers['content-length']) }, span);
+  };
   const authz = (st.ctx as AuthzContext).authz;
   if (authz) {
     const raw = (headers[':path'] as string | undefined) ?? '/';
@@ -111,6 +119,7 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
       const grpc = isGrpc(headers['content-type']);
       deny(stream, grpc, d.reason);
       seriesFor(st, info.port).get(info.peer, grpc ? 200 : 403, grpc ? GRPC_PERMISSION_DENIED : '').record((performance.now() - start) / 1000);
+      if (obs.active) observed(grpc ? 200 : 403, grpc ? GRPC_PERMISSION_DENIED : '', d.reason, obs.begin(headers, 'inbound', '2'));
       return;
     }
   }
@@ -119,13 +128,18 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
   const series = seriesFor(st, info.port);
   const sessions = h2SessionsOf(st.ctx.pools, 'app', undefined);
   const { podIP } = st.ctx;
+  // observe (tap, access log, tracing): continue the trace for the app; a record in done().
+  const span = obs.active ? obs.begin(out, 'inbound', '2') : undefined;
   forwardH2(stream, {
     session: () => sessions.plain(podIP, info.port),
     headers: out,
     grpc: isGrpc(headers['content-type']),
     timeoutMs: 0,
     responseEdits: undefined,
-    done: (r) => series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000),
+    done: (r) => {
+      series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000);
+      if (obs.active) observed(r.status, r.grpcStatus, r.proxyError, span);
+    },
   });
 }
 

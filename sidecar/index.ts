@@ -17,7 +17,6 @@ import { ConfigStream } from './config-stream.js';
 import { EndpointPools } from './endpoint-pool.js';
 import { createOutbound } from './listen-outbound.js';
 import { createInbound } from './listen-inbound.js';
-import { RequestObservers } from './request-observers.js';
 import { InboundAuthz } from './authz-state.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
@@ -25,11 +24,15 @@ import { Resilience } from './resilience.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, Drain } from './drain.js';
 import type { SidecarLimits } from './limits.js';
+import { RequestObservers } from './observe.js';
+import { TapHub } from './tap.js';
+import { AccessLog, type AccessLogFormat } from './access-log.js';
+import { Tracer } from './trace.js';
+import type { OtlpEncoding } from './trace-otlp.js';
 
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
 export { decide, attemptTimeout, type Decision, type Forward, type Respond, type Mirror, type RetryPolicy, type Timeouts } from './decide.js';
 export { headerView, type HeaderView, type MeshRequest, type RequestProtocol } from './request.js';
-export { RequestObservers, type RequestRecord, type RequestObserver } from './request-observers.js';
 export { PEER_IDENTITY_HEADER } from './listen-inbound.js';
 export { PROXY_ERROR_HEADER } from './proxy-errors.js';
 export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
@@ -41,6 +44,9 @@ export { Resilience, RetryRun, type ResilienceSnapshot } from './resilience.js';
 export { buildAuthorizer, validateInboundAuthz, type Authorizer, type AuthzDecision } from './authorize.js';
 export { InboundAuthz } from './authz-state.js';
 export { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, drainPlan } from './drain.js';
+export { RequestObservers, type RequestRecord } from './observe.js';
+export { parseTraceParent, formatTraceParent, collectorUrl } from './trace.js';
+export { ACCESS_LOG_FORMATS, type AccessLogFormat } from './access-log.js';
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */
@@ -79,6 +85,10 @@ export interface SidecarOptions {
   maxInFlight?: number;
   /** Per-workload limits (sidecar/limits.ts; flags and config.weft.io/* annotations). */
   limits?: SidecarLimits;
+  /** One JSON line per request (annotation weft.io/access-log: json); to stdout unless a path is given. */
+  accessLog?: { format: AccessLogFormat; path?: string };
+  /** Spans for sampled requests over OTLP/HTTP (trace.ts). */
+  trace?: { collector: string; sampling: number; encoding?: OtlpEncoding };
   log?: (line: string) => void;
 }
 
@@ -102,7 +112,7 @@ export interface SidecarHandle {
   onDrain(fn: () => void): void;
   /** Resolves when the sidecar has closed (close() or POST /shutdown). */
   closed: Promise<void>;
-  /** Completed-request observers (tap, access log, trace): add one to receive RequestRecords. */
+  /** Completed-request observers (observe.ts: tap, access log, tracing); `active` is one boolean read. */
   observers: RequestObservers;
 }
 
@@ -142,6 +152,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     metrics.certExpiry.set({ kind: 'leaf', identity: id.spiffe }, id.notAfter.getTime() / 1000);
   });
   trackAnchorExpiry(identity, metrics);
+  // Tap (always available, free while nobody taps), access log and tracing when configured.
+  const drop = (sink: string) => (n: number) => metrics.observeDropped.inc({ sink }, n);
+  const tap = new TapHub({ onDrop: drop('tap') });
+  metrics.observers = new RequestObservers(self, {
+    tap,
+    accessLog: opts.accessLog ? new AccessLog({ ...opts.accessLog, onDrop: drop('access-log') }) : undefined,
+    tracer: opts.trace ? new Tracer({ ...opts.trace, self, onDrop: drop('trace'), log }) : undefined,
+  });
   const state = new MeshState({ self, metrics });
   const authz = new InboundAuthz(metrics, log);
   const stream = new ConfigStream({
@@ -179,7 +197,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   let closing: Promise<void> | undefined;
   // Draining (drain.ts runs it on SIGTERM / POST /shutdown): HTTP/1.1 answers carry Connection: close, HTTP/2 sessions get a GOAWAY.
   const draining = () => closing !== undefined;
-  const observers = new RequestObservers();
+  const observers = metrics.observers;
   // Retries, budgets, failure accrual and shedding of the outbound forward step (issue 14).
   const resilience = new Resilience(metrics, { ...(opts.failureAccrual !== undefined ? { failureAccrual: opts.failureAccrual } : {}), ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}) });
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience, mergeSlashes: opts.limits?.mergeSlashes ?? false });
@@ -195,6 +213,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     metrics,
     self: { ...self, podIP: opts.podIP, podName: opts.podName ?? '', labels: opts.labels ?? {}, strict: !!opts.strict },
     onShutdown: () => void handle.close(undefined, 'POST /shutdown'),
+    tap,
     draining: () => closing !== undefined,
     resilience: () => resilience.snapshot(),
     inbound: () => ({ version: authz.version, config: authz.config, ...(authz.lastError ? { nack: authz.lastError } : {}) }),
@@ -246,6 +265,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     await pools.close();
     // BackendTLSPolicy origins keep their own pools and h2 sessions.
     for (const svc of state.services.values()) for (const b of svc.backends.values()) b.tlsOrigin?.close();
+    await metrics.observers.close();
     admin.closeAllConnections();
     await new Promise<void>((r) => admin.close(() => r()));
     log('sidecar stopped');

@@ -29,6 +29,7 @@ import { handToHttp } from './handoff.js';
 import { inboundH2 } from './inbound-h2.js';
 import type { InboundContext } from './inbound-context.js';
 import type { InboundAuthz } from './authz-state.js';
+import { ioMark } from './observe.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -192,6 +193,11 @@ export function createInbound(o: InboundOptions): Inbound {
     else if (req.headers[PEER_IDENTITY_HEADER] !== undefined) delete req.headers[PEER_IDENTITY_HEADER];
     const series = seriesFor(info.port);
     const peer = info.peer;
+    // observe (tap, access log, tracing): continue the trace for the app; a record in done() (a denied request too).
+    const obs = metrics.observers, span = obs.active ? obs.begin(req.headers, 'inbound') : undefined, io = obs.active ? ioMark(req.socket, req.headers['content-length']) : undefined;
+    const observed = (status: number, proxyError: string | undefined): void => {
+      obs.complete('inbound', series.base, { ip: podIP, port: info.port, spiffe: info.spiffe }, { method: req.method ?? 'GET', authority: req.headers.host ?? '', path: req.url ?? '/', status, proxyError, start, sent: start, io }, span);
+    };
     if (o.authz) {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
@@ -200,10 +206,14 @@ export function createInbound(o: InboundOptions): Inbound {
         // Nothing denied reaches the app: answered here, the body (if any) is discarded.
         sendProxyError(res, 403, d.reason);
         series.get(peer, 403).record((performance.now() - start) / 1000);
+        if (obs.active) observed(403, d.reason);
         return;
       }
     }
-    const done = (r: ForwardResult) => series.get(peer, r.status).record((performance.now() - start) / 1000);
+    const done = (r: ForwardResult) => {
+      series.get(peer, r.status).record((performance.now() - start) / 1000);
+      if (obs.active) observed(r.status, r.proxyError);
+    };
     const up = upgradeOf(req);
     const handler = up ? new UpgradeHandler(res, done, up.socket, up.head) : new ForwardHandler(res, undefined, done, 0, 'request');
     handler.draining = o.draining;

@@ -9,6 +9,7 @@
 // (with its OpenTelemetry and t-digest dependencies) cost ~50 ms of start-up
 // and ~13 MB RSS for eleven counters and gauges.
 import { AUTHZ_LABELS, ENDPOINT_LABELS, LATENCY_BUCKETS, REQUEST_LABELS, RESILIENCE_METRICS, RETRY_LABELS, SIDECAR_METRICS } from '../api/index.js';
+import { RequestObservers } from './observe.js';
 
 export type RequestLabelName = (typeof REQUEST_LABELS)[number];
 export type RequestLabels = Record<RequestLabelName, string>;
@@ -65,8 +66,8 @@ export class SeriesCache {
   private readonly byKey = new Map<number, RequestSeries>();
   constructor(
     private readonly metrics: SidecarMetrics,
-    /** Every label except the peer's and the status. */
-    private readonly base: Omit<RequestLabels, 'status_code' | 'status_class'>,
+    /** Every label except the peer's and the status (observe.ts names a request's Service, route and backend from them). */
+    readonly base: Omit<RequestLabels, 'status_code' | 'status_class'>,
     /** Which side the peer labels describe: 'dst' (outbound) or 'src' (inbound). */
     private readonly peerSide: 'dst' | 'src',
   ) {}
@@ -193,6 +194,9 @@ export class SidecarMetrics {
 
   /** Connections and requests refused by a limit (sidecar/limits.ts: limit = request_head_timeout, max_header_bytes, ...). */
   readonly limitRejections = this.family(SIDECAR_METRICS.limitRejections, 'Connections and requests refused by a sidecar limit', 'counter', ['direction', 'limit']);
+  readonly observeDropped = this.family(SIDECAR_METRICS.observeDropped, 'Request records dropped by tap, access log or tracing because they were full', 'counter', ['sink']);
+  /** Tap, access log and tracing (observe.ts): inactive until the sidecar configures them; the request path asks `.active`. */
+  observers: RequestObservers = new RequestObservers({ namespace: '', workload: '', serviceAccount: '', trustDomain: '' });
 
   private readonly versionLabels = new Map<string, string>();
 

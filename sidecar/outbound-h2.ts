@@ -24,6 +24,7 @@ import { requestOfH2 } from './request.js';
 import type { TryContext } from './resilience.js';
 import { BodyReplay, keepsBody } from './retry-body.js';
 import type { Readable } from 'node:stream';
+import { contentLength } from './observe.js';
 
 export interface H2Adapter {
   server: Http2Server;
@@ -81,8 +82,11 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
     const grpcTimeoutMs = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
     const req = requestOfH2(headers, grpc);
     const url = (headers[':path'] as string | undefined) ?? '/';
+    const observers = deps.observers;
     const relay = (session: () => ClientHttp2Session, out: OutgoingHttpHeaders, timeoutMs: number, edits: CompiledHeaderEdits[] | undefined, done: Done, tc?: TryContext, kind?: 'request' | 'backendRequest', body?: Readable | Buffer | null) => {
       if (timeoutMs > 0 && grpc) out['grpc-timeout'] = formatGrpcTimeout(timeoutMs);
+      // observe (tap, access log, tracing): trace context into the forwarded headers; a record in the router's finish.
+      if (observers?.active) carrier.span = observers.begin(out, 'outbound', '2');
       forwardH2(stream, {
         session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r),
         ...(tc ? { gate: tc.gate, timeoutKind: kind, ...(body !== undefined ? { body } : {}) } : {}),
@@ -90,6 +94,8 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
     };
     const carrier: Carrier = {
       req,
+      headers,
+      bytesIn: observers?.active ? contentLength(headers['content-length']) : undefined,
       start,
       answer: h2Answerer(stream, grpc),
       gone: () => stream.destroyed,

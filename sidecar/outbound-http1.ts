@@ -22,6 +22,7 @@ import { answerClientError, http1Answerer } from './proxy-errors.js';
 import { requestOfHttp1 } from './request.js';
 import type { TryContext } from './resilience.js';
 import { BodyReplay, keepsBody } from './retry-body.js';
+import { ioMark } from './observe.js';
 
 export interface Http1AdapterOptions {
   maxHeaderSize: number | undefined;
@@ -32,6 +33,7 @@ export interface Http1AdapterOptions {
 export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o: Http1AdapterOptions): HttpServer {
   const { pools } = deps;
   const draining = deps.draining;
+  const observers = deps.observers;
   const http = createHttpServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
   http.on('clientError', answerClientError);
   http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onRequest(req, upgradeResponse(req, socket, head)));
@@ -53,7 +55,11 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
     const up = upgradeOf(req);
     let hasBody = false;
     let base: IncomingMessage['headers'] | undefined;
+    // observe (tap, access log, tracing): the connection's byte counters now; a record in the router's finish.
+    const observing = observers?.active === true;
     const carrier: Carrier = {
+      headers: req.headers,
+      io: observing ? ioMark(req.socket, req.headers['content-length']) : undefined,
       req: requestOfHttp1(req.method ?? 'GET', url, authority, req.headers, !!up),
       start,
       // Draining: the answer is the connection's last (the caller reconnects to a sidecar that stays).
@@ -79,18 +85,25 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
         const dispatcher = d.backend.tlsOrigin ? d.backend.tlsOrigin.dispatcher(ep) : pools.forEndpoint(ep);
         const kept = tc?.body;
         const body = !hasBody || up ? null : kept && kept !== 'unkept' ? (kept.body() ?? null) : bodyOf(req);
+        trace(headers);
         dispatchTo(dispatcher, undefined, req, res, d.path, headers, body, d.responseEdits, t.ms, t.kind, done, tc);
       },
       pod(ep: EndpointRt, done: Done) {
         const withBody = prepareRequestHeaders(req.headers);
+        trace(req.headers);
         dispatchTo(pools.forEndpoint(ep), undefined, req, res, url, req.headers, withBody && !up ? bodyOf(req) : null, undefined, 0, 'request', done);
       },
       external(host: string, port: number, done: Done) {
         const withBody = prepareRequestHeaders(req.headers);
         const h = host.includes(':') ? `[${host}]` : host;
+        trace(req.headers);
         dispatchTo(pools.external, `http://${h}:${port}`, req, res, url, req.headers, withBody && !up ? bodyOf(req) : null, undefined, 0, 'request', done);
       },
     };
+    /** observe: W3C trace context into the forwarded headers (after the rule's header edits). */
+    function trace(headers: IncomingMessage['headers']): void {
+      if (observing && observers!.active) carrier.span = observers!.begin(headers, 'outbound', '1.1');
+    }
     router.route(carrier, o.dstOf(req.socket));
   }
 

@@ -3,7 +3,9 @@
 // once, the first config of a Service waited for, decide(), then the
 // adapter's carrier carries the decision out. Endpoint accounting (in
 // flight, EWMA latency with a failure penalty), metrics and the
-// completed-request observers are recorded here, in one place.
+// completed-request observers (observe.ts: tap, access log, tracing) are
+// recorded here, in one place — mesh-made answers (400/404/502/503/508,
+// redirects) included.
 import type { IdentityHolder } from './bootstrap.js';
 import { observe } from './balancer-p2c-ewma.js';
 import { buildEndpoint, type EndpointRt, type MeshState, type SelfInfo } from './config-apply.js';
@@ -14,7 +16,8 @@ import { NO_PEER, SeriesCache, type PeerLabels, type SidecarMetrics } from './me
 import type { OriginalDst } from './original-dst.js';
 import { answerFailure, CLIENT_GONE, type Answerer, type Outcome } from './proxy-errors.js';
 import type { MeshRequest } from './request.js';
-import type { RequestObservers } from './request-observers.js';
+import type { IoMark, RecordPeer, RequestObservers } from './observe.js';
+import type { SpanStart } from './trace.js';
 import { lookupRequest, type Target } from './service-lookup.js';
 import { RetryRun, type AttemptGate, type Resilience, type RetryLabels, type TryContext, type TryEnd } from './resilience.js';
 import { classifyError, type AttemptOutcome } from './retry-policy.js';
@@ -66,6 +69,16 @@ export interface Carrier {
   pod(ep: EndpointRt, done: Done): void;
   /** Out of the mesh, untouched. */
   external(host: string, port: number, done: Done): void;
+  /**
+   * observe (only while observers are active): the adapter sets `span` where
+   * it forwards (begin() wrote this hop's traceparent into the forwarded
+   * headers); `headers` is its own header object, for begin() on a mesh-made
+   * answer; `io` / `bytesIn` measure the request's bytes.
+   */
+  span?: SpanStart | undefined;
+  readonly headers: Record<string, unknown>;
+  readonly io?: IoMark | undefined;
+  readonly bytesIn?: number | undefined;
 }
 
 export class OutboundRouter {
@@ -121,7 +134,7 @@ export class OutboundRouter {
         return this.toPod(c, t);
       case 'external': {
         const series = this.externalSeries;
-        c.external(t.host, t.port, (o) => this.finish(c, series, NO_PEER, o, undefined, 'external'));
+        c.external(t.host, t.port, (o) => this.finish(c, series, NO_PEER, o, undefined, 'external', undefined, undefined, t));
         return;
       }
     }
@@ -264,33 +277,20 @@ export class OutboundRouter {
   }
 
   /** The one place a completed outbound request is counted (metrics) and observed (tap, logs, traces). */
-  private finish(c: Carrier, series: SeriesCache, peer: PeerLabels, o: Outcome, ep: EndpointRt | undefined, service: string, d?: Forward, sent?: number): void {
+  private finish(c: Carrier, series: SeriesCache, peer: PeerLabels, o: Outcome, ep: EndpointRt | undefined, _service: string, d?: Forward, sent?: number, external?: { host: string; port: number }): void {
     const now = performance.now();
     series.get(peer, o.status, o.grpcStatus).record((now - c.start) / 1000);
     const obs = this.deps.observers;
     if (!obs?.active) return;
-    const self = this.deps.self;
-    const r = d?.rule.route;
-    obs.emit({
-      time: Date.now(),
-      direction: 'outbound',
-      source: `${self.namespace}/${self.workload}`,
-      destination: ep ? (ep.workload ? `${ep.identity?.namespace ?? ''}/${ep.workload}` : `${ep.ip}:${ep.port}`) : '',
-      service,
-      route: r ? `${r.kind}/${r.namespace}/${r.name}${r.ruleName ? `/${r.ruleName}` : ''}` : '',
-      backend: d?.backend.name ?? '',
-      endpoint: ep ? `${ep.ip}:${ep.port}` : '',
-      method: c.req.method,
-      authority: c.req.authority,
-      path: c.req.path,
-      status: o.status,
-      grpcStatus: o.grpcStatus,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: now - c.start,
-      upstreamMs: sent !== undefined ? now - sent : 0,
-      proxyError: o.proxyError ?? '',
-      traceId: c.req.headers.get('traceparent')?.split('-')[1] ?? '',
-    });
+    // A mesh-made answer was not forwarded: its trace context (and span) starts here.
+    const span = c.span ?? obs.begin(c.headers, 'outbound', c.req.protocol === 'http1' || c.req.protocol === 'upgrade' ? '1.1' : '2');
+    const where: RecordPeer | undefined = ep
+      ? { ip: ep.ip, port: ep.port, spiffe: ep.spiffe, workload: ep.workload, namespace: ep.identity?.namespace }
+      : external ? { ip: external.host, port: external.port } : undefined;
+    const path = d ? d.path : c.req.query ? `${c.req.path}?${c.req.query}` : c.req.path;
+    obs.complete('outbound', series.base, where, {
+      method: c.req.method, authority: c.req.authority, path, status: o.status, grpcStatus: o.grpcStatus, proxyError: o.proxyError,
+      start: c.start, ...(sent !== undefined ? { sent } : {}), ...(c.bytesIn !== undefined ? { bytesIn: c.bytesIn, bytesOut: 0 } : {}), io: c.io,
+    }, span);
   }
 }
