@@ -85,8 +85,7 @@ export async function run(argv: string[]): Promise<number> {
       appPorts: list(p, 'app-ports').map((s) => parseIntIn(s, '--app-ports', { min: 1, max: 65535 })),
       subscribe: list(p, 'subscribe'),
       strict: bool(p, 'strict'),
-      // The listeners take the other limits once wired (sidecar/limits.ts, head-guard.ts).
-      maxHeaderSize: limits.maxHeaderBytes,
+      limits,
       ...(podName ? { podName } : {}),
       ...(str(p, 'trust-domain') ? { trustDomain: str(p, 'trust-domain') } : {}),
       ...(str(p, 'token-file') ? { tokenFile: str(p, 'token-file') } : {}),

@@ -20,6 +20,7 @@ import { installSessionPersistence } from './session-token.js';
 import { createAdmin } from './admin.js';
 import { SidecarMetrics } from './metrics.js';
 import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
+import type { SidecarLimits } from './limits.js';
 
 export { setSessionAffinity, type SessionAffinity } from './backend.js';
 export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
@@ -59,6 +60,8 @@ export interface SidecarOptions {
   detectTimeoutMs?: number;
   /** Largest request header block accepted (bytes; node's default 16 KiB); larger gets 431. */
   maxHeaderSize?: number;
+  /** Per-workload limits (sidecar/limits.ts; flags and config.weft.io/* annotations). */
+  limits?: SidecarLimits;
   log?: (line: string) => void;
 }
 
@@ -141,7 +144,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   // there: on the pod IP, any other pod could send traffic as this workload.
   // In local mode the pod IP is itself a loopback address the app dials.
   const outHost = opts.podIP.startsWith('127.') ? opts.podIP : '127.0.0.1';
-  const maxHeaderSize = opts.maxHeaderSize;
+  const maxHeaderSize = opts.maxHeaderSize ?? opts.limits?.maxHeaderBytes;
   const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log });
   let closing: Promise<void> | undefined;
