@@ -200,8 +200,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const observers = metrics.observers;
   // Retries, budgets, failure accrual and shedding of the outbound forward step (issue 14).
   const resilience = new Resilience(metrics, { ...(opts.failureAccrual !== undefined ? { failureAccrual: opts.failureAccrual } : {}), ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}) });
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience, mergeSlashes: opts.limits?.mergeSlashes ?? false });
-  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz });
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience, mergeSlashes: opts.limits?.mergeSlashes ?? false, requestHeadTimeoutMs: opts.limits?.requestHeadTimeoutMs });
+  const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz, requestHeadTimeoutMs: opts.limits?.requestHeadTimeoutMs });
+  // Connections per listener (--max-connections): past it the kernel's accept is answered by a close.
+  if (opts.limits) {
+    outbound.server.maxConnections = opts.limits.maxConnections;
+    inbound.server.maxConnections = opts.limits.maxConnections;
+  }
   const drain = new Drain({ inbound, outbound, goodbye: (why) => stream.goodbye(why), log });
   // HTTP/2 callers are told at once (GOAWAY; their streams in flight finish) and
   // reconnect to the outbound listener, which stays open for the app's calls.

@@ -10,6 +10,8 @@
 // per HTTP request against the config current at that moment (so an edit
 // reaches keep-alive connections), and per connection for opaque TCP, before
 // a byte reaches the app.
+import { HeadGuard } from './head-guard.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -34,6 +36,8 @@ import { ioMark } from './observe.js';
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
 export interface InboundOptions {
+  /** A connection's first request head must arrive within this (ms; --request-head-timeout): else 408. */
+  requestHeadTimeoutMs?: number | undefined;
   podIP: string;
   self: SelfInfo;
   identity: IdentityHolder;
@@ -103,6 +107,10 @@ export function createInbound(o: InboundOptions): Inbound {
 
   const http = createHttpServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000, ...(o.maxHeaderSize ? { maxHeaderSize: o.maxHeaderSize } : {}) }, onRequest);
   http.on('clientError', answerClientError);
+  // Slow heads are closed at the request-head timeout (head-guard.ts); armed once the connection is HTTP/1.1.
+  const guard = new HeadGuard({ timeoutMs: o.requestHeadTimeoutMs ?? DEFAULT_LIMITS.requestHeadTimeoutMs, onTimeout: () => metrics.limitRejections.inc({ direction: 'inbound', limit: 'request_head_timeout' }) });
+  http.on('request', (req: { socket: Socket }) => guard.done(req.socket));
+  http.on('upgrade', (req: { socket: Socket }) => guard.done(req.socket));
   http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onRequest(req, upgradeResponse(req, socket, head)));
 
   const tls = createTlsServer({
@@ -148,6 +156,7 @@ export function createInbound(o: InboundOptions): Inbound {
     }
     if (s.alpnProtocol === 'h2') return inboundH2(s, hop.port, spiffe, h2ctx);
     (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port, 'inbound')) };
+    guard.accept(s);
     http.emit('connection', s);
   });
   // A caller without a valid mesh certificate: close it (and the socket under it) at once.
@@ -155,6 +164,7 @@ export function createInbound(o: InboundOptions): Inbound {
 
   function servePlainHttp(socket: Socket, port: number): void {
     (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port, 'inbound')) };
+    guard.accept(socket);
     handToHttp(http, socket);
   }
 

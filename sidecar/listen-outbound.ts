@@ -5,6 +5,8 @@
 // adapter (outbound-h2.ts); opaque and TLS go to the opaque path. Both HTTP
 // adapters share one router (outbound-route.ts): service lookup → decide()
 // → carry out. Everything is passed in here; nothing registers at import.
+import { HeadGuard } from './head-guard.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { detect } from './detect.js';
@@ -24,6 +26,8 @@ const CLIENT_FIRST_WAIT_MS = 60_000;
 export interface OutboundOptions extends OutboundDeps {
   detectTimeoutMs: number;
   maxHeaderSize: number | undefined;
+  /** A connection's first request head must arrive within this (ms; --request-head-timeout): else 408. */
+  requestHeadTimeoutMs?: number | undefined;
 }
 
 const kDst = Symbol('weft.originalDst');
@@ -43,8 +47,13 @@ export function createOutbound(o: OutboundOptions): Outbound {
   const router = new OutboundRouter(o);
   const http = createHttp1Adapter(router, o, { maxHeaderSize: o.maxHeaderSize, dstOf: (s) => (s as DstSocket)[kDst] });
   const h2 = createH2Adapter(router, o);
+  // Slow heads (one byte a second) are closed at the request-head timeout (head-guard.ts says why not node's headersTimeout).
+  const guard = new HeadGuard({ timeoutMs: o.requestHeadTimeoutMs ?? DEFAULT_LIMITS.requestHeadTimeoutMs, onTimeout: () => metrics.limitRejections.inc({ direction: 'outbound', limit: 'request_head_timeout' }) });
+  http.on('request', (req: { socket: Socket }) => guard.done(req.socket));
+  http.on('upgrade', (req: { socket: Socket }) => guard.done(req.socket));
 
   const server = createNetServer({ noDelay: true, keepAlive: true }, (socket: DstSocket) => {
+    guard.accept(socket);
     metrics.connection(socket, 'outbound', '', false);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -60,6 +69,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
     void detect(socket, { timeoutMs, appProtocol, onResult: (p) => metrics.detect.inc({ direction: 'outbound', protocol: p }) }).then((proto) => {
       if (socket.destroyed) return;
       if (proto === 'http1') return handToHttp(http, socket);
+      guard.done(socket);
       if (proto === 'h2c') return h2.accept(socket, dst);
       toOpaque(socket, proto, dst);
     });
