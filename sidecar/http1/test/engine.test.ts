@@ -284,7 +284,8 @@ t.test('bad heads: 400 / 431 and close; a slow head: 408 from the timer wheel', 
   const t0 = Date.now();
   r = await rawExchange(HOST, proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n');
   t.match(r.text, /^HTTP\/1.1 408 /);
-  t.ok(r.closed && Date.now() - t0 < 2000, 'closed by the header timeout');
+  // The wheel ticks coarsely; the bound only says the timeout closed it, not the client (a loaded machine stretches ticks).
+  t.ok(r.closed && Date.now() - t0 < 5000, 'closed by the header timeout');
   t.equal(app.seen.length, 0, 'nothing was forwarded');
 });
 
