@@ -55,6 +55,8 @@ export const REGISTRY_FILE_PATTERN = /^registry(-[A-Za-z0-9._-]+)?\.json$/;
 interface PeerFile {
   /** Every write is a rename (a new inode); a heartbeat only touches the mtime. */
   ino: number;
+  size: number;
+  ctimeMs: number;
   mtimeMs: number;
   heartbeatAt: number;
   workloads: RegisteredWorkload[];
@@ -137,15 +139,16 @@ export class Registry {
       try {
         const st = statSync(path);
         const prev = this.peerFiles.get(n);
-        if (prev && prev.ino === st.ino) {
-          // The same content, touched by its writer's heartbeat.
+        // Same inode, size and content-write time: only touched by its writer's heartbeat.
+        // (The inode alone is not enough: a rename's new file may reuse a freed inode number.)
+        if (prev && prev.ino === st.ino && prev.size === st.size && prev.ctimeMs === st.ctimeMs) {
           prev.heartbeatAt = Math.max(prev.heartbeatAt, st.mtimeMs);
           continue;
         }
         const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<PersistedFile>;
         const workloads = Array.isArray(parsed.workloads) ? parsed.workloads.filter(isRegisteredWorkload) : [];
         // A file without a heartbeat is a single control's, from before: as old as its mtime.
-        this.peerFiles.set(n, { ino: st.ino, mtimeMs: st.mtimeMs, heartbeatAt: Math.max(st.mtimeMs, typeof parsed.heartbeatAt === 'number' ? parsed.heartbeatAt : 0), workloads });
+        this.peerFiles.set(n, { ino: st.ino, size: st.size, ctimeMs: st.ctimeMs, mtimeMs: st.mtimeMs, heartbeatAt: Math.max(st.mtimeMs, typeof parsed.heartbeatAt === 'number' ? parsed.heartbeatAt : 0), workloads });
       } catch {
         // being replaced right now, or unreadable: the next scan
       }
