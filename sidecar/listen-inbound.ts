@@ -171,7 +171,7 @@ export function createInbound(o: InboundOptions): Inbound {
   function serveMux(s: TLSSocket, port: number, spiffe: string): void {
     let app = appPools.get(port);
     if (!app) {
-      app = new EnginePool({ host: podIP, port, ...(o.maxHeaderSize ? { limits: { ...DEFAULT_LIMITS, maxHeadBytes: o.maxHeaderSize } } : {}) });
+      app = new EnginePool({ host: podIP, port, onConnected: (sock) => metrics.connection(sock, 'inbound', '', false), ...(o.maxHeaderSize ? { limits: { ...DEFAULT_LIMITS, maxHeadBytes: o.maxHeaderSize } } : {}) });
       appPools.set(port, app);
     }
     const series = seriesFor(port);

@@ -127,6 +127,8 @@ t.test('HTTP/1.1 callers cross the hop as weft-mux/1 streams', async (t) => {
   await t.test('the inbound counts each stream', async (t) => {
     const n = await metric(server.adminAddress, 'weft_requests_total', 'direction="inbound"');
     t.ok(n >= 104, `inbound request metrics recorded (${n})`);
+    const appConns = await metric(server.adminAddress, 'weft_tcp_connections_opened_total', 'direction="inbound"', 'tls="false"');
+    t.ok(appConns >= 1, `the inbound's connections to the app are counted (${appConns})`);
   });
 
   await t.test('an Upgrade goes over the HTTP/1.1 hop and tunnels', async (t) => {
