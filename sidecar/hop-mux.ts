@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici';
 import { spiffeIdOfCert } from '../certs/index.js';
 import type { IdentityHolder } from './bootstrap.js';
 import { PeerIdentityError, type ConnectionSink } from './hop.js';
-import { ALPN_MUX, DATA, END, F_CLOSE, FrameReader, HEAD, MuxConn, RST, SendWindow, WINDOW_UPDATE } from './http1/mux.js';
+import { ALPN_MUX, DATA, END, FrameReader, HEAD, MuxConn, RST, SendWindow, WINDOW_UPDATE } from './http1/mux.js';
 import { ChunkedDecoder, HeadReader, isHeadError } from './http1/index.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -252,7 +252,8 @@ export class MuxHop {
         }
         const head = got.head;
         if (head.status < 200) return;
-        if (!head.keepAlive || flags & F_CLOSE) l.retired = true; // the peer drains: no new streams here
+        // `Connection: close` on a stream's answer: the peer drains, no new streams on this connection.
+        if (/\bclose\b/i.test(head.get('connection') ?? '')) l.retired = true;
         if (head.framing === 'chunked') st.chunked = new ChunkedDecoder();
         const raw: Buffer[] = [];
         for (let i = 0; i < head.count; i++) raw.push(Buffer.from(head.name(i), 'latin1'), Buffer.from(head.value(i), 'latin1'));
