@@ -26,6 +26,8 @@ export interface DrainListener {
   server: NetServer;
   http: HttpServer;
   sockets: Set<Socket>;
+  /** The inbound's weft-mux/1 connections without a stream end too. */
+  closeIdleMux?: () => void;
 }
 
 export interface DrainPlan {
@@ -107,6 +109,7 @@ export class Drain {
 
   /** Ends the inbound HTTP/1.1 connections that carry no request now (the peers have dropped this endpoint). */
   private closeIdleInbound(): void {
+    this.o.inbound.closeIdleMux?.();
     for (const [s, active] of this.inboundConns) {
       if (active > 0) continue;
       this.inboundConns.delete(s);

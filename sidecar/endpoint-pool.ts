@@ -9,6 +9,7 @@ import type { IdentityHolder } from './bootstrap.js';
 import type { EndpointRt } from './config-apply.js';
 import { meshConnector, plainConnector, type ConnectionSink } from './hop.js';
 import { H2Sessions } from './hop-h2.js';
+import { MuxHop } from './hop-mux.js';
 import type { Socket } from 'node:net';
 
 const POOL_OPTIONS = {
@@ -20,6 +21,7 @@ const POOL_OPTIONS = {
 };
 
 export class EndpointPools {
+  /** undici Pools and MuxHops (a MuxHop has the face sweep() and close() use: stats, close, destroy). */
   private readonly pools = new Map<string, Pool>();
   readonly external: Agent;
   /** HTTP/2 client sessions: the outbound's mesh hops and h2c endpoints, and the inbound's h2c leg to the app. */
@@ -33,6 +35,8 @@ export class EndpointPools {
     private readonly connections = 64,
     /** Counts upstream connections (tcp_* metrics, direction "outbound"); pinned app pools count as "inbound". */
     private readonly count?: (socket: Socket, direction: 'outbound' | 'inbound', peer: string, tls: boolean) => void,
+    /** The hop to meshed endpoints: weft-mux/1 (one multiplexed connection, HTTP/1.1 pool for peers without it), or the HTTP/1.1 pool only (WEFT_HOP=http1). */
+    private readonly hopMux = process.env.WEFT_HOP !== 'http1',
   ) {
     this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
     this.h2Mesh = new H2Sessions(identity);
@@ -48,11 +52,22 @@ export class EndpointPools {
     return pool;
   }
 
-  mesh(ip: string, appPort: number, sa: string, ns: string, spiffe: string): Pool {
+  mesh(ip: string, appPort: number, sa: string, ns: string, spiffe: string): Dispatcher {
     const sni = hopServerName(appPort, sa, ns);
     const key = `${ip}|${sni}|${spiffe}`;
+    if (!this.hopMux) return this.meshHttp1(key, ip, sni, spiffe);
     let p = this.pools.get(key);
-    if (!p) {
+    if (!p || p.closed || p.destroyed) {
+      p = new MuxHop(this.identity, ip, this.inboundPort, sni, spiffe, () => this.meshHttp1(`${key}|http1`, ip, sni, spiffe), this.sink('outbound')) as unknown as Pool;
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** The HTTP/1.1 pool of a meshed endpoint (a peer without weft-mux/1, upgrades, WEFT_HOP=http1). */
+  private meshHttp1(key: string, ip: string, sni: string, spiffe: string): Pool {
+    let p = this.pools.get(key);
+    if (!p || p.closed || p.destroyed) {
       p = new Pool(`http://${ip}:${this.inboundPort}`, { ...POOL_OPTIONS, connections: this.connections, connect: meshConnector(this.identity, ip, this.inboundPort, sni, spiffe, this.sink('outbound')) });
       this.pools.set(key, p);
     }

@@ -33,6 +33,8 @@ import type { InboundContext } from './inbound-context.js';
 import type { InboundAuthz } from './authz-state.js';
 import { ioMark } from './observe.js';
 
+import { ALPN_MUX, DEFAULT_LIMITS as DEFAULT_HEAD_LIMITS, MuxServer, Pool as EnginePool, type Head } from './http1/index.js';
+
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
 export interface InboundOptions {
@@ -69,6 +71,8 @@ export interface Inbound {
   sockets: Set<Socket>;
   /** Serve a plaintext HTTP/1 connection for app port `port` (permissive mode). */
   servePlainHttp(socket: Socket, port: number): void;
+  /** Ends the weft-mux/1 connections that carry no stream now (the drain, once the peers dropped this endpoint). */
+  closeIdleMux(): void;
 }
 
 export function createInbound(o: InboundOptions): Inbound {
@@ -116,7 +120,7 @@ export function createInbound(o: InboundOptions): Inbound {
   const tls = createTlsServer({
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: ['h2', ...HOP_ALPN, ALPN_OPAQUE],
+    ALPNProtocols: [ALPN_MUX, 'h2', ...HOP_ALPN, ALPN_OPAQUE],
     SNICallback: (servername, cb) => {
       const hop = parseHopServerName(servername);
       const id = identity.current;
@@ -155,12 +159,53 @@ export function createInbound(o: InboundOptions): Inbound {
       return;
     }
     if (s.alpnProtocol === 'h2') return inboundH2(s, hop.port, spiffe, h2ctx);
+    if (s.alpnProtocol === ALPN_MUX) return serveMux(s, hop.port, spiffe);
     (s as unknown as TaggedSocket)[kInfo] = { port: hop.port, peer: peerOf(spiffe), spiffe, app: pools.pin(pools.plain(podIP, hop.port, 'inbound')) };
     guard.accept(s);
     http.emit('connection', s);
   });
   // A caller without a valid mesh certificate: close it (and the socket under it) at once.
   tls.on('tlsClientError', (_e: Error, s: TLSSocket) => s.destroy());
+
+  // weft-mux/1: each stream is one HTTP/1.1 exchange, relayed by the engine
+  // to the app over its own connection pool, with the same per-request steps
+  // as the HTTP/1.1 path below (identity header, authorization, metrics, drain).
+  const appPools = new Map<number, EnginePool>();
+  const muxConns = new Map<TLSSocket, MuxServer>();
+  function closeIdleMux(): void {
+    for (const [s, m] of muxConns) {
+      if (m.streams.size > 0) continue;
+      muxConns.delete(s);
+      s.end();
+    }
+  }
+  function serveMux(s: TLSSocket, port: number, spiffe: string): void {
+    let app = appPools.get(port);
+    if (!app) {
+      app = new EnginePool({ host: podIP, port, onConnected: (sock) => metrics.connection(sock, 'inbound', '', false), ...(o.maxHeaderSize ? { limits: { ...DEFAULT_HEAD_LIMITS, maxHeadBytes: o.maxHeaderSize } } : {}) });
+      appPools.set(port, app);
+    }
+    const series = seriesFor(port);
+    const peer = peerOf(spiffe);
+    const authz = o.authz;
+    s.once('close', () => muxConns.delete(s));
+    const m = new MuxServer(s, app, [`${PEER_IDENTITY_HEADER}: ${spiffe}`], {
+      remove: [PEER_IDENTITY_HEADER],
+      ...(o.draining ? { draining: o.draining } : {}),
+      ...(authz
+        ? {
+            admit(head: Head) {
+              const t = head.target;
+              const q = t.indexOf('?');
+              const d = authz.check(port, spiffe, q < 0 ? t : t.slice(0, q));
+              return d.allowed ? null : { status: 403, reason: d.reason };
+            },
+          }
+        : {}),
+      done: (status, start) => series.get(peer, status).record((performance.now() - start) / 1000),
+    });
+    muxConns.set(s, m);
+  }
 
   function servePlainHttp(socket: Socket, port: number): void {
     (socket as TaggedSocket)[kInfo] = { port, peer: plainPeer, spiffe: '', app: pools.pin(pools.plain(podIP, port, 'inbound')) };
@@ -237,5 +282,5 @@ export function createInbound(o: InboundOptions): Inbound {
     }
   }
 
-  return { server, tls, http, sockets, servePlainHttp };
+  return { server, tls, http, sockets, servePlainHttp, closeIdleMux };
 }

@@ -21,20 +21,21 @@ import type { ClientConn, ClientHandler } from './client-conn.js';
 import type { Pool } from './pool.js';
 import type { ServerConn, ServerHandler } from './server-conn.js';
 
-const HEAD = 1;
-const DATA = 2;
-const END = 3;
-const RST = 4;
-const WINDOW_UPDATE = 5;
-const F_CLOSE = 1;
-const WINDOW = 256 * 1024;
+export const ALPN_MUX = 'weft-mux/1';
+export const HEAD = 1;
+export const DATA = 2;
+export const END = 3;
+export const RST = 4;
+export const WINDOW_UPDATE = 5;
+export const F_CLOSE = 1;
+export const WINDOW = 256 * 1024;
 const HDR = 10;
 const EMPTY = Buffer.alloc(0);
 
-type FrameSink = (type: number, flags: number, id: number, payload: Buffer) => void;
+export type FrameSink = (type: number, flags: number, id: number, payload: Buffer) => void;
 
 /** Reassembles frames from a socket's reads. */
-class FrameReader {
+export class FrameReader {
   private acc: Buffer | null = null;
   constructor(private readonly sink: FrameSink) {}
   push(chunk: Buffer): void {
@@ -57,7 +58,7 @@ class FrameReader {
   }
 }
 
-class MuxConn implements Corkable {
+export class MuxConn implements Corkable {
   corked = false;
   constructor(readonly socket: tls.TLSSocket) {}
   send(type: number, flags: number, id: number, payload: Buffer = EMPTY): void {
@@ -77,7 +78,7 @@ class MuxConn implements Corkable {
 }
 
 /** Outgoing DATA bounded by the peer's window; the source pauses when it is used up. */
-class SendWindow {
+export class SendWindow {
   credit = WINDOW;
   queue: Buffer[] = [];
   constructor(private readonly mux: () => MuxConn, private readonly id: number, private readonly pause: () => void, private readonly resume: () => void) {}
@@ -241,25 +242,43 @@ export class MuxClient {
 
 // --- the peer (server) side ----------------------------------------------------
 
+/** What the sidecar's inbound adds to each stream (listen-inbound.ts); every hook optional. */
+export interface MuxServerHooks {
+  /** Before a stream reaches the app: a refusal is answered here (status, with weft-proxy-error: reason) and nothing is forwarded. */
+  admit?(head: Head): { status: number; reason: string } | null;
+  /** Field names removed from every forwarded request head (a forged identity header). */
+  remove?: readonly string[];
+  /** True while draining: every response head carries `connection: close`, so the edge opens no new stream on this connection. */
+  draining?: () => boolean;
+  /** A stream ended (the app's status, 502 when the app failed), with its start (performance.now()). */
+  done?(status: number, start: number): void;
+}
+
 class PeerStream implements ClientHandler {
   client: ClientConn | null = null;
   win: SendWindow;
   owed = 0;
+  status = 0;
+  readonly start = performance.now();
   constructor(readonly id: number, readonly mux: MuxConn, readonly server: MuxServer) {
     this.win = new SendWindow(() => mux, id, () => this.client?.socket.pause(), () => this.client?.socket.resume());
   }
   onResponseHead(_c: ClientConn, head: Head): void {
-    this.mux.send(HEAD, head.framing === 'close' ? F_CLOSE : 0, this.id, head.hop ? forwardHead(head) : Buffer.from(head.buf));
+    if (head.status >= 200) this.status = head.status;
+    const draining = head.status >= 200 && this.server.hooks.draining?.() === true;
+    this.mux.send(HEAD, head.framing === 'close' ? F_CLOSE : 0, this.id, draining ? forwardHead(head, { add: ['connection: close'] }) : head.hop ? forwardHead(head) : Buffer.from(head.buf));
   }
   onResponseBody(_c: ClientConn, chunk: Buffer): void {
     this.win.data(chunk);
   }
   onResponseEnd(): void {
     this.win.end(() => this.server.streams.delete(this.id));
+    this.server.hooks.done?.(this.status, this.start);
   }
   onResponseError(_c: ClientConn, reason: string): void {
     this.mux.send(RST, 0, this.id, Buffer.from(reason));
     this.server.streams.delete(this.id);
+    this.server.hooks.done?.(502, this.start);
   }
   onDrain(): void {
     if (this.owed) {
@@ -273,7 +292,7 @@ export class MuxServer {
   readonly streams = new Map<number, PeerStream>();
   private readonly mux: MuxConn;
   private readonly reader = new HeadReader(true);
-  constructor(socket: tls.TLSSocket, private readonly pool: Pool, private readonly addLines: string[]) {
+  constructor(socket: tls.TLSSocket, private readonly pool: Pool, private readonly addLines: string[], readonly hooks: MuxServerHooks = {}) {
     socket.setNoDelay(true);
     this.mux = new MuxConn(socket);
     const fr = new FrameReader((t, f, id, p) => this.onFrame(t, f, id, p));
@@ -296,10 +315,21 @@ export class MuxServer {
         return;
       }
       const head = got.head;
+      const refused = this.hooks.admit?.(head);
+      if (refused) {
+        // Answered here; DATA frames of this stream find no stream and are dropped.
+        const body = Buffer.from(`${refused.reason}\n`);
+        const line = proxyErrorLine(refused.reason);
+        this.mux.send(HEAD, 0, id, Buffer.from(`HTTP/1.1 ${refused.status} Refused\r\n${line}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n${this.hooks.draining?.() ? 'connection: close\r\n' : ''}\r\n`, 'latin1'));
+        this.mux.send(DATA, 0, id, body);
+        this.mux.send(END, 0, id);
+        this.hooks.done?.(refused.status, st.start);
+        return;
+      }
       this.streams.set(id, st);
       const client = this.pool.get();
       st.client = client;
-      client.request(forwardHead(head, { add: this.addLines }), head.method, st, head.framing === 'length' || head.framing === 'chunked');
+      client.request(forwardHead(head, this.hooks.remove ? { add: this.addLines, remove: this.hooks.remove } : { add: this.addLines }), head.method, st, head.framing === 'length' || head.framing === 'chunked');
       return;
     }
     const st = this.streams.get(id);

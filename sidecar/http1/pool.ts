@@ -23,6 +23,8 @@ export interface PoolOptions {
   limits?: HeadLimits;
   wheel?: TimerWheel;
   localAddress?: string;
+  /** Called with each new connection once it is connected (the sidecar's tcp_* metrics). */
+  onConnected?: (socket: net.Socket) => void;
 }
 
 const sharedWheel = new TimerWheel();
@@ -73,6 +75,8 @@ export class Pool {
       }
       socket = s;
     } else socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
+    const counted = o.onConnected;
+    if (counted) socket.once(o.tls ? 'secureConnect' : 'connect', () => counted(socket));
     const c = new ClientConn(socket, o.limits ?? DEFAULT_LIMITS);
     c.release = this.releaseFn;
     c.onIdleClose = this.idleCloseFn;
