@@ -35,8 +35,13 @@ export class EndpointPools {
     private readonly connections = 64,
     /** Counts upstream connections (tcp_* metrics, direction "outbound"); pinned app pools count as "inbound". */
     private readonly count?: (socket: Socket, direction: 'outbound' | 'inbound', peer: string, tls: boolean) => void,
-    /** The hop to meshed endpoints: weft-mux/1 (one multiplexed connection, HTTP/1.1 pool for peers without it), or the HTTP/1.1 pool only (WEFT_HOP=http1). */
-    private readonly hopMux = process.env.WEFT_HOP !== 'http1',
+    /**
+     * The hop to meshed endpoints: the HTTP/1.1 pool (default), or weft-mux/1
+     * (WEFT_HOP=mux: one multiplexed connection per peer and port, the pool for
+     * peers without it). Opt-in until the inbound's mux path records tap,
+     * access-log and trace records as its HTTP/1.1 path does.
+     */
+    private readonly hopMux = process.env.WEFT_HOP === 'mux',
   ) {
     this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
     this.h2Mesh = new H2Sessions(identity);

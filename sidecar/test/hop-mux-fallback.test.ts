@@ -12,6 +12,9 @@ import type { IdentityHolder } from '../bootstrap.js';
 import { meshConnector } from '../hop.js';
 import { MuxHop } from '../hop-mux.js';
 
+// The weft-mux/1 hop is opt-in (endpoint-pool.ts): these sidecars use it.
+process.env.WEFT_HOP = 'mux';
+
 const HOST = `127.${10 + Math.floor(Math.random() * 200)}.${10 + Math.floor(Math.random() * 200)}.9`;
 const SERVER_ID = 'spiffe://cluster.local/ns/demo/sa/echo';
 

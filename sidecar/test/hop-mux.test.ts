@@ -13,6 +13,9 @@ import { Pool } from 'undici';
 import { startControl } from '../../control/index.js';
 import { startSidecar, type SidecarHandle } from '../index.js';
 
+// The weft-mux/1 hop is opt-in (endpoint-pool.ts): these sidecars use it.
+process.env.WEFT_HOP = 'mux';
+
 const A = 10 + Math.floor(Math.random() * 200);
 const B = 10 + Math.floor(Math.random() * 200);
 const ip = (n: number) => `127.${A}.${B}.${n}`;
