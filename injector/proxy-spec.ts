@@ -1,5 +1,5 @@
 // The containers and volumes the injector adds to a pod.
-import { PORTS, PROXY_UID, WEFT_VERSION, STATE_FILES } from '../api/index.js';
+import { PORTS, PROXY_UID, WEFT_VERSION, STATE_FILES, SIDECAR_ENV, SIDECAR_NODE_OPTIONS } from '../api/index.js';
 import type { ProxyConfig } from './config.js';
 import type { Container, Volume } from './pod.js';
 
@@ -114,6 +114,9 @@ export function proxyContainer(cfg: ProxyConfig, o: ResolvedOptions, appPorts: n
       fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
       fieldEnv('NODE_NAME', 'spec.nodeName'),
       { name: 'WEFT_LOG_LEVEL', value: cfg.logLevel },
+      // The sidecar's V8 and malloc bounds (api/runtime.ts), as in the image and weft up.
+      { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS },
+      ...Object.entries(SIDECAR_ENV).map(([name, value]) => ({ name, value })),
       ...(cfg.failureAccrual !== undefined ? [{ name: 'WEFT_FAILURE_ACCRUAL', value: String(cfg.failureAccrual) }] : []),
       ...(cfg.maxInFlight !== undefined ? [{ name: 'WEFT_MAX_IN_FLIGHT', value: String(cfg.maxInFlight) }] : []),
 

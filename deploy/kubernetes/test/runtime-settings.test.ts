@@ -28,3 +28,13 @@ t.test("an operator's own NODE_OPTIONS are kept, after ours so theirs win", asyn
   t.equal(sidecarNodeOptions(undefined), SIDECAR_NODE_OPTIONS);
   t.equal(sidecarNodeOptions('--max-semi-space-size=8'), `${SIDECAR_NODE_OPTIONS} --max-semi-space-size=8`);
 });
+
+t.test('the injected sidecar container gets the same bounds', async (t) => {
+  const { buildPatch } = await import('../../../injector/index.js');
+  const { deploymentPod } = await import('../../../injector/test/fixtures/reviews.js');
+  const pod = deploymentPod();
+  const r = buildPatch(pod, { 'weft.io/inject': 'enabled' });
+  const text = JSON.stringify(r);
+  t.match(text, JSON.stringify({ name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS }));
+  for (const [name, value] of Object.entries(SIDECAR_ENV)) t.match(text, JSON.stringify({ name, value }));
+});
