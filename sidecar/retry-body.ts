@@ -89,7 +89,8 @@ export class BodyReplay {
       this.src.resume();
       return this.chunks!.length === 1 ? this.chunks![0]! : Buffer.concat(this.chunks!);
     }
-    const r = new PassThrough();
+    // A fixed 16 KiB buffer (Node 22+ defaults to 64 KiB): the same backpressure, and the same memory per request, on every runtime.
+    const r = new PassThrough({ highWaterMark: 16 * 1024 });
     r.on('error', () => {});
     for (const c of this.chunks!) r.write(c);
     this.reader = r;
