@@ -1,6 +1,6 @@
 // The per-workload limits of a sidecar, as one table every part reads: the
 // sidecar flag, the pod annotation the injector turns into that flag, the
-// default, and how a value is written. sidecar/limits.ts builds the values
+// default, and how a value is written. sidecar/listen/limits.ts builds the values
 // from flags; injector/config.ts checks the annotations; README lists them.
 
 export type LimitKind = 'duration' | 'count' | 'bytes' | 'boolean';

@@ -26,7 +26,7 @@ export const SIDECAR_METRICS = {
   controlConnected: 'weft_control_connected', // gauge 0/1
   authzDecisions: 'weft_authz_decisions_total', // counter: inbound authorization outcomes
 
-  limitRejections: 'weft_limit_rejections_total', // counter, labels direction, limit (sidecar/limits.ts)
+  limitRejections: 'weft_limit_rejections_total', // counter, labels direction, limit (sidecar/listen/limits.ts)
 
   observeDropped: 'weft_observe_dropped_total', // counter, label sink (tap | access-log | trace)
 } as const;

@@ -1,13 +1,13 @@
 // The cost of inbound authorization per request (issue 15): a pod selected by
 // ten AuthorizationPolicies with fifty rules, against a pod with none. The
-// checker is built once per config (sidecar/authorize.ts); per request it is
+// checker is built once per config (sidecar/inbound/authorize.ts); per request it is
 // two Map lookups and a counter increment, whatever the number of rules.
 //   npm run build && node dist/bench/authz-check.js
 // Not part of `npm run bench` (the lead wires it in); figures need a quiet machine.
 import type { InboundAuthzConfig } from '../api/index.js';
-import { buildAuthorizer } from '../sidecar/authorize.js';
-import { InboundAuthz } from '../sidecar/authz-state.js';
-import { SidecarMetrics } from '../sidecar/metrics.js';
+import { buildAuthorizer } from '../sidecar/inbound/authorize.js';
+import { InboundAuthz } from '../sidecar/inbound/authz-state.js';
+import { SidecarMetrics } from '../sidecar/admin/metrics.js';
 
 function config(policies: number, rulesEach: number): InboundAuthzConfig {
   const list: InboundAuthzConfig['policies'] = [];

@@ -14,7 +14,7 @@ import {
   removeRules,
   validateInitOptions,
   type InitOptions,
-} from '../sidecar/iptables.js';
+} from '../sidecar/detect/iptables.js';
 import { bool, int, list, parseFlags, UsageError, type FlagSpec } from './args.js';
 
 const SPEC: FlagSpec = {

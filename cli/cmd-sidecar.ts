@@ -4,7 +4,7 @@
 // defaults of the matching flags.
 import { ACCESS_LOG_FORMATS, collectorUrl, DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, parseFailureAccrual, parseMaxInFlight, startSidecar, type AccessLogFormat, type SidecarHandle } from '../sidecar/index.js';
 import { parseAppProbes } from '../api/index.js';
-import { LIMITS, limitsFromFlags } from '../sidecar/limits.js';
+import { LIMITS, limitsFromFlags } from '../sidecar/listen/limits.js';
 import { bool, int, list, parseFlags, parseIntIn, parseLabels, str, UsageError } from './args.js';
 
 const USAGE = `usage: weft sidecar --control HOST:PORT --state-dir STATE --pod-ip IP --namespace NS --workload NAME --service-account SA [options]

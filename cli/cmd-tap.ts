@@ -1,6 +1,6 @@
 // `weft tap`: live requests as the sidecars see them, like `linkerd viz tap`.
 // Each sidecar streams matching requests from its admin endpoint
-// (GET /tap, NDJSON; sidecar/tap.ts); this command merges the streams and
+// (GET /tap, NDJSON; sidecar/observe/tap.ts); this command merges the streams and
 // prints one line per request until Ctrl-C or --max lines.
 //
 //   service/NAME   requests to the Service, seen by every calling sidecar (outbound)

@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hopServerName } from '../api/index.js';
-import { IdentityHolder } from '../sidecar/bootstrap.js';
+import { IdentityHolder } from '../sidecar/config/bootstrap.js';
 import { execFileSync } from 'node:child_process';
 import { configDir, docs, echoWorkload, httpRequest, REPO, startMesh, waitFor, WEFT_JS, writeConfig, type PodInfo } from './helpers/mesh.js';
 import { echoClient, grpc, unary, type EchoClient } from './helpers/grpc-echo.js';

@@ -3,7 +3,7 @@
 // 10 s request-head timeout with 408; a flood of 3,000 connections and a
 // 64 MiB streamed body still pass, with the sidecar's memory bounded.
 //
-// Needs the head guard (sidecar/head-guard.ts) wired into the outbound
+// Needs the head guard (sidecar/listen/head-guard.ts) wired into the outbound
 // listener; until then the slow-heads case fails (the heads stay open).
 import t from 'tap';
 import http from 'node:http';

@@ -18,7 +18,7 @@ const tapBin = join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs');
 
 /** What runs a second time on the image's Node: the data plane and the mesh end to end. */
 export const LTS_FILES = [
-  'sidecar/test/*.test.ts',
+  'sidecar/**/*.test.ts',
   'e2e/conformance.test.ts',
   'e2e/grpc.test.ts',
   'e2e/websocket.test.ts',

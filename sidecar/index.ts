@@ -10,43 +10,43 @@
 // config-apply. Every dependency is passed in when a listener is built.
 import type { Server } from 'node:net';
 import { DEFAULT_TRUST_DOMAIN, PORTS, type AppProbe } from '../api/index.js';
-import { IdentityHolder } from './bootstrap.js';
-import { trackAnchorExpiry } from './identity-metrics.js';
-import { MeshState, type EndpointRt } from './config-apply.js';
-import { ConfigStream } from './config-stream.js';
-import { EndpointPools } from './endpoint-pool.js';
-import { createOutbound } from './listen-outbound.js';
-import { createInbound } from './listen-inbound.js';
-import { InboundAuthz } from './authz-state.js';
-import { createAdmin } from './admin.js';
-import { SidecarMetrics } from './metrics.js';
-import { Resilience } from './resilience.js';
-import { DEFAULT_DETECT_TIMEOUT_MS } from './detect.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, Drain } from './drain.js';
-import type { SidecarLimits } from './limits.js';
-import { RequestObservers } from './observe.js';
-import { TapHub } from './tap.js';
-import { AccessLog, type AccessLogFormat } from './access-log.js';
-import { Tracer } from './trace.js';
-import type { OtlpEncoding } from './trace-otlp.js';
+import { IdentityHolder } from './config/bootstrap.js';
+import { trackAnchorExpiry } from './config/identity-metrics.js';
+import { MeshState, type EndpointRt } from './config/config-apply.js';
+import { ConfigStream } from './config/config-stream.js';
+import { EndpointPools } from './hop/endpoint-pool.js';
+import { createOutbound } from './listen/listen-outbound.js';
+import { createInbound } from './inbound/listen-inbound.js';
+import { InboundAuthz } from './inbound/authz-state.js';
+import { createAdmin } from './admin/admin.js';
+import { SidecarMetrics } from './admin/metrics.js';
+import { Resilience } from './retry/resilience.js';
+import { DEFAULT_DETECT_TIMEOUT_MS } from './detect/detect.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, Drain } from './listen/drain.js';
+import type { SidecarLimits } from './listen/limits.js';
+import { RequestObservers } from './observe/observe.js';
+import { TapHub } from './observe/tap.js';
+import { AccessLog, type AccessLogFormat } from './observe/access-log.js';
+import { Tracer } from './observe/trace.js';
+import type { OtlpEncoding } from './observe/trace-otlp.js';
 
-export { issueToken, verifyToken, sessionKey, type SessionToken } from './session-token.js';
-export { decide, attemptTimeout, type Decision, type Forward, type Respond, type Mirror, type RetryPolicy, type Timeouts } from './decide.js';
-export { headerView, type HeaderView, type MeshRequest, type RequestProtocol } from './request.js';
-export { PEER_IDENTITY_HEADER } from './listen-inbound.js';
-export { PROXY_ERROR_HEADER } from './proxy-errors.js';
-export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route-matcher.js';
-export { compileFilters, redirectLocation, rewritePath } from './filters.js';
-export { validateServiceConfig } from './config-validate.js';
-export { parseFailureAccrual } from './failure-accrual.js';
-export { parseMaxInFlight } from './load-shed.js';
-export { Resilience, RetryRun, type ResilienceSnapshot } from './resilience.js';
-export { buildAuthorizer, validateInboundAuthz, type Authorizer, type AuthzDecision } from './authorize.js';
-export { InboundAuthz } from './authz-state.js';
-export { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, drainPlan } from './drain.js';
-export { RequestObservers, type RequestRecord } from './observe.js';
-export { parseTraceParent, formatTraceParent, collectorUrl } from './trace.js';
-export { ACCESS_LOG_FORMATS, type AccessLogFormat } from './access-log.js';
+export { issueToken, verifyToken, sessionKey, type SessionToken } from './session/session-token.js';
+export { decide, attemptTimeout, type Decision, type Forward, type Respond, type Mirror, type RetryPolicy, type Timeouts } from './route/decide.js';
+export { headerView, type HeaderView, type MeshRequest, type RequestProtocol } from './route/request.js';
+export { PEER_IDENTITY_HEADER } from './inbound/listen-inbound.js';
+export { PROXY_ERROR_HEADER } from './errors/proxy-errors.js';
+export { buildRouteMatcher, parseQuery, type RouteMatcher, type MatchRequest } from './route/route-matcher.js';
+export { compileFilters, redirectLocation, rewritePath } from './route/filters.js';
+export { validateServiceConfig } from './config/config-validate.js';
+export { parseFailureAccrual } from './balance/failure-accrual.js';
+export { parseMaxInFlight } from './balance/load-shed.js';
+export { Resilience, RetryRun, type ResilienceSnapshot } from './retry/resilience.js';
+export { buildAuthorizer, validateInboundAuthz, type Authorizer, type AuthzDecision } from './inbound/authorize.js';
+export { InboundAuthz } from './inbound/authz-state.js';
+export { DEFAULT_DRAIN_TIMEOUT_MS, parseDrainTimeout, drainPlan } from './listen/drain.js';
+export { RequestObservers, type RequestRecord } from './observe/observe.js';
+export { parseTraceParent, formatTraceParent, collectorUrl } from './observe/trace.js';
+export { ACCESS_LOG_FORMATS, type AccessLogFormat } from './observe/access-log.js';
 
 export interface SidecarOptions {
   /** host:port of control's gRPC (Discovery, Identity). */
@@ -83,7 +83,7 @@ export interface SidecarOptions {
   failureAccrual?: number;
   /** In-flight requests per backend past which requests are shed with 503 overloaded (default 10,000; 0: no bound). */
   maxInFlight?: number;
-  /** Per-workload limits (sidecar/limits.ts; flags and config.weft.io/* annotations). */
+  /** Per-workload limits (sidecar/listen/limits.ts; flags and config.weft.io/* annotations). */
   limits?: SidecarLimits;
   /** One JSON line per request (annotation weft.io/access-log: json); to stdout unless a path is given. */
   accessLog?: { format: AccessLogFormat; path?: string };
@@ -100,7 +100,7 @@ export interface SidecarHandle {
   outboundAddress: string;
   inboundAddress: string;
   /**
-   * Graceful drain (sidecar/drain.ts): Goodbye to control, inbound stops
+   * Graceful drain (sidecar/listen/drain.ts): Goodbye to control, inbound stops
    * accepting after a short propagation window, in-flight requests are
    * answered, the app's outbound calls keep working; then everything closes
    * once idle or after graceMs (default: the drain timeout).

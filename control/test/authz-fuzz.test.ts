@@ -7,7 +7,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import type { AuthorizationPolicy, DefaultInboundPolicy } from '../../api/index.js';
-import { buildAuthorizer } from '../../sidecar/authorize.js';
+import { buildAuthorizer } from '../../sidecar/inbound/authorize.js';
 import { compile } from '../compile.js';
 import { snapshotOf } from '../types.js';
 import { validateResource } from '../validate.js';

@@ -9,9 +9,9 @@
 //   7090 (admin):    answers "admin".
 // Prints "ready" once listening.
 import net from 'node:net';
-import { originalDst } from '../../dist/sidecar/original-dst.js';
-import { detect } from '../../dist/sidecar/detect.js';
-import { handlePlainInbound } from '../../dist/sidecar/inbound-plain.js';
+import { originalDst } from '../../dist/sidecar/detect/original-dst.js';
+import { detect } from '../../dist/sidecar/detect/detect.js';
+import { handlePlainInbound } from '../../dist/sidecar/inbound/inbound-plain.js';
 
 const podIp = process.env.POD_IP;
 const strict = process.env.STRICT === '1';

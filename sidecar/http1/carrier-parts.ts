@@ -2,9 +2,9 @@
 // "build a MeshRequest, implement Carrier"): the request value of a parsed
 // head, and the Answerer that writes mesh-made answers on a ServerConn in the
 // same shape as http1Answerer (proxy-errors.ts) writes them on node:http.
-import type { MeshRequest } from '../request.js';
-import { splitTarget } from '../request.js';
-import type { Answerer } from '../proxy-errors.js';
+import type { MeshRequest } from '../route/request.js';
+import { splitTarget } from '../route/request.js';
+import type { Answerer } from '../errors/proxy-errors.js';
 import { proxyErrorLine } from './head-write.js';
 import type { Head } from './parser.js';
 import type { ServerConn } from './server-conn.js';
