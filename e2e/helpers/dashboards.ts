@@ -42,7 +42,7 @@ export interface Variable {
   datasource?: { uid?: string } | string;
 }
 
-export const DASHBOARD_DIR = new URL('../../deploy/grafana', import.meta.url).pathname;
+export const DASHBOARD_DIR = new URL('../../deploy/grafana/', import.meta.url).pathname;
 
 /** Every dashboard JSON in deploy/grafana (throws with the file name when one does not parse). */
 export function loadDashboards(dir: string = DASHBOARD_DIR): Dashboard[] {
