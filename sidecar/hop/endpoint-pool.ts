@@ -36,12 +36,11 @@ export class EndpointPools {
     /** Counts upstream connections (tcp_* metrics, direction "outbound"); pinned app pools count as "inbound". */
     private readonly count?: (socket: Socket, direction: 'outbound' | 'inbound', peer: string, tls: boolean) => void,
     /**
-     * The hop to meshed endpoints: the HTTP/1.1 pool (default), or weft-mux/1
-     * (WEFT_HOP=mux: one multiplexed connection per peer and port, the pool for
-     * peers without it). Opt-in until the inbound's mux path records tap,
-     * access-log and trace records as its HTTP/1.1 path does.
+     * The hop to meshed endpoints: weft-mux/1 (default: one multiplexed
+     * connection per peer and port; a peer without it is served by the
+     * HTTP/1.1 pool), or the HTTP/1.1 pool alone (WEFT_HOP=http1).
      */
-    private readonly hopMux = process.env.WEFT_HOP === 'mux',
+    private readonly hopMux = process.env.WEFT_HOP !== 'http1',
   ) {
     this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
     this.h2Mesh = new H2Sessions(identity);

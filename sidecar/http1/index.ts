@@ -10,4 +10,4 @@ export { TimerWheel, type WheelEntry } from './timer-wheel.js';
 export { proxyHandler, type Router, type RouteDecision } from './proxy.js';
 export { MuxClient, MuxServer } from './mux.js';
 export { requestOfHead, engineAnswerer } from './carrier-parts.js';
-export { ALPN_MUX, type MuxServerHooks } from './mux.js';
+export { ALPN_MUX, type MuxServerHooks, type StreamWatch } from './mux.js';

@@ -20,6 +20,7 @@ import { forwardHead, proxyErrorLine } from './head-write.js';
 import type { ClientConn, ClientHandler } from './client-conn.js';
 import type { Pool } from './pool.js';
 import type { ServerConn, ServerHandler } from './server-conn.js';
+import { CLIENT_GONE } from '../errors/proxy-errors.js';
 
 export const ALPN_MUX = 'weft-mux/1';
 export const HEAD = 1;
@@ -252,6 +253,22 @@ export interface MuxServerHooks {
   draining?: () => boolean;
   /** A stream ended (the app's status, 502 when the app failed), with its start (performance.now()). */
   done?(status: number, start: number): void;
+  /**
+   * Per-stream observation (tap, access log, tracing), asked once per stream
+   * before admit(); undefined when nothing watches. Its head edits go into the
+   * forwarded head; finish() sees every stream's end, a refused one too.
+   */
+  watch?(head: Head): StreamWatch | undefined;
+}
+
+/** What watch() returns for one stream. */
+export interface StreamWatch {
+  /** Field lines added to the forwarded request head (e.g. this hop's traceparent). */
+  add?: string[] | undefined;
+  /** Field names removed from it (the incoming traceparent it replaces). */
+  remove?: string[] | undefined;
+  /** The stream ended: final status, the weft-proxy-error reason when the mesh answered, request body bytes, response bytes (head + body). */
+  finish(status: number, proxyError: string | undefined, bytesIn: number, bytesOut: number): void;
 }
 
 class PeerStream implements ClientHandler {
@@ -259,6 +276,9 @@ class PeerStream implements ClientHandler {
   win: SendWindow;
   owed = 0;
   status = 0;
+  watch: StreamWatch | undefined = undefined;
+  bytesIn = 0;
+  bytesOut = 0;
   readonly start = performance.now();
   constructor(readonly id: number, readonly mux: MuxConn, readonly server: MuxServer) {
     this.win = new SendWindow(() => mux, id, () => this.client?.socket.pause(), () => this.client?.socket.resume());
@@ -266,19 +286,24 @@ class PeerStream implements ClientHandler {
   onResponseHead(_c: ClientConn, head: Head): void {
     if (head.status >= 200) this.status = head.status;
     const draining = head.status >= 200 && this.server.hooks.draining?.() === true;
-    this.mux.send(HEAD, head.framing === 'close' ? F_CLOSE : 0, this.id, draining ? forwardHead(head, { add: ['connection: close'] }) : head.hop ? forwardHead(head) : Buffer.from(head.buf));
+    const out = draining ? forwardHead(head, { add: ['connection: close'] }) : head.hop ? forwardHead(head) : Buffer.from(head.buf);
+    this.bytesOut += out.length;
+    this.mux.send(HEAD, head.framing === 'close' ? F_CLOSE : 0, this.id, out);
   }
   onResponseBody(_c: ClientConn, chunk: Buffer): void {
+    this.bytesOut += chunk.length;
     this.win.data(chunk);
   }
   onResponseEnd(): void {
     this.win.end(() => this.server.streams.delete(this.id));
     this.server.hooks.done?.(this.status, this.start);
+    this.watch?.finish(this.status, undefined, this.bytesIn, this.bytesOut);
   }
   onResponseError(_c: ClientConn, reason: string): void {
     this.mux.send(RST, 0, this.id, Buffer.from(reason));
     this.server.streams.delete(this.id);
     this.server.hooks.done?.(502, this.start);
+    this.watch?.finish(502, `upstream failure: ${reason}`, this.bytesIn, this.bytesOut);
   }
   onDrain(): void {
     if (this.owed) {
@@ -315,27 +340,32 @@ export class MuxServer {
         return;
       }
       const head = got.head;
+      const watch = this.hooks.watch?.(head);
+      st.watch = watch;
       const refused = this.hooks.admit?.(head);
       if (refused) {
         // Answered here; DATA frames of this stream find no stream and are dropped.
         const body = Buffer.from(`${refused.reason}\n`);
         const line = proxyErrorLine(refused.reason);
-        this.mux.send(HEAD, 0, id, Buffer.from(`HTTP/1.1 ${refused.status} Refused\r\n${line}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n${this.hooks.draining?.() ? 'connection: close\r\n' : ''}\r\n`, 'latin1'));
+        const respHead = Buffer.from(`HTTP/1.1 ${refused.status} Refused\r\n${line}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n${this.hooks.draining?.() ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+        this.mux.send(HEAD, 0, id, respHead);
         this.mux.send(DATA, 0, id, body);
         this.mux.send(END, 0, id);
         this.hooks.done?.(refused.status, st.start);
+        watch?.finish(refused.status, refused.reason, 0, respHead.length + body.length);
         return;
       }
       this.streams.set(id, st);
       const client = this.pool.get();
       st.client = client;
-      client.request(forwardHead(head, this.hooks.remove ? { add: this.addLines, remove: this.hooks.remove } : { add: this.addLines }), head.method, st, head.framing === 'length' || head.framing === 'chunked');
+      client.request(forwardHead(head, this.editsOf(watch)), head.method, st, head.framing === 'length' || head.framing === 'chunked');
       return;
     }
     const st = this.streams.get(id);
     if (!st) return;
     switch (type) {
       case DATA:
+        st.bytesIn += p.length;
         if (st.client!.write(p)) this.mux.window(id, p.length);
         else st.owed += p.length;
         break;
@@ -345,10 +375,20 @@ export class MuxServer {
       case RST:
         this.streams.delete(id);
         st.client!.destroy();
+        // The caller gave up: recorded as the HTTP/1.1 path records it (499, nothing sent).
+        st.watch?.finish(st.status || 499, CLIENT_GONE, st.bytesIn, st.bytesOut);
+        st.watch = undefined;
         break;
       case WINDOW_UPDATE:
         st.win.grant(p.readUInt32BE(0));
         break;
     }
+  }
+
+  /** The forwarded head's edits: the identity line and forged-field removal, plus what the stream's watcher adds. */
+  private editsOf(w: StreamWatch | undefined): { add: string[]; remove?: readonly string[] } {
+    const remove = this.hooks.remove;
+    if (!w || (!w.add && !w.remove)) return remove ? { add: this.addLines, remove } : { add: this.addLines };
+    return { add: w.add ? [...this.addLines, ...w.add] : this.addLines, remove: w.remove ? [...(remove ?? []), ...w.remove] : (remove ?? []) };
   }
 }

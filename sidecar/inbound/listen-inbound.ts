@@ -33,7 +33,7 @@ import type { InboundContext } from './inbound-context.js';
 import type { InboundAuthz } from './authz-state.js';
 import { ioMark } from '../observe/observe.js';
 
-import { ALPN_MUX, DEFAULT_LIMITS as DEFAULT_HEAD_LIMITS, MuxServer, Pool as EnginePool, type Head } from '../http1/index.js';
+import { ALPN_MUX, DEFAULT_LIMITS as DEFAULT_HEAD_LIMITS, MuxServer, Pool as EnginePool, type Head, type StreamWatch } from '../http1/index.js';
 
 export const PEER_IDENTITY_HEADER = 'x-weft-peer-identity';
 
@@ -203,8 +203,43 @@ export function createInbound(o: InboundOptions): Inbound {
           }
         : {}),
       done: (status, start) => series.get(peer, status).record((performance.now() - start) / 1000),
+      watch: (head) => watchStream(head, port, spiffe, series),
     });
     muxConns.set(s, m);
+  }
+
+  /**
+   * observe (tap, access log, tracing) for one weft-mux/1 stream: the trace
+   * continued as on the HTTP/1.1 path (a new traceparent replaces the
+   * caller's in the head the app gets), one record when the stream ends.
+   */
+  function watchStream(head: Head, port: number, spiffe: string, series: SeriesCache): StreamWatch | undefined {
+    const obs = metrics.observers;
+    if (!obs.active) return undefined;
+    const start = performance.now();
+    const tp = head.get('traceparent');
+    const ts = head.get('tracestate');
+    const view: Record<string, unknown> = {};
+    if (tp !== undefined) view.traceparent = tp;
+    if (ts !== undefined) view.tracestate = ts;
+    const span = obs.begin(view, 'inbound');
+    let add: string[] | undefined;
+    let remove: string[] | undefined;
+    if (view.traceparent !== tp) {
+      remove = ['traceparent'];
+      if (typeof view.traceparent === 'string') add = [`traceparent: ${view.traceparent}`];
+      if (ts !== undefined && view.tracestate === undefined) remove.push('tracestate');
+    }
+    const method = head.method;
+    const authority = head.host ?? '';
+    const path = head.target;
+    return {
+      add,
+      remove,
+      finish: (status, proxyError, bytesIn, bytesOut) => {
+        obs.complete('inbound', series.base, { ip: podIP, port, spiffe }, { method, authority, path, status, proxyError, start, sent: start, bytesIn, bytesOut }, span);
+      },
+    };
   }
 
   function servePlainHttp(socket: Socket, port: number): void {

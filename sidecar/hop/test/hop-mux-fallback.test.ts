@@ -12,8 +12,8 @@ import type { IdentityHolder } from '../../config/bootstrap.js';
 import { meshConnector } from '../hop.js';
 import { MuxHop } from '../hop-mux.js';
 
-// The weft-mux/1 hop is opt-in (endpoint-pool.ts): these sidecars use it.
-process.env.WEFT_HOP = 'mux';
+// weft-mux/1 is the default hop (endpoint-pool.ts); a stray WEFT_HOP from the environment must not turn it off here.
+delete process.env.WEFT_HOP;
 
 const HOST = `127.${10 + Math.floor(Math.random() * 200)}.${10 + Math.floor(Math.random() * 200)}.9`;
 const SERVER_ID = 'spiffe://cluster.local/ns/demo/sa/echo';

@@ -13,8 +13,8 @@ import { Pool } from 'undici';
 import { startControl } from '../../../control/index.js';
 import { startSidecar, type SidecarHandle } from '../../index.js';
 
-// The weft-mux/1 hop is opt-in (endpoint-pool.ts): these sidecars use it.
-process.env.WEFT_HOP = 'mux';
+// weft-mux/1 is the default hop (endpoint-pool.ts); a stray WEFT_HOP from the environment must not turn it off here.
+delete process.env.WEFT_HOP;
 
 const A = 10 + Math.floor(Math.random() * 200);
 const B = 10 + Math.floor(Math.random() * 200);
