@@ -84,10 +84,12 @@ t.test('a gRPC call through two sidecars is traced, logged and tapped', async (t
 
   const rec = await waitFor('the tapped call', () => tapped.find((x) => x.kind === 'request' && x.path === '/weft.test.Echo/Echo'));
   t.match(rec, { direction: 'inbound', source: 'spiffe://cluster.local/ns/demo/sa/client', destination: 'demo/grpc', method: 'POST', status: 200, grpcStatus: '0', traceId: tp!.traceId });
+  t.ok((rec.bytesOut as number) > 0, `the inbound record counts the response bytes over HTTP/2 (${rec.bytesOut})`);
 
   const line = await waitFor('the client access log line', () =>
     existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>).find((l) => l.traceId === tp!.traceId) : undefined);
   t.match(line, { direction: 'outbound', destination: { service: 'demo/grpc', backend: 'demo/grpc', endpoint: `${ip(2)}:${PORT}`, workload: 'demo/grpc' }, method: 'POST', path: '/weft.test.Echo/Echo', status: 200, grpcStatus: '0' });
+  t.ok(line.bytesOut > 0, `the outbound line counts the response bytes over HTTP/2 (${line.bytesOut})`);
 
   // A mesh-made answer on the HTTP/2 path (no endpoint: UNAVAILABLE) is logged and traced too.
   const trace = '4bf92f3577b34da6a3ce929d0e0e4736';

@@ -88,7 +88,7 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
       // observe (tap, access log, tracing): trace context into the forwarded headers; a record in the router's finish.
       if (observers?.active) carrier.span = observers.begin(out, 'outbound', '2');
       forwardH2(stream, {
-        session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r),
+        session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r), countBytes: observers?.active === true,
         ...(tc ? { gate: tc.gate, timeoutKind: kind, ...(body !== undefined ? { body } : {}) } : {}),
       });
     };

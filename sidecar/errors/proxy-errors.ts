@@ -147,6 +147,8 @@ export interface Outcome {
   status: number;
   grpcStatus: string;
   proxyError: string | undefined;
+  /** Response bytes relayed to the caller, when the adapter counted them (HTTP/2 while observers listen). */
+  bytesOut?: number | undefined;
 }
 
 /** HTTP/1.1: a mesh-made response unless one has started (then the connection is cut); returns the status written. */

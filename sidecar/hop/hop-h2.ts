@@ -186,6 +186,8 @@ export interface H2Result {
   grpcStatus: string;
   /** Set when the mesh produced the answer (upstream failure, timeout, client gone). */
   proxyError: string | undefined;
+  /** Response body bytes relayed (only with countBytes). */
+  bytesOut?: number | undefined;
 }
 
 export interface H2ForwardOptions {
@@ -203,6 +205,8 @@ export interface H2ForwardOptions {
   gate?: AttemptGate;
   /** The request body of this try (retry-body.ts); null: none; undefined: relay `down` itself. */
   body?: Readable | Buffer | null;
+  /** Count the response body bytes for the record (observers on): one more 'data' listener, only then. */
+  countBytes?: boolean;
 }
 
 const noop = (): void => {};
@@ -216,11 +220,13 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
   let timer: NodeJS.Timeout | undefined;
   let up: ClientHttp2Stream | undefined;
   let dropped = false;
+  let bytesOut = 0;
 
   const finish = (r: H2Result) => {
     if (finished) return;
     finished = true;
     if (timer) clearTimeout(timer);
+    if (o.countBytes) r.bytesOut = bytesOut;
     o.done(r);
   };
   /** The gate tries again: end this try without a word to the caller. */
@@ -331,6 +337,7 @@ export function forwardH2(down: ServerHttp2Stream, o: H2ForwardOptions): void {
     down.respond(out, { waitForTrailers: true });
     // Not ended by pipe: on 'close' we know whether the stream ended or was reset.
     u.pipe(down, { end: false });
+    if (o.countBytes) u.on('data', (c: Buffer) => (bytesOut += c.length));
   });
   u.on('trailers', (t: IncomingHttpHeaders) => {
     grpcStatus = grpcStatusOf(t);

@@ -106,9 +106,9 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
   }
   // observe (tap, access log, tracing): a record of every stream, a denied one too.
   const obs = st.ctx.metrics.observers;
-  const observed = (status: number, grpcStatus: string, proxyError: string | undefined, span: SpanStart | undefined): void => {
+  const observed = (status: number, grpcStatus: string, proxyError: string | undefined, span: SpanStart | undefined, bytesOut = 0): void => {
     obs.complete('inbound', seriesFor(st, info.port).base, { ip: st.ctx.podIP, port: info.port, spiffe: info.spiffe }, { method: String(headers[':method'] ?? 'GET'), authority: String(headers[':authority'] ?? ''), path: String(headers[':path'] ?? '/'),
-      status, grpcStatus, proxyError, start, sent: start, bytesIn: contentLength(headers['content-length']) }, span);
+      status, grpcStatus, proxyError, start, sent: start, bytesIn: contentLength(headers['content-length']), bytesOut }, span);
   };
   const authz = (st.ctx as AuthzContext).authz;
   if (authz) {
@@ -136,9 +136,10 @@ function onStream(st: InState, stream: ServerHttp2Stream, headers: IncomingHttpH
     grpc: isGrpc(headers['content-type']),
     timeoutMs: 0,
     responseEdits: undefined,
+    countBytes: obs.active,
     done: (r) => {
       series.get(info.peer, r.status, r.grpcStatus).record((performance.now() - start) / 1000);
-      if (obs.active) observed(r.status, r.grpcStatus, r.proxyError, span);
+      if (obs.active) observed(r.status, r.grpcStatus, r.proxyError, span, r.bytesOut);
     },
   });
 }

@@ -290,7 +290,7 @@ export class OutboundRouter {
     const path = d ? d.path : c.req.query ? `${c.req.path}?${c.req.query}` : c.req.path;
     obs.complete('outbound', series.base, where, {
       method: c.req.method, authority: c.req.authority, path, status: o.status, grpcStatus: o.grpcStatus, proxyError: o.proxyError,
-      start: c.start, ...(sent !== undefined ? { sent } : {}), ...(c.bytesIn !== undefined ? { bytesIn: c.bytesIn, bytesOut: 0 } : {}), io: c.io,
+      start: c.start, ...(sent !== undefined ? { sent } : {}), ...(c.bytesIn !== undefined ? { bytesIn: c.bytesIn, bytesOut: o.bytesOut ?? 0 } : {}), io: c.io,
     }, span);
   }
 }
