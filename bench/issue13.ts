@@ -82,7 +82,7 @@ export function targetRows(s: Summary): Row[] {
     const wa = w.p.p99 - d.direct.p.p99;
     const ha = h.p.p99 - d.direct.p.p99;
     rows.push(judged(p99, `${signed(wa)} vs ${signed(ha)} ms`, wa <= ha));
-  } else rows.push(missing(p99, d?.direct ? dataWhy : 'no direct chain (BENCH_CHAINS)'));
+  } else rows.push(missing(p99, !w || !h ? dataWhy : 'no direct chain (BENCH_CHAINS)'));
 
   const rtm = s.runtimes;
   const image = rtm?.image;
@@ -99,7 +99,7 @@ export function targetRows(s: Summary): Row[] {
   }
 
   const g = s.grpc;
-  const gWhy = !g ? 'the gRPC section did not run (BENCH_GRPC=0) or failed' : !g.weft ? `weft: ${g.weftNote ?? 'not available'}` : 'no HAProxy gRPC pair';
+  const gWhy = !g ? (d ? 'the gRPC section did not run (BENCH_GRPC=0) or failed' : 'the data plane (with its gRPC section) did not run') : !g.weft ? `weft: ${g.weftNote ?? 'not available'}` : 'no HAProxy gRPC pair';
   const gt = 'gRPC unary ≥ 0.6× the HAProxy pair';
   if (g?.weft && g.hap) rows.push(judged(gt, `${fmt(g.weft.rps / g.hap.rps, 2)}× (${fmt(g.weft.rps)} vs ${fmt(g.hap.rps)} calls/s)`, g.weft.rps / g.hap.rps >= 0.6));
   else rows.push(missing(gt, gWhy));
