@@ -44,6 +44,8 @@ const summary: Summary = {};
 
 const loadStart = loadavg()[0]!;
 const log = (s: string): void => void process.stderr.write(s + '\n');
+/** Logs how long a phase took (for the full run's time budget in bench/README.md). */
+const took = (phase: string, since: number): void => log(`bench: ${phase} took ${((Date.now() - since) / 1000).toFixed(0)} s`);
 
 interface ChainStats {
   chain: Chain;
@@ -258,7 +260,9 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
   let grpc: GrpcRun | undefined;
   if (process.env.BENCH_GRPC !== '0') {
     try {
+      const t = Date.now();
       grpc = await grpcBench(work, certs, weft);
+      took('gRPC', t);
       grpcSection = grpc.section;
     } catch (e) {
       grpcSection = `## gRPC\n\nnot available: ${brief((e as Error).message)}\n`;
@@ -292,7 +296,9 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
     if (!weft) variants = `## Hop variants\n\nnot measured: weft not available${weftReason ? `: ${weftReason}` : ''}\n`;
     else {
       try {
+        const t = Date.now();
         variants = await hopVariants(weft, stats.find((s) => s.chain.name === 'HAProxy pair')?.chain, grpc);
+        took('hop variants', t);
       } catch (e) {
         variants = `## Hop variants\n\nnot available: ${brief((e as Error).message)}\n`;
         log(`bench: hop variants: ${(e as Error).message}`);
@@ -615,11 +621,16 @@ async function main(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const sections: string[] = [];
   try {
-    if (what === 'all' || what === 'data') sections.push(await dataPlane(work, versions));
+    if (what === 'all' || what === 'data') {
+      sections.push(await dataPlane(work, versions));
+      took('data plane (with gRPC, start-up, profile, hop variants)', t0);
+    }
     await stopAll();
     if (what === 'runtimes' || ((what === 'all' || what === 'data') && process.env.BENCH_RUNTIMES !== '0')) {
       try {
+        const t = Date.now();
         const rtm: RuntimeMatrix = await runtimeMatrix(join(work, 'runtimes'), log, haproxyRef);
+        took('runtime matrix (with semi-space rows)', t);
         summary.runtimes = rtm;
         sections.push(rtm.section);
       } catch (e) {
@@ -629,8 +640,10 @@ async function main(): Promise<number> {
       await stopAll();
     }
     if (what === 'control' || (what === 'all' && process.env.BENCH_CONTROL !== '0')) {
+      const t = Date.now();
       try {
         controlResult = await runControlScale(join(work, 'control'), log);
+        took('control plane at scale', t);
       } catch (e) {
         controlError = (e as Error).message;
         log(`bench: control-plane scale failed: ${controlError}`);
