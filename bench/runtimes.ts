@@ -5,19 +5,23 @@
 // For each: VmRSS and PSS (/proc/PID/smaps_rollup) of both sidecars idle,
 // after wrk -c50 (HTTP/1.1), after h2load -c50 (gRPC), and with 10,000 idle
 // keep-alive connections held through the client sidecar; req/s and CPU per
-// request for both loads.
+// request for both loads. Then the V8 semi-space variants (issue 13): the
+// image's runtime with NODE_OPTIONS=--max-semi-space-size=N for each N of
+// BENCH_SEMI_SPACES (1,2,4,8), HTTP and gRPC load each, so the flag in
+// api/runtime.ts can be chosen from the numbers.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
-import { startWeft, shutdownSidecar, WEFT, type WeftChain } from './weft-chain.js';
-import { startApp, checkChain, HOST_HEADER } from './chains.js';
+import { startWeft, shutdownSidecar, sidecarEnv, waitRoutable, WEFT, type WeftChain } from './weft-chain.js';
+import { startApp, HOST_HEADER } from './chains.js';
 import { startGrpcApp, runH2load } from './grpc.js';
 import { cpuMs, rssMb } from './procstat.js';
 import { runWrk } from './wrk.js';
 import { stop, stopAll, sleep } from './procs.js';
 import { fmt, envNum } from './stats.js';
+import { SIDECAR_ENV, sidecarNodeOptions } from '../api/index.js';
 
 export interface Runtime {
   name: string;
@@ -78,8 +82,10 @@ function mem(w: WeftChain): Mem {
 
 const pair = (m: Mem | undefined, k: 'rss' | 'pss'): string => (m ? m[k].map((x) => fmt(x, 0)).join(' / ') : '–');
 
-interface RuntimeResult {
+export interface RuntimeResult {
   rt: Runtime;
+  /** The variant's env added to the sidecars' (api/runtime.ts) env, if any. */
+  env?: Record<string, string>;
   idle?: Mem;
   http?: { rps: number; cpu: number[]; mem: Mem };
   grpc?: { rps: number; cpu: number[]; mem: Mem };
@@ -105,16 +111,16 @@ async function holdIdle(n: number, log: (s: string) => void, w: WeftChain): Prom
   }
 }
 
-async function measure(rt: Runtime, work: string, frame: string, log: (s: string) => void): Promise<RuntimeResult> {
-  const seconds = envNum('BENCH_RUNTIME_SECONDS', 10);
+async function measure(rt: Runtime, work: string, frame: string, log: (s: string) => void, opts: { seconds: number; idleConns: boolean; env?: Record<string, string>; tag?: string }): Promise<RuntimeResult> {
+  const seconds = opts.seconds;
   const idleN = envNum('BENCH_IDLE_CONNS', 10_000);
-  const out: RuntimeResult = { rt };
-  const dir = join(work, `rt-${rt.version}`);
+  const out: RuntimeResult = { rt, ...(opts.env ? { env: opts.env } : {}) };
+  const dir = join(work, `rt-${rt.version}${opts.tag ?? ''}`);
   mkdirSync(dir, { recursive: true });
   let w: WeftChain | undefined;
   try {
-    w = await startWeft(dir, rt.node);
-    await checkChain(w);
+    w = await startWeft(dir, rt.node, opts.env);
+    await waitRoutable(w);
     await sleep(1000);
     out.idle = mem(w);
     const pids = w.proxies.map((p) => p.proc.pid);
@@ -129,6 +135,7 @@ async function measure(rt: Runtime, work: string, frame: string, log: (s: string
     after = pids.map(cpuMs);
     out.grpc = { rps: g.rps, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / Math.max(1, g.done)) * 1000), mem: mem(w) };
     log(`  ${rt.version} gRPC ${fmt(g.rps)} calls/s (${g.failed + g.non2xx} failed), VmRSS ${pair(out.grpc.mem, 'rss')} MB`);
+    if (!opts.idleConns) return out;
     out.idleConns = await holdIdle(idleN, log, w);
     log(`  ${rt.version} ${out.idleConns.held} idle connections held, VmRSS ${pair(out.idleConns.mem, 'rss')} MB`);
   } catch (e) {
@@ -144,24 +151,59 @@ async function measure(rt: Runtime, work: string, frame: string, log: (s: string
   return out;
 }
 
+/** The semi-space sizes (MB) to measure on the image's runtime: BENCH_SEMI_SPACES, comma list; "0" skips. */
+function semiSpaces(): number[] {
+  const v = process.env.BENCH_SEMI_SPACES ?? '1,2,4,8';
+  if (v.trim() === '0' || v.trim() === '') return [];
+  return v.split(',').map((x) => {
+    const n = Number(x.trim());
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`bench: BENCH_SEMI_SPACES=${v}: ${x} is not a whole number of MB`);
+    return n;
+  });
+}
+
+/** The image's runtime among list: the Node whose major is BENCH_LTS_MAJOR (26), as the Dockerfile's node:26-slim. */
+export function imageRuntime(list: Runtime[]): Runtime | undefined {
+  const major = process.env.BENCH_LTS_MAJOR ?? '26';
+  return list.find((r) => r.version.startsWith(`v${major}.`));
+}
+
+export interface RuntimeMatrix {
+  section: string;
+  results: RuntimeResult[];
+  /** The row of the image's runtime (for the issue-13 targets), if it ran. */
+  image?: RuntimeResult;
+  semiSpace: Array<{ mb: number; r: RuntimeResult }>;
+}
+
 /** The "## Runtimes" section of bench/results.md. haproxy: the pair's figures from the same run, for the ratios. */
-export async function runtimeMatrix(work: string, log: (s: string) => void, haproxy?: { rps: number; cpu: number; grpcRps?: number }): Promise<string> {
+export async function runtimeMatrix(work: string, log: (s: string) => void, haproxy?: { rps: number; cpu: number; grpcRps?: number; grpcCpu?: number }): Promise<RuntimeMatrix> {
   mkdirSync(work, { recursive: true });
   const { list, notes } = runtimes(log);
+  const sizes = semiSpaces();
   const load0 = loadavg()[0]!;
   await startApp(work, [{ host: WEFT.server, port: WEFT.appPort }]);
   const { frame } = await startGrpcApp(work, [{ host: WEFT.server, port: 9090 }]);
   const results: RuntimeResult[] = [];
+  const seconds = envNum('BENCH_RUNTIME_SECONDS', 10);
   for (const rt of list) {
     log(`bench: runtime matrix, sidecars on node ${rt.version} (${rt.node})`);
-    results.push(await measure(rt, work, frame, log));
+    results.push(await measure(rt, work, frame, log, { seconds, idleConns: true }));
+  }
+  const imageRt = imageRuntime(list);
+  const semiSpace: RuntimeMatrix['semiSpace'] = [];
+  const vSeconds = envNum('BENCH_VARIANT_SECONDS', 8);
+  if (imageRt && sizes.length > 0) {
+    for (const mb of sizes) {
+      log(`bench: semi-space variant, node ${imageRt.version}, NODE_OPTIONS=--max-semi-space-size=${mb}`);
+      semiSpace.push({ mb, r: await measure(imageRt, work, frame, log, { seconds: vSeconds, idleConns: false, env: { NODE_OPTIONS: `--max-semi-space-size=${mb}` }, tag: `-semi${mb}` }) });
+    }
   }
   await stopAll();
-  const seconds = envNum('BENCH_RUNTIME_SECONDS', 10);
   const L = [
     '## Runtimes',
     '',
-    `The weft chain with both sidecars on each Node runtime, one after the other: wrk -t1 -c50 -d${seconds}s (HTTP/1.1), then h2load -c50 -m1 -D${seconds} (gRPC unary), then ${envNum('BENCH_IDLE_CONNS', 10_000)} keep-alive connections opened through the client sidecar, each answered once and then held idle. Memory per sidecar, outbound / inbound: VmRSS and PSS (/proc/PID/smaps_rollup; PSS splits shared pages such as the node binary among the processes mapping them). Load average (1 min) at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)}.`,
+    `The weft chain with both sidecars on each Node runtime, one after the other, with ${process.env.BENCH_SIDECAR_NODE_OPTIONS ? 'BENCH_SIDECAR_NODE_OPTIONS' : "the image's runtime settings (api/runtime.ts)"}: \`NODE_OPTIONS=${sidecarEnv().NODE_OPTIONS}\`, MALLOC_ARENA_MAX=${SIDECAR_ENV.MALLOC_ARENA_MAX}: wrk -t1 -c50 -d${seconds}s (HTTP/1.1), then h2load -c50 -m1 -D${seconds} (gRPC unary), then ${envNum('BENCH_IDLE_CONNS', 10_000)} keep-alive connections opened through the client sidecar, each answered once and then held idle. Memory per sidecar, outbound / inbound: VmRSS and PSS (/proc/PID/smaps_rollup; PSS splits shared pages such as the node binary among the processes mapping them). Load average (1 min) at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)}.`,
     '',
     `| Node | HTTP req/s (÷ HAProxy) | CPU µs/req out / in (÷ HAProxy) | gRPC calls/s (÷ HAProxy) | VmRSS MB idle | after HTTP | after gRPC | ${fmt(envNum('BENCH_IDLE_CONNS', 10_000))} idle conns (held) | PSS MB idle | after HTTP | after gRPC | idle conns |`,
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -181,5 +223,30 @@ export async function runtimeMatrix(work: string, log: (s: string) => void, hapr
   }
   for (const n of notes) L.push('', n);
   L.push('');
-  return L.join('\n');
+  L.push(...semiSpaceSection(semiSpace, imageRt, sizes, vSeconds, haproxy));
+  const image = imageRt ? results.find((r) => r.rt === imageRt) : undefined;
+  return { section: L.join('\n'), results, ...(image ? { image } : {}), semiSpace };
+}
+
+function semiSpaceSection(rows: RuntimeMatrix['semiSpace'], rt: Runtime | undefined, sizes: number[], seconds: number, haproxy?: { rps: number; cpu: number; grpcRps?: number; grpcCpu?: number }): string[] {
+  const L = ['### V8 semi-space on the image\'s runtime', ''];
+  if (sizes.length === 0) return [...L, 'not measured (BENCH_SEMI_SPACES=0)', ''];
+  if (!rt) return [...L, `not measured: no Node ${process.env.BENCH_LTS_MAJOR ?? '26'} binary (see the note above)`, ''];
+  L.push(
+    `Both sidecars on node ${rt.version} with \`NODE_OPTIONS=--max-semi-space-size=N\` in place of the image's (\`${sidecarNodeOptions(undefined)}\`; MALLOC_ARENA_MAX=${SIDECAR_ENV.MALLOC_ARENA_MAX} kept), a fresh chain per size: wrk -t1 -c50 -d${seconds}s, then h2load -c50 -m1 -D${seconds}. VmRSS per sidecar, outbound / inbound, after each load; CPU utime+stime µs per request (call) per sidecar.`,
+    '',
+    '| semi-space MB | HTTP req/s (÷ HAProxy) | CPU µs/req out / in | VmRSS MB after HTTP | gRPC calls/s (÷ HAProxy) | CPU µs/call out / in | VmRSS MB after gRPC |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const { mb, r } of rows) {
+    if (!r.http) {
+      L.push(`| ${mb} | not available: ${r.error ?? '?'} | | | | | |`);
+      continue;
+    }
+    const http = `${fmt(r.http.rps)}${haproxy ? ` (${fmt(r.http.rps / haproxy.rps, 2)}×)` : ''}`;
+    const grpc = r.grpc ? `${fmt(r.grpc.rps)}${haproxy?.grpcRps ? ` (${fmt(r.grpc.rps / haproxy.grpcRps, 2)}×)` : ''}` : `– ${r.error ?? ''}`;
+    L.push(`| ${mb}${`--max-semi-space-size=${mb}` === sidecarNodeOptions(undefined) ? ' (the image\'s)' : ''} | ${http} | ${r.http.cpu.map((c) => fmt(c, 1)).join(' / ')} | ${pair(r.http.mem, 'rss')} | ${grpc} | ${r.grpc ? r.grpc.cpu.map((c) => fmt(c, 1)).join(' / ') : '–'} | ${pair(r.grpc?.mem, 'rss')} |`);
+  }
+  L.push('');
+  return L;
 }

@@ -4,7 +4,8 @@
 import { mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, stop, waitListening, httpGet, sleep, tail, type Proc } from './procs.js';
-import { HOST_HEADER, type Chain } from './chains.js';
+import { HOST_HEADER, checkChain, type Chain } from './chains.js';
+import { SIDECAR_ENV, sidecarNodeOptions } from '../api/index.js';
 
 export const WEFT = {
   control: '127.0.94.1',
@@ -154,8 +155,36 @@ export function sidecarArgs(stateDir: string, s: SidecarSpec): string[] {
   return a;
 }
 
-export function startSidecar(dir: string, stateDir: string, s: SidecarSpec, nodeArgs: string[] = [], tag = '', nodeBin = process.execPath): Proc {
-  return start(`weft-sidecar-${s.workload}${tag}`, nodeBin, [...nodeArgs, ...sidecarArgs(stateDir, s)], join(dir, `weft-sidecar-${s.workload}${tag}.log`));
+/**
+ * The environment a sidecar runs with: the image's (api/runtime.ts: NODE_OPTIONS
+ * and MALLOC_ARENA_MAX, as the Dockerfile, the injector and `weft up` set them),
+ * then BENCH_SIDECAR_NODE_OPTIONS in place of the image's NODE_OPTIONS when set
+ * (e.g. "--max-semi-space-size=8"; "none" for no V8 flags), then extra — a
+ * variant's env (WEFT_HOP=mux, NODE_OPTIONS=…), which wins.
+ */
+export function sidecarEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  const override = process.env.BENCH_SIDECAR_NODE_OPTIONS;
+  const nodeOptions = override === undefined || override === '' ? sidecarNodeOptions(process.env.NODE_OPTIONS) : override === 'none' ? '' : override;
+  return { ...process.env, ...SIDECAR_ENV, NODE_OPTIONS: nodeOptions, ...extra };
+}
+
+export function startSidecar(dir: string, stateDir: string, s: SidecarSpec, nodeArgs: string[] = [], tag = '', nodeBin = process.execPath, env: Readonly<Record<string, string>> = {}): Proc {
+  return start(`weft-sidecar-${s.workload}${tag}`, nodeBin, [...nodeArgs, ...sidecarArgs(stateDir, s)], join(dir, `weft-sidecar-${s.workload}${tag}.log`), sidecarEnv(env));
+}
+
+/** Starts the chain's two sidecars (server first) with env added to sidecarEnv, and waits until both are ready. */
+export async function startSidecarPair(dir: string, stateDir: string, nodeBin = process.execPath, env: Readonly<Record<string, string>> = {}, tag = ''): Promise<{ client: Proc; server: Proc }> {
+  const server = startSidecar(dir, stateDir, SERVER, sidecarNodeArgs(), tag, nodeBin, env);
+  const client = startSidecar(dir, stateDir, CLIENT, sidecarNodeArgs(), tag, nodeBin, env);
+  try {
+    await waitReady(server, WEFT.server);
+    await waitReady(client, WEFT.client);
+  } catch (e) {
+    await shutdownSidecar(client, WEFT.client);
+    await shutdownSidecar(server, WEFT.server);
+    throw e;
+  }
+  return { client, server };
 }
 
 /** BENCH_SIDECAR_NODE_ARGS: extra node flags for the measured sidecars (e.g. GC sizing experiments). */
@@ -182,8 +211,8 @@ export async function waitReady(p: Proc, podIP: string, timeoutMs = 15_000, poll
 export const CLIENT: SidecarSpec = { podIP: WEFT.client, workload: 'client', serviceAccount: 'client', labels: 'app=client' };
 export const SERVER: SidecarSpec = { podIP: WEFT.server, workload: 'server', serviceAccount: 'server', labels: 'app=server', appPorts: [WEFT.appPort, 9090] };
 
-/** nodeBin: the runtime of the two sidecars (the runtime matrix runs the chain once per Node). */
-export async function startWeft(dir: string, nodeBin = process.execPath): Promise<WeftChain> {
+/** nodeBin: the runtime of the two sidecars (the runtime matrix runs the chain once per Node); env: added to their sidecarEnv. */
+export async function startWeft(dir: string, nodeBin = process.execPath, env: Readonly<Record<string, string>> = {}): Promise<WeftChain> {
   if (!existsSync(CLI)) throw new Error(`${CLI} not built (npm run build)`);
   const configDir = join(dir, 'weft-config');
   const stateDir = join(dir, 'weft-state');
@@ -193,10 +222,14 @@ export async function startWeft(dir: string, nodeBin = process.execPath): Promis
   writeFileSync(join(configDir, 'grpc.yaml'), GRPC_YAML);
   const control = startControl(dir, configDir, stateDir);
   await waitListening(control, WEFT.control, WEFT.controlPort, 15_000);
-  const server = startSidecar(dir, stateDir, SERVER, sidecarNodeArgs(), '', nodeBin);
-  const client = startSidecar(dir, stateDir, CLIENT, sidecarNodeArgs(), '', nodeBin);
-  await waitReady(server, WEFT.server);
-  await waitReady(client, WEFT.client);
+  let pair: { client: Proc; server: Proc };
+  try {
+    pair = await startSidecarPair(dir, stateDir, nodeBin, env);
+  } catch (e) {
+    await stop(control);
+    throw e;
+  }
+  const { client, server } = pair;
   return {
     name: 'weft',
     host: WEFT.client,
@@ -211,6 +244,24 @@ export async function startWeft(dir: string, nodeBin = process.execPath): Promis
     configDir,
     dir,
   };
+}
+
+/**
+ * A sidecar is ready before it has heard of every peer: a fresh client can
+ * answer 503 "no endpoints" until control has pushed the server pod's
+ * endpoint. Retries the chain's check until it passes (not a measurement:
+ * start-up is measured to /ready), throwing the last failure after timeoutMs.
+ */
+export async function waitRoutable(ch: Chain, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await checkChain(ch);
+    } catch (e) {
+      if (Date.now() >= until) throw e;
+      await sleep(50);
+    }
+  }
 }
 
 /** Asks a sidecar to shut down (POST /shutdown), then signals it if it lingers. */
