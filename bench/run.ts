@@ -34,7 +34,7 @@ import { stopAll, killAllSync, sleep, type Proc } from './procs.js';
 import { median, fmt, signed, envNum } from './stats.js';
 import { runControlScale, type ControlScaleResult } from './control-scale.js';
 import { startGrpcApp, startGrpcHaproxyPair, runH2load, GRPC, type GrpcChain } from './grpc.js';
-import { runtimeMatrix, type RuntimeMatrix } from './runtimes.js';
+import { runtimeMatrix, runtimes, type RuntimeMatrix } from './runtimes.js';
 import { issueSections, type Summary, type GrpcFigures } from './issue13.js';
 
 /** The HAProxy pair's figures of this run, for the runtime matrix's ratios. */
@@ -43,6 +43,25 @@ let haproxyRef: { rps: number; cpu: number; grpcRps?: number; grpcCpu?: number }
 const summary: Summary = {};
 
 const loadStart = loadavg()[0]!;
+
+/**
+ * The runtime of the measured weft sidecars in the data plane, gRPC, start-up,
+ * profile and hop-variant sections: the image's (the LTS of the runtime matrix,
+ * installed when absent), since the issue's targets hold on the image's runtime;
+ * BENCH_WEFT_NODE overrides (a path, or "machine" for this node).
+ */
+let weftNode: { node: string; version: string } | undefined;
+function weftRuntime(): { node: string; version: string } {
+  if (weftNode) return weftNode;
+  const want = process.env.BENCH_WEFT_NODE;
+  if (want && want !== 'machine') weftNode = { node: want, version: '' };
+  else if (want === 'machine') weftNode = { node: process.execPath, version: process.version };
+  else {
+    const lts = runtimes(log).list.find((r) => r.name !== 'machine');
+    weftNode = lts ? { node: lts.node, version: lts.version } : { node: process.execPath, version: process.version };
+  }
+  return weftNode;
+}
 const log = (s: string): void => void process.stderr.write(s + '\n');
 /** Logs how long a phase took (for the full run's time budget in bench/README.md). */
 const took = (phase: string, since: number): void => log(`bench: ${phase} took ${((Date.now() - since) / 1000).toFixed(0)} s`);
@@ -153,7 +172,7 @@ async function measureStartup(w: WeftChain, n: number): Promise<{ wallMs: number
     // The extra last one runs under --cpu-prof (not counted): where start-up time goes.
     const profiled = i === n;
     const spec = { podIP: `127.0.94.${20 + i}`, workload: `startup${i}`, serviceAccount: 'startup', labels: 'app=startup' };
-    const p = startSidecar(w.dir, w.stateDir, spec, profiled ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
+    const p = startSidecar(w.dir, w.stateDir, spec, profiled ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [], '', weftRuntime().node);
     if (profiled) {
       try {
         await waitReady(p, spec.podIP, 15_000, 2);
@@ -186,8 +205,8 @@ async function profileSidecars(w: WeftChain, seconds: number): Promise<WeftExtra
   const [out, inn] = [w.proxies[0]!.proc, w.proxies[1]!.proc];
   await shutdownSidecar(out, WEFT.client);
   await shutdownSidecar(inn, WEFT.server);
-  const server = startSidecar(w.dir, w.stateDir, SERVER, ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'inbound')}`], '-prof');
-  const client = startSidecar(w.dir, w.stateDir, CLIENT, ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'outbound')}`], '-prof');
+  const server = startSidecar(w.dir, w.stateDir, SERVER, ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'inbound')}`], '-prof', weftRuntime().node);
+  const client = startSidecar(w.dir, w.stateDir, CLIENT, ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'outbound')}`], '-prof', weftRuntime().node);
   await waitReady(server, WEFT.server);
   await waitReady(client, WEFT.client);
   await runWrk(`http://${WEFT.client}:${WEFT.outbound}/`, w.hostHeader, { seconds: 2 });
@@ -217,7 +236,7 @@ async function dataPlane(work: string, versions: Record<string, string>): Promis
   let weftReason: string | undefined;
   if (want.has('weft')) {
     try {
-      weft = await startWeft(work);
+      weft = await startWeft(work, weftRuntime().node);
       chains.push(weft);
     } catch (e) {
       weftReason = brief((e as Error).message);
@@ -375,7 +394,7 @@ async function hopVariants(w: WeftChain, hapHttp: Chain | undefined, grpc: GrpcR
     const label = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
     let pair: { client: Proc; server: Proc } | undefined;
     try {
-      pair = await startSidecarPair(w.dir, w.stateDir, process.env.BENCH_VARIANT_NODE || process.execPath, env, `-v${i}`);
+      pair = await startSidecarPair(w.dir, w.stateDir, process.env.BENCH_VARIANT_NODE || weftRuntime().node, env, `-v${i}`);
       const chain: Chain = { ...w, proxies: [{ role: 'outbound', proc: pair.client }, { role: 'inbound', proc: pair.server }] };
       await waitRoutable(chain);
       await runWrk(`http://${chain.host}:${chain.port}/`, chain.hostHeader, { seconds: 2 });
@@ -402,7 +421,7 @@ async function hopVariants(w: WeftChain, hapHttp: Chain | undefined, grpc: GrpcR
   const gRps = mean(hap.flatMap((r) => (r.grpc ? [r.grpc.rps] : [])));
   const hCpu = mean(hap.flatMap((r) => r.http?.cpu ?? []));
   const gCpu = mean(hap.flatMap((r) => r.grpc?.cpu ?? []));
-  const node = process.env.BENCH_VARIANT_NODE ? `the node at BENCH_VARIANT_NODE` : `this node (${process.version})`;
+  const node = process.env.BENCH_VARIANT_NODE ? `the node at BENCH_VARIANT_NODE` : `the sidecars' runtime of this run (${weftRuntime().version || weftRuntime().node})`;
   const L = [
     '## Hop variants',
     '',
@@ -605,7 +624,7 @@ function machine(versions: Record<string, string>): string {
   return [
     `- date: ${new Date().toISOString()}`,
     `- machine: ${cpus().length} CPUs (nproc), ${model}, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, ${process.platform} ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`,
-    `- node ${process.version}; ${Object.values(versions).join('; ')}`,
+    `- node ${process.version} (bench, control, load generator); weft sidecars on ${weftRuntime().version || weftRuntime().node} (the image's runtime; BENCH_WEFT_NODE overrides); ${Object.values(versions).join('; ')}`,
     `- load average (1 min) at start ${loadStart.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)}: the machine is shared; anything above ~0 before the run means other work competed with it`,
   ].join('\n');
 }
