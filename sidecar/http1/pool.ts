@@ -12,8 +12,8 @@ import { TimerWheel } from './timer-wheel.js';
 export interface PoolOptions {
   host: string;
   port: number;
-  /** TLS options (mTLS to a peer sidecar); absent for plain TCP. */
-  tls?: tls.ConnectionOptions;
+  /** TLS options (mTLS to a peer sidecar), or a function giving them per connection (a rotating certificate); absent for plain TCP. */
+  tls?: tls.ConnectionOptions | (() => tls.ConnectionOptions);
   /** Called once per new TLS connection after the handshake; return an error message to refuse the peer (identity check). */
   verifyPeer?: (socket: tls.TLSSocket) => string | null;
   /** Idle connections kept. Default 64. */
@@ -44,6 +44,10 @@ export class Pool {
     this.wheel = opts.wheel ?? sharedWheel;
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   get idleCount(): number {
     return this.idle.length;
   }
@@ -65,7 +69,8 @@ export class Pool {
     this.opened++;
     let socket: net.Socket;
     if (o.tls) {
-      const s = tls.connect({ ...o.tls, host: o.host, port: o.port, localAddress: o.localAddress } as tls.ConnectionOptions);
+      const t = typeof o.tls === 'function' ? o.tls() : o.tls;
+      const s = tls.connect({ ...t, host: o.host, port: o.port, localAddress: o.localAddress } as tls.ConnectionOptions);
       const verify = o.verifyPeer;
       if (verify) {
         s.once('secureConnect', () => {
