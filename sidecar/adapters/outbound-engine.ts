@@ -14,20 +14,21 @@
 // timer wheel (no per-request setTimeout); failures are classified by the one
 // errors module (classifyUpstreamError → status + weft-proxy-error).
 //
+// Request mirrors, retries (the body kept up to 64 KiB for replay, as node's
+// adapter keeps it), session persistence, timeouts and BackendTLSPolicy
+// origins (an engine pool with the policy's verification) are carried here.
 // What the engine does not carry goes to the node:http adapter
 // (outbound-http1.ts) with the connection: HTTP/1.1 Upgrade (WebSocket),
-// CONNECT, destinations outside the mesh, and Services whose port has a
-// BackendTLSPolicy origin (backend or mirror). Request mirrors, retries (the
-// body kept up to 64 KiB for replay, as node's adapter keeps it), session
-// persistence and timeouts are carried here. That is decided from the head
-// and the Service's compiled config BEFORE the router is called and before
-// any of the body is read (a service lookup, no decide()), so each request is
-// routed once, by whichever adapter carries it; the socket and the bytes read
-// so far (the head and what followed it) are handed to the node:http server
-// (handoff.ts) and the connection continues there.
+// CONNECT, and destinations outside the mesh. That is decided from the head
+// (and, for an external host, the service lookup) BEFORE the router is
+// called and before any of the body is read — no decide() — so each request
+// is routed once, by whichever adapter carries it; the socket and the bytes
+// read so far (the head and what followed it) are handed to the node:http
+// server (handoff.ts) and the connection continues there.
 import type { Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
-import type { EndpointRt, BuiltPort } from '../config/config-apply.js';
+import type { EndpointRt } from '../config/config-apply.js';
+import type { BackendTlsOrigin } from '../hop/backend-tls.js';
 import { attemptTimeout, type Forward } from '../route/decide.js';
 import type { CompiledHeaderEdits } from '../route/filters.js';
 import { editResponseHeaders } from '../route/filters.js';
@@ -177,6 +178,8 @@ class Try implements RawHopHandler, ClientHandler, WheelEntry {
   closeAfter = false;
   connected = false;
   retriedIdle = false;
+  /** A pool given by the caller (a BackendTLSPolicy origin, a host outside the mesh) instead of the endpoint's hop. */
+  private via: Via | undefined;
   constructor(
     readonly r: Req,
     readonly ep: EndpointRt | undefined,
@@ -188,15 +191,19 @@ class Try implements RawHopHandler, ClientHandler, WheelEntry {
     readonly timeoutKind: 'request' | 'backendRequest',
   ) {}
 
-  start(external?: EnginePool): void {
+  start(via?: Via): void {
     const a = this.r.a;
     this.r.cur = this;
     if (this.timeoutMs > 0) a.wheel.schedule(this, Date.now() + this.timeoutMs);
-    if (external) return this.viaPool(external);
+    this.via = via;
+    if (via) {
+      this.pool = via.pool;
+      return this.send(via.pool.get());
+    }
     const ep = this.ep!;
-    const via = a.deps.pools.engineHop(ep);
-    if (via instanceof MuxHop) {
-      const s = via.openRaw(this.out, this);
+    const hop = a.deps.pools.engineHop(ep);
+    if (hop instanceof MuxHop) {
+      const s = hop.openRaw(this.out, this);
       if (s) {
         this.stream = s;
         this.goLive();
@@ -204,7 +211,7 @@ class Try implements RawHopHandler, ClientHandler, WheelEntry {
       }
       return this.viaPool(a.deps.pools.enginePool(ep));
     }
-    this.viaPool(via);
+    this.viaPool(hop);
   }
 
   /** The peer turned out to lack weft-mux/1 (nothing was sent; `queued` is the body given to the stream): the mTLS HTTP/1.1 hop instead. */
@@ -236,7 +243,8 @@ class Try implements RawHopHandler, ClientHandler, WheelEntry {
     this.client = c;
     if (c.used === 0) {
       this.connected = false;
-      c.socket.once(this.ep?.identity ? 'secureConnect' : 'connect', () => (this.connected = true));
+      const tls = this.via ? this.via.tls : this.ep?.identity !== undefined;
+      c.socket.once(tls ? 'secureConnect' : 'connect', () => (this.connected = true));
     } else this.connected = true;
     c.request(this.out, this.r.head.method, this, this.r.hasBody);
     this.goLive();
@@ -355,7 +363,9 @@ class Try implements RawHopHandler, ClientHandler, WheelEntry {
       this.send(this.pool.connect());
       return;
     }
-    const err = c.lastError ?? Object.assign(new Error(reason), { code: /invalid|bytes after/.test(reason) ? 'UND_ERR_SOCKET' : 'ECONNRESET' });
+    let err: Error & { code?: string } = c.lastError ?? Object.assign(new Error(reason), { code: /invalid|bytes after/.test(reason) ? 'UND_ERR_SOCKET' : 'ECONNRESET' });
+    const wrap = this.via?.connectError;
+    if (wrap && !this.connected) err = wrap(err);
     this.fail(err, this.connected);
   }
 
@@ -432,6 +442,19 @@ class Try implements RawHopHandler, ClientHandler, WheelEntry {
   }
 }
 
+/** A pool chosen by the carrier instead of the endpoint's hop. */
+interface Via {
+  pool: EnginePool;
+  tls: boolean;
+  /** Says a failure before the connection was up the way that pool's undici connector says it (BackendTLSPolicy). */
+  connectError?: (e: Error & { code?: string }) => Error;
+}
+
+/** A BackendTLSPolicy backend's pool: TLS originated to the endpoint, verified against the policy. */
+function originVia(a: Engine, origin: BackendTlsOrigin, ep: EndpointRt): Via {
+  return { pool: origin.enginePool(ep, a.wheel), tls: true, connectError: (e) => origin.engineError(ep, e) };
+}
+
 /** How much a mirror may fall behind before it is cut (as node's adapter's teeBody). */
 const MIRROR_LAG = 1 << 20;
 
@@ -448,11 +471,12 @@ class MirrorTry implements RawHopHandler, ClientHandler {
     readonly r: Req,
     readonly ep: EndpointRt,
     readonly out: Buffer,
+    readonly origin: BackendTlsOrigin | undefined,
   ) {}
   start(): void {
     const pools = this.r.a.deps.pools;
     try {
-      const via = pools.engineHop(this.ep);
+      const via = this.origin ? this.origin.enginePool(this.ep, this.r.a.wheel) : pools.engineHop(this.ep);
       const s = via instanceof MuxHop ? via.openRaw(this.out, this) : null;
       if (s) this.stream = s;
       else this.viaPool(via instanceof MuxHop ? pools.enginePool(this.ep) : via);
@@ -465,7 +489,7 @@ class MirrorTry implements RawHopHandler, ClientHandler {
     if (this.r.ended) this.endBody();
   }
   private viaPool(pool: EnginePool): void {
-    if (this.ep.identity && !this.r.a.deps.identity.current) {
+    if (!this.origin && this.ep.identity && !this.r.a.deps.identity.current) {
       this.dead = true;
       return;
     }
@@ -485,7 +509,8 @@ class MirrorTry implements RawHopHandler, ClientHandler {
     if (this.stream) this.stream.end();
     else this.client?.endRequest();
   }
-  private kill(): void {
+  kill(): void {
+    if (this.dead) return;
     this.dead = true;
     this.stream?.abort();
     this.client?.destroy();
@@ -587,7 +612,6 @@ class Engine {
   readonly wheel = new TimerWheel(10, 1024);
   /** Engine pools for hosts outside the mesh (only reached when the hand-off was not possible: see where()). */
   private readonly externals = new Map<string, EnginePool>();
-  private readonly portNeedsNode = new WeakMap<BuiltPort, boolean>();
   readonly handler: ServerHandler;
 
   constructor(
@@ -605,6 +629,8 @@ class Engine {
         if (!r) return;
         r.gone = true;
         r.cur?.clientGone();
+        // A mirror of a request that broke off must not look complete to its endpoint.
+        if (r.mirrors) for (const m of r.mirrors) m.kill();
         r.settle();
       },
       onDrain: (conn) => (conn.data as Req | null)?.cur?.clientDrained(),
@@ -647,23 +673,7 @@ class Engine {
       stream.subscribe(key);
       return state.waitFor(key, SUBSCRIBE_WAIT_MS);
     }
-    const bp = svc.ports.get(t.port);
-    return bp && this.needsNode(bp) ? 'node' : 'engine';
-  }
-
-  /** A port with a BackendTLSPolicy origin on any rule (backend or mirror) is carried by node:http (once per config). */
-  private needsNode(bp: BuiltPort): boolean {
-    let v = this.portNeedsNode.get(bp);
-    if (v === undefined) {
-      v = false;
-      const rules = bp.defaultRule ? [bp.defaultRule, ...bp.rules] : bp.rules;
-      for (const r of rules) {
-        for (const m of r.mirrors) if (m.tlsOrigin) v = true;
-        for (const rb of r.backends.items) if (rb.backend?.tlsOrigin) v = true;
-      }
-      this.portNeedsNode.set(bp, v);
-    }
-    return v;
+    return 'engine';
   }
 
   private onRequest(conn: ServerConn, head: Head): void {
@@ -738,7 +748,7 @@ class Engine {
         if ((!tc || tc.index === 0) && d.mirrors.length) {
           const ms: MirrorTry[] = [];
           for (const m of d.mirrors) {
-            const mt = new MirrorTry(r, m.endpoint, forwardHead(head, requestEdits(r, m.requestEdits, m.authority, m.path, false)));
+            const mt = new MirrorTry(r, m.endpoint, forwardHead(head, requestEdits(r, m.requestEdits, m.authority, m.path, false)), m.backend.tlsOrigin);
             mt.start();
             ms.push(mt);
           }
@@ -746,7 +756,8 @@ class Engine {
         }
         const t = attemptTimeout(d.timeouts, performance.now() - carrier.start);
         const out = forwardHead(head, requestEdits(r, d.requestEdits, d.authority, d.path, observing && observers!.active));
-        new Try(r, d.endpoint, out, done, tc, d.responseEdits, t.ms, t.kind).start();
+        const origin = d.backend.tlsOrigin;
+        new Try(r, d.endpoint, out, done, tc, d.responseEdits, t.ms, t.kind).start(origin ? originVia(a, origin, d.endpoint) : undefined);
       },
       pod(ep: EndpointRt, done: Done) {
         const out = forwardHead(head, requestEdits(r, [], req.authority, origin, observing && observers!.active));
@@ -754,7 +765,7 @@ class Engine {
       },
       external(host: string, port: number, done: Done) {
         const out = forwardHead(head, requestEdits(r, [], '', origin, observing && observers!.active));
-        new Try(r, undefined, out, done, undefined, undefined, 0, 'request').start(a.external(host, port));
+        new Try(r, undefined, out, done, undefined, undefined, 0, 'request').start({ pool: a.external(host, port), tls: false });
       },
     };
     r.carrier = carrier;
@@ -769,7 +780,7 @@ class Engine {
         for (const q of this.externals.values()) q.close();
         this.externals.clear();
       }
-      p = new EnginePool({ host, port, wheel: this.wheel, idleTimeoutMs: 10_000 });
+      p = new EnginePool({ host, port, wheel: this.wheel, idleTimeoutMs: 10_000, connectTimeoutMs: 5_000 });
       this.externals.set(key, p);
     }
     return p;

@@ -91,6 +91,7 @@ export class EndpointPools {
           port: this.inboundPort,
           ...(wheel ? { wheel } : {}),
           idleTimeoutMs: 60_000,
+          connectTimeoutMs: 5_000,
           maxIdle: this.connections,
           tls: () => ({
             servername: sni,
@@ -121,6 +122,7 @@ export class EndpointPools {
           port: ep.port,
           ...(wheel ? { wheel } : {}),
           idleTimeoutMs: 60_000,
+          connectTimeoutMs: 5_000,
           maxIdle: this.connections,
           onConnected: (s) => {
             s.setKeepAlive(true, 60_000);

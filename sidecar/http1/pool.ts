@@ -25,6 +25,8 @@ export interface PoolOptions {
   localAddress?: string;
   /** Called with each new connection once it is connected (the sidecar's tcp_* metrics). */
   onConnected?: (socket: net.Socket) => void;
+  /** A connect (TLS handshake included) not done within this fails with code UND_ERR_CONNECT_TIMEOUT. Default: none. */
+  connectTimeoutMs?: number;
 }
 
 const sharedWheel = new TimerWheel();
@@ -81,7 +83,21 @@ export class Pool {
       socket = s;
     } else socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
     const counted = o.onConnected;
-    if (counted) socket.once(o.tls ? 'secureConnect' : 'connect', () => counted(socket));
+    const ready = o.tls ? 'secureConnect' : 'connect';
+    if (counted) socket.once(ready, () => counted(socket));
+    if (o.connectTimeoutMs) {
+      // The socket's own inactivity timer (no Timeout object of ours), off once connected.
+      const s = socket;
+      const onTimeout = (): void => {
+        s.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      };
+      s.setTimeout(o.connectTimeoutMs);
+      s.once('timeout', onTimeout);
+      s.once(ready, () => {
+        s.setTimeout(0);
+        s.removeListener('timeout', onTimeout);
+      });
+    }
     const c = new ClientConn(socket, o.limits ?? DEFAULT_LIMITS);
     c.release = this.releaseFn;
     c.onIdleClose = this.idleCloseFn;

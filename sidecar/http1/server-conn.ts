@@ -267,11 +267,20 @@ export class ServerConn implements Corkable, WheelEntry {
             if (this.detached) return;
             continue;
           }
-          // none, or tunnel (CONNECT): no body until the answer says so.
+          // none, or tunnel (CONNECT): no body until the answer says so. The
+          // request is complete before the handler sees it, so an answer made
+          // inside onRequest (a mesh-made 404) keeps the connection.
+          this.reqDone = true;
+          this.st = St.Wait;
           this.handler.onRequest(this, head);
           this.cur = null;
-          if (this.detached) return;
-          this.requestDone(chunk, off);
+          if (this.detached || (this.st as St) === St.Closed) return;
+          this.handler.onRequestEnd(this);
+          if ((this.st as St) === St.Head) continue; // answered already: on to the next request in this read
+          if ((this.st as St) === St.Wait && off < len) {
+            this.held = this.held ? Buffer.concat([this.held, chunk.subarray(off)]) : chunk.subarray(off);
+            this.socket.pause();
+          }
           return;
         }
         case St.BodyLength: {
