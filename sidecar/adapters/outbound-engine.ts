@@ -565,8 +565,12 @@ function editedResponse(head: Head, edits: CompiledHeaderEdits[], extra: string 
  * authority as Host, the rewritten target, Expect dropped (answered here),
  * and this hop's trace context (observers.begin on the trace fields).
  */
-function requestEdits(r: Req, edits: CompiledHeaderEdits[], authority: string, target: string, trace: boolean): HeadEdits {
+function requestEdits(r: Req, edits: CompiledHeaderEdits[], authority: string, target: string, trace: boolean): HeadEdits | undefined {
   const head = r.head;
+  // The common case: nothing to change but (maybe) the target; forwardHead then sends the head's own bytes.
+  if (edits.length === 0 && !trace && (!authority || head.host === authority) && !head.expectContinue && head.indexOf('expect') < 0) {
+    return target !== head.target ? { target } : undefined;
+  }
   const ov = new Map<string, string | null>();
   const cur = (n: string): string | undefined => (ov.has(n) ? (ov.get(n) ?? undefined) : head.get(n));
   for (let i = 0; i < edits.length; i++) {

@@ -1,7 +1,9 @@
 // The outbound listener (POD_IP:7001): the app's calls, redirected by
 // iptables or sent to us as its HTTP proxy. Per connection: original
-// destination and protocol detection once; HTTP/1.x goes to the HTTP/1.1
-// adapter (outbound-http1.ts), h2c prior knowledge (gRPC) to the HTTP/2
+// destination and protocol detection once; HTTP/1.x goes to the engine's
+// HTTP/1.1 adapter (outbound-engine.ts; it hands Upgrades, CONNECT and
+// external hosts on to the node:http adapter, outbound-http1.ts, which
+// WEFT_H1=node uses for everything), h2c prior knowledge (gRPC) to the HTTP/2
 // adapter (outbound-h2.ts); opaque and TLS go to the opaque path. Both HTTP
 // adapters share one router (outbound-route.ts): service lookup → decide()
 // → carry out. Everything is passed in here; nothing registers at import.
