@@ -85,6 +85,8 @@ export interface SidecarOptions {
   maxInFlight?: number;
   /** Per-workload limits (sidecar/listen/limits.ts; flags and config.weft.io/* annotations). */
   limits?: SidecarLimits;
+  /** The outbound's HTTP/1.1 adapter: the engine (default) or node:http + undici (WEFT_H1=node); for tests and the bench. */
+  h1?: 'engine' | 'node';
   /** One JSON line per request (annotation weft.io/access-log: json); to stdout unless a path is given. */
   accessLog?: { format: AccessLogFormat; path?: string };
   /** Spans for sampled requests over OTLP/HTTP (trace.ts). */
@@ -114,6 +116,8 @@ export interface SidecarHandle {
   closed: Promise<void>;
   /** Completed-request observers (observe.ts: tap, access log, tracing); `active` is one boolean read. */
   observers: RequestObservers;
+  /** The outbound's engine HTTP/1.1 adapter counts (undefined with WEFT_H1=node): heads carried, connections handed to node:http. */
+  outboundEngine: { carried: number; handedOff: number } | undefined;
 }
 
 function listen(server: Server, host: string, port: number): Promise<number> {
@@ -200,7 +204,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const observers = metrics.observers;
   // Retries, budgets, failure accrual and shedding of the outbound forward step (issue 14).
   const resilience = new Resilience(metrics, { ...(opts.failureAccrual !== undefined ? { failureAccrual: opts.failureAccrual } : {}), ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}) });
-  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience, mergeSlashes: opts.limits?.mergeSlashes ?? false, requestHeadTimeoutMs: opts.limits?.requestHeadTimeoutMs });
+  const outbound = createOutbound({ state, stream, pools, metrics, self, identity, detectTimeoutMs, maxHeaderSize, selfAddress: () => ({ ip: outHost, port: outPort }), log, draining, observers, resilience, mergeSlashes: opts.limits?.mergeSlashes ?? false, requestHeadTimeoutMs: opts.limits?.requestHeadTimeoutMs, maxHeaders: opts.limits?.maxHeaders, h1: opts.h1 });
   const inbound = createInbound({ podIP: opts.podIP, self, identity, pools, metrics, strict: !!opts.strict, detectTimeoutMs, maxHeaderSize, log, draining, authz, requestHeadTimeoutMs: opts.limits?.requestHeadTimeoutMs });
   // Connections per listener (--max-connections): past it the kernel's accept is answered by a close.
   if (opts.limits) {
@@ -281,6 +285,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const handle: SidecarHandle = {
     closed,
     observers,
+    outboundEngine: outbound.engine?.stats,
     ready,
     adminAddress: hostPort(opts.podIP, adminPort),
     outboundAddress: hostPort(outHost, outPort),

@@ -111,7 +111,7 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
         const origin = d.backend.tlsOrigin;
         const ep = d.endpoint;
         // Without a try context the stream itself is relayed; with one: no body, the kept one, or (too large) the stream once.
-        const kept = tc?.body;
+        const kept = tc?.body as BodyReplay | 'unkept' | undefined;
         const body = !tc ? undefined : kept === undefined ? null : kept === 'unkept' ? undefined : (kept.body() ?? null);
         relay(origin ? () => origin.h2Session(ep) : sessionOf(ep), out, t.ms, d.responseEdits, done, tc, t.kind, body);
       },

@@ -83,7 +83,7 @@ export function createHttp1Adapter(router: OutboundRouter, deps: OutboundDeps, o
         const ep = d.endpoint;
         const t = attemptTimeout(d.timeouts, performance.now() - start);
         const dispatcher = d.backend.tlsOrigin ? d.backend.tlsOrigin.dispatcher(ep) : pools.forEndpoint(ep);
-        const kept = tc?.body;
+        const kept = tc?.body as BodyReplay | 'unkept' | undefined;
         const body = !hasBody || up ? null : kept && kept !== 'unkept' ? (kept.body() ?? null) : bodyOf(req);
         trace(headers);
         dispatchTo(dispatcher, undefined, req, res, d.path, headers, body, d.responseEdits, t.ms, t.kind, done, tc);

@@ -10,6 +10,8 @@ import { isIP, type Socket } from 'node:net';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Dispatcher, buildConnector } from 'undici';
 import { Pool } from './undici-lite.js';
+import { Pool as EnginePool } from '../http1/pool.js';
+import type { TimerWheel } from '../http1/timer-wheel.js';
 import type { BackendTLS } from '../../api/index.js';
 import type { EndpointRt } from '../config/config-apply.js';
 
@@ -40,6 +42,48 @@ export class BackendTlsOrigin {
   /** Same settings (hostname and trust) as `tls`: the origin, its pools and sessions can be kept. */
   sameAs(tls: BackendTLS): boolean {
     return tls.hostname === this.tls.hostname && (tls.caPem ?? '') === (this.tls.caPem ?? '') && !!tls.system === !!this.tls.system && tls.policy === this.tls.policy;
+  }
+
+  private readonly enginePools = new Map<string, EnginePool>();
+
+  /**
+   * The engine's HTTP/1.1 pool to an endpoint (outbound-engine.ts), with the
+   * same verification as dispatcher(); a connect failure becomes the same
+   * BackendTlsError through engineError().
+   */
+  enginePool(ep: EndpointRt, wheel?: TimerWheel): EnginePool {
+    const key = `${ep.ip}:${ep.port}`;
+    let p = this.enginePools.get(key);
+    if (!p || p.isClosed) {
+      const { hostname } = this.tls;
+      p = new EnginePool({
+        host: ep.ip,
+        port: ep.port,
+        ...(wheel ? { wheel } : {}),
+        idleTimeoutMs: 60_000,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        tls: {
+          servername: isIP(hostname) ? undefined : hostname,
+          secureContext: this.context,
+          ALPNProtocols: ['http/1.1'],
+          rejectUnauthorized: true,
+          checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(hostname, cert),
+        },
+        onConnected: (s) => {
+          s.setKeepAlive(true, 60_000);
+          this.count?.(s, hostname, true);
+        },
+      });
+      this.enginePools.set(key, p);
+    }
+    return p;
+  }
+
+  /** A connection of enginePool() that failed before it was up: counted, and said as dispatcher()'s connector says it. */
+  engineError(ep: EndpointRt, e: Error & { code?: string }): BackendTlsError {
+    this.failures++;
+    const { hostname, policy } = this.tls;
+    return new BackendTlsError(`BackendTLSPolicy ${policy}: TLS to ${hostname} at ${ep.ip}:${ep.port} failed: ${e.message}${e.code ? ` (${e.code})` : ''}`);
   }
 
   dispatcher(ep: EndpointRt): Dispatcher {
@@ -139,6 +183,8 @@ export class BackendTlsOrigin {
   close(): void {
     for (const p of this.pools.values()) void p.close().catch(() => {});
     this.pools.clear();
+    for (const p of this.enginePools.values()) p.close();
+    this.enginePools.clear();
     for (const s of this.h2.values()) s.close();
     this.h2.clear();
   }

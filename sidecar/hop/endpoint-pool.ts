@@ -11,6 +11,11 @@ import { meshConnector, plainConnector, type ConnectionSink } from './hop.js';
 import { H2Sessions } from './hop-h2.js';
 import { MuxHop } from './hop-mux.js';
 import type { Socket } from 'node:net';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { Pool as EnginePool } from '../http1/pool.js';
+import type { TimerWheel } from '../http1/timer-wheel.js';
+import { spiffeIdOfCert } from '../../certs/index.js';
+import { HOP_ALPN, PeerIdentityError } from './hop.js';
 
 const POOL_OPTIONS = {
   pipelining: 1,
@@ -45,6 +50,92 @@ export class EndpointPools {
     this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
     this.h2Mesh = new H2Sessions(identity);
     this.h2App = new H2Sessions(undefined);
+  }
+
+  /** The engine's HTTP/1.1 pools (sidecar/http1/pool.ts): plain endpoints, and meshed ones over the mTLS HTTP/1.1 hop. */
+  private readonly enginePools = new Map<string, EnginePool>();
+  private readonly engineOf = new WeakMap<EndpointRt, EnginePool>();
+  /** The timer wheel the engine pools' idle connections expire on (the outbound engine adapter's). */
+  engineWheel: TimerWheel | undefined = undefined;
+
+  /**
+   * How the engine's HTTP/1.1 adapter reaches an endpoint: its weft-mux/1
+   * hop (the raw entry; MuxHop.openRaw returns null for a peer without
+   * weft-mux/1), or an engine pool — plain TCP for an endpoint without a
+   * sidecar, mTLS HTTP/1.1 to the peer's inbound otherwise (WEFT_HOP=http1,
+   * or the mux hop's fallback).
+   */
+  engineHop(ep: EndpointRt): MuxHop | EnginePool {
+    const d = this.forEndpoint(ep);
+    if (d instanceof MuxHop && !d.fallsBack) return d;
+    return this.enginePool(ep);
+  }
+
+  /** The engine pool of an endpoint (cached per endpoint). */
+  enginePool(ep: EndpointRt): EnginePool {
+    const cached = this.engineOf.get(ep);
+    if (cached && !cached.isClosed) return cached;
+    let key: string;
+    let make: () => EnginePool;
+    const wheel = this.engineWheel;
+    if (ep.identity && ep.spiffe) {
+      const sni = hopServerName(ep.port, ep.identity.serviceAccount, ep.identity.namespace);
+      const expect = ep.spiffe;
+      const ip = ep.ip;
+      key = `${ip}|${sni}|${expect}|engine`;
+      const count = this.sink('outbound');
+      make = () =>
+        new EnginePool({
+          host: ip,
+          port: this.inboundPort,
+          ...(wheel ? { wheel } : {}),
+          idleTimeoutMs: 60_000,
+          connectTimeoutMs: 5_000,
+          maxIdle: this.connections,
+          tls: () => ({
+            servername: sni,
+            secureContext: this.identity.current?.context,
+            ALPNProtocols: HOP_ALPN,
+            rejectUnauthorized: true,
+            checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+              const got = spiffeIdOfCert(cert);
+              return got === expect ? undefined : new PeerIdentityError(`peer ${ip} presented ${got ?? 'no SPIFFE ID'}, expected ${expect}`);
+            },
+          }),
+          // Every secure connect, resumed or not: the peer must be the endpoint we chose.
+          verifyPeer: (s: TLSSocket) => {
+            const got = spiffeIdOfCert(s.getPeerCertificate());
+            return got === expect ? null : `peer ${ip} presented ${got ?? 'no SPIFFE ID'}, expected ${expect}`;
+          },
+          onConnected: (s) => {
+            s.setKeepAlive(true, 60_000);
+            count?.(s, expect, true);
+          },
+        });
+    } else {
+      key = `${ep.ip}:${ep.port}|engine`;
+      const count = this.sink('outbound');
+      make = () =>
+        new EnginePool({
+          host: ep.ip,
+          port: ep.port,
+          ...(wheel ? { wheel } : {}),
+          idleTimeoutMs: 60_000,
+          connectTimeoutMs: 5_000,
+          maxIdle: this.connections,
+          onConnected: (s) => {
+            s.setKeepAlive(true, 60_000);
+            count?.(s, '', false);
+          },
+        });
+    }
+    let p = this.enginePools.get(key);
+    if (!p || p.isClosed) {
+      p = make();
+      this.enginePools.set(key, p);
+    }
+    this.engineOf.set(ep, p);
+    return p;
   }
 
   /** The dispatcher of an endpoint (cached on it). */
@@ -106,10 +197,22 @@ export class EndpointPools {
    * flight (endpoints that left the config, pod IPs no longer called).
    * An endpoint object still holding a closed pool gets a new one on next use.
    */
-  sweep(live: Iterable<EndpointRt>): number {
+  sweep(liveEndpoints: Iterable<EndpointRt>): number {
+    const live = [...liveEndpoints];
     const keep = new Set<Dispatcher>();
     for (const ep of live) if (ep.dispatcher) keep.add(ep.dispatcher as Dispatcher);
     let closed = 0;
+    const keepEngine = new Set<EnginePool>();
+    for (const ep of live) {
+      const e = this.engineOf.get(ep);
+      if (e) keepEngine.add(e);
+    }
+    for (const [k, p] of this.enginePools) {
+      if (keepEngine.has(p)) continue;
+      // Closing drops the idle connections; one in use is destroyed when it comes back.
+      this.enginePools.delete(k);
+      p.close();
+    }
     for (const [k, p] of this.pools) {
       if (keep.has(p) || this.pinned.has(p)) continue;
       const st = p.stats;
@@ -125,7 +228,13 @@ export class EndpointPools {
     return this.pools.size;
   }
 
+  private closeEngine(): void {
+    for (const p of this.enginePools.values()) p.close();
+    this.enginePools.clear();
+  }
+
   async close(): Promise<void> {
+    this.closeEngine();
     this.h2Mesh.closeAll();
     this.h2App.closeAll();
     const all = [...this.pools.values()].map((p) => p.close().catch(() => {}));
@@ -134,6 +243,7 @@ export class EndpointPools {
   }
 
   async destroy(): Promise<void> {
+    this.closeEngine();
     this.h2Mesh.closeAll();
     this.h2App.closeAll();
     const all = [...this.pools.values()].map((p) => p.destroy().catch(() => {}));

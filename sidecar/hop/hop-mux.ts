@@ -16,8 +16,8 @@ import type { Dispatcher } from 'undici';
 import { spiffeIdOfCert } from '../../certs/index.js';
 import type { IdentityHolder } from '../config/bootstrap.js';
 import { PeerIdentityError, type ConnectionSink } from './hop.js';
-import { ALPN_MUX, DATA, END, FrameReader, HEAD, MuxConn, RST, SendWindow, WINDOW_UPDATE } from '../http1/mux.js';
-import { ChunkedDecoder, HeadReader, isHeadError } from '../http1/index.js';
+import { ALPN_MUX, DATA, END, F_CLOSE, FrameReader, HEAD, MuxConn, RST, SendWindow, WINDOW_UPDATE } from '../http1/mux.js';
+import { ChunkedDecoder, HeadReader, isHeadError, type Head } from '../http1/index.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 const CHUNK_END = Buffer.from('0\r\n\r\n');
@@ -39,10 +39,103 @@ class HopStream {
   }
 }
 
+/**
+ * The raw entry (the engine's HTTP/1.1 adapter, outbound-engine.ts): the
+ * request head as bytes ready for the wire, the body in its own framing; the
+ * response head parsed, its body relayed as it came (no re-chunking).
+ */
+export interface RawHopHandler {
+  /** The final response head (1xx heads are not passed on). */
+  onHead(head: Head, close: boolean): void;
+  /** Response body bytes in their framing; false: stop granting window until resume(). */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  /** The exchange failed (codes as the HTTP/1.1 pool's: ECONNRESET, UND_ERR_SOCKET, WEFT_NO_CERT, ...). */
+  onError(err: Error & { code?: string }, requestSent: boolean): void;
+  /** The peer has no weft-mux/1: nothing was sent; carry the request another way (`queued`: the body written so far). */
+  onFallback(queued: Buffer[]): void;
+  /** Request body backpressure: the peer's window is used up / open again. */
+  pauseBody(): void;
+  resumeBody(): void;
+}
+
+/** One request on the raw entry. write()/end() before the stream starts are queued. */
+export class RawHopStream {
+  id = 0;
+  link: Link | null = null;
+  win: SendWindow | null = null;
+  finished = false;
+  started = false;
+  paused = false;
+  sent = false;
+  owed = 0;
+  private pre: Buffer[] | null = [];
+  private preEnd = false;
+  constructor(readonly hop: MuxHop, readonly head: Buffer, readonly h: RawHopHandler) {}
+  /** Request body bytes, framed as the head says. */
+  write(b: Buffer): void {
+    if (this.finished) return;
+    if (this.win) this.win.data(b);
+    else this.pre!.push(b);
+  }
+  /** The request body is complete. */
+  end(): void {
+    if (this.finished) return;
+    if (this.win) this.win.end();
+    else this.preEnd = true;
+  }
+  /** Give up the exchange (the caller went away, a timeout, a dropped try): RST to the peer. */
+  abort(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const l = this.link;
+    if (l && l.streams.delete(this.id)) {
+      l.mux.send(RST, 0, this.id);
+      this.hop.settleLink(l);
+    }
+    this.hop.unwait(this);
+  }
+  /** The caller can take more response bytes: grant what was held back. */
+  resume(): void {
+    this.paused = false;
+    const l = this.link;
+    if (this.owed && l && l.streams.has(this.id)) {
+      l.mux.window(this.id, this.owed);
+      this.owed = 0;
+    }
+  }
+  /** Body bytes written and not yet sent (waiting for the handshake or for the peer's window). */
+  get queued(): number {
+    let n = 0;
+    const q = this.win ? this.win.queue : (this.pre ?? []);
+    for (let i = 0; i < q.length; i++) n += q[i]!.length;
+    return n;
+  }
+  /** The body written before the stream started (handed back on fallback). */
+  takeQueued(): Buffer[] {
+    const q = this.pre ?? [];
+    this.pre = [];
+    this.finished = true;
+    return q;
+  }
+  /** On the link, id assigned: the head and what was queued go out. */
+  begin(l: Link, id: number): void {
+    this.link = l;
+    this.id = id;
+    this.win = new SendWindow(() => l.mux, id, () => this.h.pauseBody(), () => this.h.resumeBody());
+    l.mux.send(HEAD, 0, id, this.head);
+    this.sent = true;
+    const pre = this.pre!;
+    this.pre = null;
+    for (const b of pre) this.win.data(b);
+    if (this.preEnd) this.win.end();
+  }
+}
+
 /** One weft-mux/1 connection and its streams. */
 class Link {
   readonly mux: MuxConn;
-  readonly streams = new Map<number, HopStream>();
+  readonly streams = new Map<number, HopStream | RawHopStream>();
   ready = false;
   /** No new streams (the peer drains, or the pool closes); destroyed once empty. */
   retired = false;
@@ -59,6 +152,7 @@ class Link {
 export class MuxHop {
   private link: Link | null = null;
   private readonly waiting: [Opts, Handler][] = [];
+  private readonly rawWaiting: RawHopStream[] = [];
   /** The peer did not take weft-mux/1: everything goes to the fallback pool. */
   private fallbackOnly = false;
   closed = false;
@@ -75,7 +169,48 @@ export class MuxHop {
   ) {}
 
   get stats(): { running: number; pending: number; queued: number } {
-    return { running: this.link?.streams.size ?? 0, pending: 0, queued: this.waiting.length };
+    return { running: this.link?.streams.size ?? 0, pending: 0, queued: this.waiting.length + this.rawWaiting.length };
+  }
+
+  /**
+   * The raw entry: one request as head bytes (hop-by-hop fields already
+   * gone) on a weft-mux/1 stream. null: the peer has no weft-mux/1 (known
+   * already); the caller carries the request another way. A stream waiting
+   * for the handshake gets onFallback() if the peer turns out to lack it.
+   */
+  openRaw(head: Buffer, h: RawHopHandler): RawHopStream | null {
+    if (this.fallbackOnly) return null;
+    const st = new RawHopStream(this, head, h);
+    const l = this.current();
+    if (!l) {
+      this.rawWaiting.push(st);
+      return st;
+    }
+    if (!l.ready) this.rawWaiting.push(st);
+    else this.startRaw(l, st);
+    return st;
+  }
+
+  /** True once the peer was found to lack weft-mux/1. */
+  get fallsBack(): boolean {
+    return this.fallbackOnly;
+  }
+
+  unwait(st: RawHopStream): void {
+    const i = this.rawWaiting.indexOf(st);
+    if (i >= 0) this.rawWaiting.splice(i, 1);
+  }
+
+  private startRaw(l: Link, st: RawHopStream): void {
+    if (st.finished) return;
+    const id = l.nextId;
+    l.nextId += 2;
+    l.streams.set(id, st);
+    st.begin(l, id);
+  }
+
+  settleLink(l: Link): void {
+    this.settle(l);
   }
 
   dispatch(opts: Opts, handler: Handler): boolean {
@@ -139,12 +274,14 @@ export class MuxHop {
         s.destroy();
         const w = this.waiting.splice(0);
         for (const [o, h] of w) this.fallback().dispatch(o, h);
+        for (const st of this.rawWaiting.splice(0)) if (!st.finished) st.h.onFallback(st.takeQueued());
         return;
       }
       this.count?.(s, expect, true);
       l.ready = true;
       const w = this.waiting.splice(0);
       for (const [o, h] of w) this.start(l, o, h);
+      for (const st of this.rawWaiting.splice(0)) this.startRaw(l, st);
     });
     const gone = (e?: Error): void => {
       clearTimeout(timer);
@@ -160,6 +297,11 @@ export class MuxHop {
   }
 
   private failWaiting(err: Error): void {
+    for (const st of this.rawWaiting.splice(0)) {
+      if (st.finished) continue;
+      st.finished = true;
+      st.h.onError(err, false);
+    }
     const w = this.waiting.splice(0);
     for (const [, h] of w) {
       try {
@@ -170,9 +312,13 @@ export class MuxHop {
     }
   }
 
-  private fail(st: HopStream, err: Error): void {
+  private fail(st: HopStream | RawHopStream, err: Error): void {
     if (st.finished) return;
     st.finished = true;
+    if (st instanceof RawHopStream) {
+      st.h.onError(err, st.sent);
+      return;
+    }
     st.body?.destroy();
     st.handler.onError?.(err);
   }
@@ -240,6 +386,7 @@ export class MuxHop {
   private onFrame(l: Link, type: number, flags: number, id: number, p: Buffer): void {
     const st = l.streams.get(id);
     if (!st) return;
+    if (st instanceof RawHopStream) return this.onRawFrame(l, st, type, flags, id, p);
     switch (type) {
       case HEAD: {
         l.reader.reset();
@@ -302,6 +449,58 @@ export class MuxHop {
         return;
       case WINDOW_UPDATE:
         st.win.grant(p.readUInt32BE(0));
+        return;
+    }
+  }
+
+  private onRawFrame(l: Link, st: RawHopStream, type: number, flags: number, id: number, p: Buffer): void {
+    switch (type) {
+      case HEAD: {
+        l.reader.reset();
+        const got = l.reader.feed(p, 0);
+        if (!got || isHeadError(got.head)) {
+          l.streams.delete(id);
+          l.mux.send(RST, 0, id);
+          this.fail(st, Object.assign(new Error('invalid response head from peer'), { code: 'UND_ERR_SOCKET' }));
+          this.settle(l);
+          return;
+        }
+        const head = got.head;
+        if (head.status < 200 || st.finished) return;
+        // `Connection: close` on a stream's answer: the peer drains, no new streams on this connection.
+        if (head.hop && /\bclose\b/i.test(head.get('connection') ?? '')) l.retired = true;
+        st.started = true;
+        st.h.onHead(head, (flags & F_CLOSE) !== 0);
+        return;
+      }
+      case DATA: {
+        if (st.finished) return;
+        const ok = p.length === 0 || st.h.onData(p);
+        if (ok && !st.paused) l.mux.window(id, p.length);
+        else {
+          st.paused = true;
+          st.owed += p.length;
+        }
+        return;
+      }
+      case END:
+        l.streams.delete(id);
+        st.win?.drop();
+        if (!st.finished) {
+          st.finished = true;
+          if (!st.started) st.h.onError(Object.assign(new Error('peer ended the stream without a response'), { code: 'UND_ERR_SOCKET' }), true);
+          else st.h.onEnd();
+        }
+        this.settle(l);
+        return;
+      case RST:
+        l.streams.delete(id);
+        st.win?.drop();
+        this.fail(st, Object.assign(new Error(`upstream error: ${p.toString()}`), { code: 'UND_ERR_SOCKET' }));
+        this.settle(l);
+        return;
+      case WINDOW_UPDATE:
+        st.win?.grant(p.readUInt32BE(0));
         return;
     }
   }

@@ -49,6 +49,8 @@ export class ClientConn implements Corkable, WheelEntry {
   /** Requests sent on this connection. */
   used = 0;
   connected = false;
+  /** The socket's last error (connect refused, TLS, identity): for classifying a failed exchange. */
+  lastError: (Error & { code?: string }) | undefined = undefined;
   private readonly reader: HeadReader;
   private chunked: ChunkedDecoder | null = null;
   private st = St.Idle;
@@ -65,7 +67,10 @@ export class ClientConn implements Corkable, WheelEntry {
     socket.setNoDelay(true);
     socket.on('data', (b: Buffer) => this.onData(b));
     socket.on('end', () => this.onEnd());
-    socket.on('error', (e: Error) => this.onGone(e.message));
+    socket.on('error', (e: Error) => {
+      this.lastError = e;
+      this.onGone(e.message);
+    });
     socket.on('close', () => this.onGone('upstream closed'));
     socket.on('drain', () => this.handler?.onDrain?.(this));
   }

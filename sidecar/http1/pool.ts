@@ -12,8 +12,8 @@ import { TimerWheel } from './timer-wheel.js';
 export interface PoolOptions {
   host: string;
   port: number;
-  /** TLS options (mTLS to a peer sidecar); absent for plain TCP. */
-  tls?: tls.ConnectionOptions;
+  /** TLS options (mTLS to a peer sidecar), or a function giving them per connection (a rotating certificate); absent for plain TCP. */
+  tls?: tls.ConnectionOptions | (() => tls.ConnectionOptions);
   /** Called once per new TLS connection after the handshake; return an error message to refuse the peer (identity check). */
   verifyPeer?: (socket: tls.TLSSocket) => string | null;
   /** Idle connections kept. Default 64. */
@@ -25,6 +25,8 @@ export interface PoolOptions {
   localAddress?: string;
   /** Called with each new connection once it is connected (the sidecar's tcp_* metrics). */
   onConnected?: (socket: net.Socket) => void;
+  /** A connect (TLS handshake included) not done within this fails with code UND_ERR_CONNECT_TIMEOUT. Default: none. */
+  connectTimeoutMs?: number;
 }
 
 const sharedWheel = new TimerWheel();
@@ -42,6 +44,10 @@ export class Pool {
   constructor(opts: PoolOptions) {
     this.opts = opts;
     this.wheel = opts.wheel ?? sharedWheel;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   get idleCount(): number {
@@ -65,7 +71,8 @@ export class Pool {
     this.opened++;
     let socket: net.Socket;
     if (o.tls) {
-      const s = tls.connect({ ...o.tls, host: o.host, port: o.port, localAddress: o.localAddress } as tls.ConnectionOptions);
+      const t = typeof o.tls === 'function' ? o.tls() : o.tls;
+      const s = tls.connect({ ...t, host: o.host, port: o.port, localAddress: o.localAddress } as tls.ConnectionOptions);
       const verify = o.verifyPeer;
       if (verify) {
         s.once('secureConnect', () => {
@@ -76,7 +83,21 @@ export class Pool {
       socket = s;
     } else socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
     const counted = o.onConnected;
-    if (counted) socket.once(o.tls ? 'secureConnect' : 'connect', () => counted(socket));
+    const ready = o.tls ? 'secureConnect' : 'connect';
+    if (counted) socket.once(ready, () => counted(socket));
+    if (o.connectTimeoutMs) {
+      // The socket's own inactivity timer (no Timeout object of ours), off once connected.
+      const s = socket;
+      const onTimeout = (): void => {
+        s.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      };
+      s.setTimeout(o.connectTimeoutMs);
+      s.once('timeout', onTimeout);
+      s.once(ready, () => {
+        s.setTimeout(0);
+        s.removeListener('timeout', onTimeout);
+      });
+    }
     const c = new ClientConn(socket, o.limits ?? DEFAULT_LIMITS);
     c.release = this.releaseFn;
     c.onIdleClose = this.idleCloseFn;

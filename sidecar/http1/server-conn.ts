@@ -92,12 +92,56 @@ export class ServerConn implements Corkable, WheelEntry {
     this.idleTimeout = opts.idleTimeoutMs ?? 60_000;
     this.draining = opts.draining ?? NOT_DRAINING;
     socket.setNoDelay(true);
-    socket.on('data', (b: Buffer) => this.onData(b));
-    socket.on('end', () => this.onEnd());
-    socket.on('error', () => this.onGone('client reset'));
-    socket.on('close', () => this.onGone('client closed'));
-    socket.on('drain', () => this.handler.onDrain?.(this));
+    socket.on('data', this.dataFn);
+    socket.on('end', this.endFn);
+    socket.on('error', this.errorFn);
+    socket.on('close', this.closeFn);
+    socket.on('drain', this.drainFn);
     this.wheel.schedule(this, Date.now() + this.idleTimeout);
+  }
+
+  private readonly dataFn = (b: Buffer): void => this.onData(b);
+  private readonly endFn = (): void => this.onEnd();
+  private readonly errorFn = (): void => this.onGone('client reset');
+  private readonly closeFn = (): void => this.onGone('client closed');
+  private readonly drainFn = (): void => this.handler.onDrain?.(this);
+  /** The read being processed and where the current head ended in it (for detach()). */
+  private cur: Buffer | null = null;
+  private curOff = 0;
+  private detached = false;
+
+  /** Bytes read before this connection was made (protocol detection): processed as if just read. */
+  feed(buf: Buffer | null): void {
+    if (buf && buf.length) this.onData(buf);
+  }
+
+  /**
+   * Only inside onRequest: the connection stops being this engine's. Returns
+   * the bytes of the connection from the current head's first byte on (the
+   * head and whatever was read after it); the socket's listeners are removed
+   * and nothing more is read or written here — the caller hands the socket on.
+   */
+  detach(): Buffer {
+    const head = this.head;
+    const cur = this.cur;
+    if (!head || !cur || this.detached) throw new Error('detach() outside onRequest');
+    this.detached = true;
+    this.st = St.Closed;
+    this.wheel.cancel(this);
+    const s = this.socket;
+    s.removeListener('data', this.dataFn);
+    s.removeListener('end', this.endFn);
+    s.removeListener('error', this.errorFn);
+    s.removeListener('close', this.closeFn);
+    s.removeListener('drain', this.drainFn);
+    const rest = cur.subarray(this.curOff);
+    const held = this.held;
+    this.held = null;
+    this.head = null;
+    const parts = [head.buf];
+    if (rest.length) parts.push(rest);
+    if (held) parts.push(held);
+    return parts.length === 1 ? head.buf : Buffer.concat(parts);
   }
 
   /** Write response bytes (head or body, as the client should see them). Returns false when the socket is full. */
@@ -192,6 +236,8 @@ export class ServerConn implements Corkable, WheelEntry {
           off += got.used;
           this.wheel.cancel(this);
           this.head = head;
+          this.cur = chunk;
+          this.curOff = off;
           this.reqDone = this.resDone = this.resStarted = false;
           if (head.framing === 'chunked') {
             // Validate what came with the head before handing anything on: a
@@ -205,6 +251,8 @@ export class ServerConn implements Corkable, WheelEntry {
             }
             this.st = St.BodyChunked;
             this.handler.onRequest(this, head);
+            this.cur = null;
+            if (this.detached) return;
             if (end > off) this.handler.onRequestBody(this, chunk.subarray(off, end));
             off = end;
             if (d.done) this.requestDone(chunk, off);
@@ -215,11 +263,24 @@ export class ServerConn implements Corkable, WheelEntry {
             this.st = St.BodyLength;
             this.remaining = head.contentLength;
             this.handler.onRequest(this, head);
+            this.cur = null;
+            if (this.detached) return;
             continue;
           }
-          // none, or tunnel (CONNECT): no body until the answer says so.
+          // none, or tunnel (CONNECT): no body until the answer says so. The
+          // request is complete before the handler sees it, so an answer made
+          // inside onRequest (a mesh-made 404) keeps the connection.
+          this.reqDone = true;
+          this.st = St.Wait;
           this.handler.onRequest(this, head);
-          this.requestDone(chunk, off);
+          this.cur = null;
+          if (this.detached || (this.st as St) === St.Closed) return;
+          this.handler.onRequestEnd(this);
+          if ((this.st as St) === St.Head) continue; // answered already: on to the next request in this read
+          if ((this.st as St) === St.Wait && off < len) {
+            this.held = this.held ? Buffer.concat([this.held, chunk.subarray(off)]) : chunk.subarray(off);
+            this.socket.pause();
+          }
           return;
         }
         case St.BodyLength: {

@@ -98,7 +98,9 @@ export class TimerWheel {
         if (e.wheelDeadline <= now) due.push(e);
       }
     }
-    this.last = cur;
+    // The current tick is walked again next run: an entry due later within
+    // this tick (deadline > now) would otherwise wait a whole lap.
+    this.last = cur - 1;
     for (const e of due) {
       if (e.wheelDeadline === 0 || e.wheelDeadline > now) continue; // re-armed by an earlier expiry
       this.unlink(e);

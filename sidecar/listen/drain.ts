@@ -28,6 +28,8 @@ export interface DrainListener {
   sockets: Set<Socket>;
   /** The inbound's weft-mux/1 connections without a stream end too. */
   closeIdleMux?: () => void;
+  /** The outbound's engine HTTP/1.1 adapter: its requests in flight count too. */
+  engine?: { inFlight(): number } | undefined;
 }
 
 export interface DrainPlan {
@@ -120,7 +122,7 @@ export class Drain {
 
   /** Requests being answered right now (both directions, HTTP/1.1). */
   inFlight(): number {
-    return this.inboundInFlight + this.outboundInFlight;
+    return this.inboundInFlight + this.outboundInFlight + (this.o.outbound.engine?.inFlight() ?? 0);
   }
 
   /**

@@ -1,7 +1,9 @@
 // The outbound listener (POD_IP:7001): the app's calls, redirected by
 // iptables or sent to us as its HTTP proxy. Per connection: original
-// destination and protocol detection once; HTTP/1.x goes to the HTTP/1.1
-// adapter (outbound-http1.ts), h2c prior knowledge (gRPC) to the HTTP/2
+// destination and protocol detection once; HTTP/1.x goes to the engine's
+// HTTP/1.1 adapter (outbound-engine.ts; it hands Upgrades, CONNECT and
+// external hosts on to the node:http adapter, outbound-http1.ts, which
+// WEFT_H1=node uses for everything), h2c prior knowledge (gRPC) to the HTTP/2
 // adapter (outbound-h2.ts); opaque and TLS go to the opaque path. Both HTTP
 // adapters share one router (outbound-route.ts): service lookup → decide()
 // → carry out. Everything is passed in here; nothing registers at import.
@@ -15,6 +17,7 @@ import { opaqueDirect, opaqueToMesh } from '../hop/opaque.js';
 import { originalDst, type OriginalDst } from '../detect/original-dst.js';
 import type { BuiltService, EndpointRt } from '../config/config-apply.js';
 import { createHttp1Adapter } from '../adapters/outbound-http1.js';
+import { createEngineAdapter, type EngineAdapter } from '../adapters/outbound-engine.js';
 import { createH2Adapter, type H2Adapter } from '../adapters/outbound-h2.js';
 import { OutboundRouter, SUBSCRIBE_WAIT_MS, type OutboundDeps } from '../route/outbound-route.js';
 import { resolveTarget } from '../route/service-lookup.js';
@@ -28,6 +31,10 @@ export interface OutboundOptions extends OutboundDeps {
   maxHeaderSize: number | undefined;
   /** A connection's first request head must arrive within this (ms; --request-head-timeout): else 408. */
   requestHeadTimeoutMs?: number | undefined;
+  /** Most field lines in a request head (--max-headers; the engine answers 431 past it). */
+  maxHeaders?: number | undefined;
+  /** The HTTP/1.1 adapter: 'engine' (sidecar/http1/, the default) or 'node' (node:http + undici); default from WEFT_H1. */
+  h1?: 'engine' | 'node' | undefined;
 }
 
 const kDst = Symbol('weft.originalDst');
@@ -39,6 +46,8 @@ export interface Outbound {
   h2: H2Adapter;
   /** Accepted connections still open (for draining). */
   sockets: Set<Socket>;
+  /** The engine's HTTP/1.1 adapter (undefined with WEFT_H1=node); what it does not carry continues on `http`. */
+  engine: EngineAdapter | undefined;
 }
 
 export function createOutbound(o: OutboundOptions): Outbound {
@@ -51,6 +60,17 @@ export function createOutbound(o: OutboundOptions): Outbound {
   const guard = new HeadGuard({ timeoutMs: o.requestHeadTimeoutMs ?? DEFAULT_LIMITS.requestHeadTimeoutMs, onTimeout: () => metrics.limitRejections.inc({ direction: 'outbound', limit: 'request_head_timeout' }) });
   http.on('request', (req: { socket: Socket }) => guard.done(req.socket));
   http.on('upgrade', (req: { socket: Socket }) => guard.done(req.socket));
+  // WEFT_H1=node keeps the node:http adapter for every HTTP/1.1 connection (for comparison); the engine is the default.
+  const h1 = o.h1 ?? (process.env.WEFT_H1 === 'node' ? 'node' : 'engine');
+  const engine =
+    h1 === 'engine'
+      ? createEngineAdapter(router, o, {
+          limits: { maxHeadBytes: o.maxHeaderSize ?? DEFAULT_LIMITS.maxHeaderBytes, maxHeaders: o.maxHeaders ?? DEFAULT_LIMITS.maxHeaders },
+          dstOf: (s) => (s as DstSocket)[kDst],
+          http,
+          onHead: (s) => guard.done(s),
+        })
+      : undefined;
 
   const server = createNetServer({ noDelay: true, keepAlive: true }, (socket: DstSocket) => {
     guard.accept(socket);
@@ -68,7 +88,7 @@ export function createOutbound(o: OutboundOptions): Outbound {
     const timeoutMs = dst ? o.detectTimeoutMs : CLIENT_FIRST_WAIT_MS;
     void detect(socket, { timeoutMs, appProtocol, onResult: (p) => metrics.detect.inc({ direction: 'outbound', protocol: p }) }).then((proto) => {
       if (socket.destroyed) return;
-      if (proto === 'http1') return handToHttp(http, socket);
+      if (proto === 'http1') return engine ? engine.accept(socket) : handToHttp(http, socket);
       guard.done(socket);
       if (proto === 'h2c') return h2.accept(socket, dst);
       toOpaque(socket, proto, dst);
@@ -118,5 +138,5 @@ export function createOutbound(o: OutboundOptions): Outbound {
     void state.waitFor(key, SUBSCRIBE_WAIT_MS).then(pick);
   }
 
-  return { server, http, h2, sockets };
+  return { server, http, h2, sockets, engine };
 }

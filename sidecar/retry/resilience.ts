@@ -26,7 +26,12 @@ import {
 import { InflightLimit, OVERLOADED_REASON } from '../balance/load-shed.js';
 import type { SidecarMetrics } from '../admin/metrics.js';
 import { RetryBudgets } from './retry-budget.js';
-import type { BodyReplay } from './retry-body.js';
+/** A request body kept for retries, as the run sees it (retry-body.ts BodyReplay; the engine adapter's own keep). */
+export interface KeptBody {
+  /** False once the body outgrew what is kept (or failed): it cannot be sent again. */
+  readonly replayable: boolean;
+  close(): void;
+}
 import {
   backoffMs,
   countRetry,
@@ -201,7 +206,7 @@ export interface RunOptions<E extends EndpointLike> {
   method: string;
   timeouts: Timeouts;
   /** The request's tries as the adapter fills them in: the body it kept for replay ('unkept': too large). */
-  tc?: { body?: BodyReplay | 'unkept' };
+  tc?: { body?: KeptBody | 'unkept' };
   /** Labels of the retry metrics, made only when one is counted. */
   labels: () => RetryLabels;
 }
@@ -315,5 +320,5 @@ export interface TryContext {
   index: number;
   gate: AttemptGate;
   /** Set by the adapter on the first try that sends a body: the body kept for replay, or 'unkept' (too large). */
-  body?: BodyReplay | 'unkept';
+  body?: KeptBody | 'unkept';
 }

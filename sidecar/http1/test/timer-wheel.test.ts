@@ -34,3 +34,25 @@ t.test('one wheel: entries expire at their deadline (never before), in order; ca
   t.equal(wheel.scheduled, 0, 'nothing left; the unref-ed interval stops by itself after an empty lap');
   wheel.close();
 });
+
+t.test('a deadline later in the tick a run falls in still fires at the next run, not a lap later', async (t) => {
+  // Date.now() is stepped by hand: run() at 1005 (deadline 1008, same 10 ms tick), then at 1012.
+  const realNow = Date.now;
+  let now = 1000;
+  Date.now = () => now;
+  t.teardown(() => {
+    Date.now = realNow;
+  });
+  const wheel = new TimerWheel(10, 1024);
+  t.teardown(() => wheel.close());
+  let fired = 0;
+  const e: WheelEntry = { wheelNext: null, wheelPrev: null, wheelDeadline: 0, wheelSlot: 0, onWheelExpire: () => fired++ };
+  wheel.schedule(e, 1008);
+  const run = (wheel as unknown as { run(): void }).run.bind(wheel);
+  now = 1005;
+  run();
+  t.equal(fired, 0, 'not before its deadline');
+  now = 1012;
+  run();
+  t.equal(fired, 1, 'fired at the first run after its deadline');
+});
