@@ -22,7 +22,7 @@ export interface GrpcFigures {
 }
 
 export interface Summary {
-  data?: { rate: number; weft?: ChainFigures; weftNote?: string; hap?: ChainFigures; direct?: ChainFigures; startupMs: number[] };
+  data?: { rate: number; weft?: ChainFigures; weftNote?: string; hap?: ChainFigures; direct?: ChainFigures; startupMs: number[]; /** The measured sidecars' node. */ runtime?: string };
   grpc?: { weft?: GrpcFigures; hap?: GrpcFigures; seconds: number; rounds: number; weftNote?: string };
   runtimes?: RuntimeMatrix;
 }
@@ -130,7 +130,7 @@ export function beforeAfterRows(s: Summary): Array<[string, string, string]> {
   const g = s.grpc;
   const image = s.runtimes?.image;
   const nm = 'not measured';
-  const rssAfter = [w ? `${per(w.rssLoad, 0)} MB peak during wrk on ${process.version}` : '', image?.http ? `${per(image.http.mem.rss, 0)} MB after wrk on ${image.rt.version}` : ''].filter(Boolean).join('; ');
+  const rssAfter = [w ? `${per(w.rssLoad, 0)} MB peak during wrk on ${s.data?.runtime ?? process.version}` : '', image?.http ? `${per(image.http.mem.rss, 0)} MB after wrk on ${image.rt.version}` : ''].filter(Boolean).join('; ');
   return [
     ['HTTP/1.1 req/s (× HAProxy)', BEFORE.rps, w ? `${fmt(w.rps)}${h ? ` (${fmt(w.rps / h.rps, 2)}×)` : ''}` : nm],
     ['CPU µs/request per proxy at max, outbound / inbound', BEFORE.cpuMax, w ? per(w.cpuSat) : nm],

@@ -546,6 +546,7 @@ function report(
     ...(hap ? { hap: { ...hap.m, rssLoad: hap.s.rssLoad } } : {}),
     ...(direct ? { direct: { ...direct.m, rssLoad: [] } } : {}),
     startupMs: extras.startupMs,
+    runtime: weftRuntime().version || weftRuntime().node,
   };
   const L: string[] = [];
   L.push(`## Data plane: two hops on loopback`);

@@ -72,7 +72,7 @@ export class Pool {
     let socket: net.Socket;
     if (o.tls) {
       const t = typeof o.tls === 'function' ? o.tls() : o.tls;
-      const s = tls.connect({ ...t, host: o.host, port: o.port, localAddress: o.localAddress } as tls.ConnectionOptions);
+      const s = tls.connect({ ...t, host: o.host, port: o.port, localAddress: o.localAddress, noDelay: true } as tls.ConnectionOptions);
       const verify = o.verifyPeer;
       if (verify) {
         s.once('secureConnect', () => {
@@ -81,7 +81,9 @@ export class Pool {
         });
       }
       socket = s;
-    } else socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
+    } else socket = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress, noDelay: true });
+    // No Nagle: a head written while the previous segment is unacknowledged must not wait for the peer's delayed ACK.
+    socket.setNoDelay(true);
     const counted = o.onConnected;
     const ready = o.tls ? 'secureConnect' : 'connect';
     if (counted) socket.once(ready, () => counted(socket));

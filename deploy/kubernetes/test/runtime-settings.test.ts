@@ -19,7 +19,8 @@ t.test('the image builds and runs on the LTS Node the tests use', async (t) => {
 });
 
 t.test('the image sets the sidecar V8 and malloc bounds of api/runtime.ts', async (t) => {
-  const env = [...dockerfile.matchAll(/^ENV (.+)$/gm)].map((m) => m[1]!).join(' ');
+  // ENV K="a b" K2=v: the quotes are Dockerfile syntax, not part of the value.
+  const env = [...dockerfile.matchAll(/^ENV (.+)$/gm)].map((m) => m[1]!).join(' ').replace(/"/g, '');
   t.match(env, `NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`);
   for (const [k, v] of Object.entries(SIDECAR_ENV)) t.match(env, `${k}=${v}`);
 });
