@@ -258,7 +258,14 @@ export class MuxHop {
     this.link = l;
     const timer = setTimeout(() => s.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
     const reader = new FrameReader((t, f, sid, p) => this.onFrame(l, t, f, sid, p));
-    s.on('data', (b: Buffer) => reader.push(b));
+    s.on('data', (b: Buffer) => {
+      try {
+        reader.push(b);
+      } catch (e) {
+        // A frame we cannot take (too long, a short WINDOW): the connection ends, its streams fail.
+        s.destroy(e as Error);
+      }
+    });
     s.once('secureConnect', () => {
       clearTimeout(timer);
       // Every secure connect, resumed or not: the peer must be the endpoint we chose.

@@ -35,7 +35,10 @@ const EMPTY = Buffer.alloc(0);
 
 export type FrameSink = (type: number, flags: number, id: number, payload: Buffer) => void;
 
-/** Reassembles frames from a socket's reads. */
+/** No frame weft sends comes near this (heads are bounded by the head limit, DATA by the window); a larger length ends the connection. */
+export const MAX_FRAME = 16 * 1024 * 1024;
+
+/** Reassembles frames from a socket's reads; throws on a frame longer than MAX_FRAME (the caller closes the connection). */
 export class FrameReader {
   private acc: Buffer | null = null;
   constructor(private readonly sink: FrameSink) {}
@@ -48,6 +51,7 @@ export class FrameReader {
     let off = 0;
     while (buf.length - off >= HDR) {
       const len = buf.readUInt32BE(off);
+      if (len > MAX_FRAME) throw new Error(`weft-mux frame of ${len} bytes (limit ${MAX_FRAME})`);
       if (buf.length - off < HDR + len) break;
       const type = buf[off + 4]!;
       const flags = buf[off + 5]!;
@@ -155,7 +159,14 @@ export class MuxClient {
     s.setNoDelay(true);
     const m = new MuxConn(s);
     const reader = new FrameReader((t, f, id, p) => this.onFrame(t, f, id, p));
-    s.on('data', (b: Buffer) => reader.push(b));
+    s.on('data', (b: Buffer) => {
+      try {
+        reader.push(b);
+      } catch (e) {
+        // A frame we cannot take (too long, a short WINDOW): the connection ends, its streams fail.
+        s.destroy(e as Error);
+      }
+    });
     s.on('secureConnect', () => {
       if (s.alpnProtocol !== 'weft-mux/1') s.destroy(new Error(`peer did not take weft-mux/1 (ALPN ${s.alpnProtocol})`));
     });
@@ -321,7 +332,14 @@ export class MuxServer {
     socket.setNoDelay(true);
     this.mux = new MuxConn(socket);
     const fr = new FrameReader((t, f, id, p) => this.onFrame(t, f, id, p));
-    socket.on('data', (b: Buffer) => fr.push(b));
+    socket.on('data', (b: Buffer) => {
+      try {
+        fr.push(b);
+      } catch {
+        // Whatever a peer sends ends at most its own connection, never the sidecar.
+        socket.destroy();
+      }
+    });
     const gone = (): void => {
       for (const st of this.streams.values()) st.client?.destroy();
       this.streams.clear();

@@ -100,7 +100,14 @@ export class ServerConn implements Corkable, WheelEntry {
     this.wheel.schedule(this, Date.now() + this.idleTimeout);
   }
 
-  private readonly dataFn = (b: Buffer): void => this.onData(b);
+  private readonly dataFn = (b: Buffer): void => {
+    try {
+      this.onData(b);
+    } catch {
+      // A fault while handling this connection's bytes ends this connection, never the process.
+      this.destroy();
+    }
+  };
   private readonly endFn = (): void => this.onEnd();
   private readonly errorFn = (): void => this.onGone('client reset');
   private readonly closeFn = (): void => this.onGone('client closed');

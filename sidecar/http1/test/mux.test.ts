@@ -18,7 +18,7 @@ const server = issueCert(issuer, { spiffeId: 'spiffe://cluster.local/ns/t/sa/ser
 const ca = [anchor.certPem, issuer.certPem];
 
 /** edge (plain HTTP/1.1 in) → weft-mux/1 over one mTLS connection → peer → app. */
-async function chain(app: net.Server | http.Server): Promise<{ port: number; handshakes: () => number; close: () => Promise<void> }> {
+async function chain(app: net.Server | http.Server): Promise<{ port: number; peerPort: number; handshakes: () => number; close: () => Promise<void> }> {
   const appPort = await listen(app, HOST);
   const pool = new Pool({ host: HOST, port: appPort });
   let handshakes = 0;
@@ -39,6 +39,7 @@ async function chain(app: net.Server | http.Server): Promise<{ port: number; han
   const port = await listen(edge, HOST);
   return {
     port,
+    peerPort,
     handshakes: () => handshakes,
     async close() {
       mux.close();
@@ -146,4 +147,43 @@ t.test('weft-mux/1: an app that refuses connections gives 502 on that stream onl
   const r = await rawExchange(HOST, c.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   t.match(r.text, /^HTTP\/1\.1 502 /);
   t.match(r.text, /weft-proxy-error: upstream failure: /);
+});
+
+t.test('weft-mux/1: a peer that sends a frame the server cannot take loses only its own connection', async (t) => {
+  const app = http.createServer((req, res) => res.end(`ok ${req.url}`));
+  const c = await chain(app);
+  t.teardown(c.close);
+  const frame = (len: number, type: number, id: number, payload: Buffer): Buffer => {
+    const h = Buffer.alloc(10);
+    h.writeUInt32BE(len, 0);
+    h[4] = type;
+    h.writeUInt32BE(id, 6);
+    return Buffer.concat([h, payload]);
+  };
+  const head = Buffer.from(`GET /x HTTP/1.1\r\nhost: a\r\n\r\n`);
+  const cases: Array<[string, Buffer]> = [
+    // A stream, then a WINDOW_UPDATE for it with a 2-byte payload (a u32 is 4).
+    ['a short WINDOW_UPDATE', Buffer.concat([frame(head.length, 1, 1, head), frame(2, 5, 1, Buffer.from([0, 1]))])],
+    // A length of 1 GiB: not accumulated, the connection ends.
+    ['a frame length beyond the limit', frame(1 << 30, 2, 1, Buffer.alloc(16))],
+  ];
+  for (const [name, bytes] of cases) {
+    const s = tls.connect({ host: HOST, port: c.peerPort, key: client.keyPem, cert: client.certPem + issuer.certPem, ca, servername: 'hop.test', ALPNProtocols: ['weft-mux/1'] });
+    await once(s, 'secureConnect');
+    s.on('data', () => {});
+    s.on('error', () => {});
+    s.write(bytes);
+    const closed = await Promise.race([once(s, 'close').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+    t.ok(closed, `${name}: the peer's connection is closed`);
+    s.destroy();
+  }
+  // The server (and this process) still serve other connections.
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({ host: HOST, port: c.port, path: '/after' }, async (res) => {
+      let b = '';
+      for await (const x of res) b += x;
+      resolve(b);
+    }).on('error', reject);
+  });
+  t.equal(body, 'ok /after', 'a normal request through the same peer still works');
 });
