@@ -309,12 +309,14 @@ class PeerStream implements ClientHandler {
     this.win.end(() => this.server.streams.delete(this.id));
     this.server.hooks.done?.(this.status, this.start);
     this.watch?.finish(this.status, undefined, this.bytesIn, this.bytesOut);
+    this.watch = undefined;
   }
   onResponseError(_c: ClientConn, reason: string): void {
     this.mux.send(RST, 0, this.id, Buffer.from(reason));
     this.server.streams.delete(this.id);
     this.server.hooks.done?.(502, this.start);
     this.watch?.finish(502, `upstream failure: ${reason}`, this.bytesIn, this.bytesOut);
+    this.watch = undefined;
   }
   onDrain(): void {
     if (this.owed) {
@@ -341,7 +343,12 @@ export class MuxServer {
       }
     });
     const gone = (): void => {
-      for (const st of this.streams.values()) st.client?.destroy();
+      for (const st of this.streams.values()) {
+        st.client?.destroy();
+        // The caller's connection went away mid-stream: recorded as a reset stream is.
+        st.watch?.finish(st.status || 499, CLIENT_GONE, st.bytesIn, st.bytesOut);
+        st.watch = undefined;
+      }
       this.streams.clear();
     };
     socket.on('error', gone);

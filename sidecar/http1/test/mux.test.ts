@@ -187,3 +187,63 @@ t.test('weft-mux/1: a peer that sends a frame the server cannot take loses only 
   });
   t.equal(body, 'ok /after', 'a normal request through the same peer still works');
 });
+
+t.test('weft-mux/1: the watch hook sees every stream end once — answered, refused, reset by the caller, or cut with its connection', async (t) => {
+  const slow = new Set<http.ServerResponse>();
+  const app = http.createServer((req, res) => {
+    if (req.url === '/slow') slow.add(res); // never answered: the caller gives up
+    else res.end('hello');
+  });
+  const appPort = await listen(app, HOST);
+  const pool = new Pool({ host: HOST, port: appPort });
+  const seen: Array<[string, number, string | undefined]> = [];
+  const peer = tls.createServer({ key: server.keyPem, cert: server.certPem + issuer.certPem, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['weft-mux/1'] }, (s) => {
+    new MuxServer(s, pool, [], {
+      admit: (head) => (head.target === '/deny' ? { status: 403, reason: 'denied by test' } : null),
+      watch: (head) => ({ add: ['x-watched: 1'], finish: (status, proxyError) => seen.push([head.target, status, proxyError]) }),
+    });
+  });
+  const peerPort = await listen(peer, HOST);
+  t.teardown(() => {
+    for (const r of slow) r.destroy();
+    pool.close();
+    peer.close();
+    app.closeAllConnections();
+    app.close();
+  });
+  const frame = (type: number, id: number, payload: Buffer): Buffer => {
+    const h = Buffer.alloc(10);
+    h.writeUInt32BE(payload.length, 0);
+    h[4] = type;
+    h.writeUInt32BE(id, 6);
+    return Buffer.concat([h, payload]);
+  };
+  const get = (path: string) => Buffer.from(`GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`);
+  const connect = async () => {
+    const s = tls.connect({ host: HOST, port: peerPort, key: client.keyPem, cert: client.certPem + issuer.certPem, ca, servername: 'hop.test', ALPNProtocols: ['weft-mux/1'] });
+    await once(s, 'secureConnect');
+    s.on('data', () => {});
+    s.on('error', () => {});
+    return s;
+  };
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  const s1 = await connect();
+  s1.write(Buffer.concat([frame(1, 1, get('/ok')), frame(3, 1, Buffer.alloc(0)), frame(1, 3, get('/deny')), frame(3, 3, Buffer.alloc(0))]));
+  await until(2);
+  s1.write(Buffer.concat([frame(1, 5, get('/slow')), frame(3, 5, Buffer.alloc(0))]));
+  for (let i = 0; i < 200 && slow.size < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  s1.write(frame(4, 5, Buffer.alloc(0))); // RST: the caller gave up
+  await until(3);
+  const s2 = await connect();
+  s2.write(Buffer.concat([frame(1, 1, get('/slow')), frame(3, 1, Buffer.alloc(0))]));
+  for (let i = 0; i < 200 && slow.size < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  s2.destroy(); // the caller's connection is cut mid-stream
+  await until(4);
+  await new Promise((r) => setTimeout(r, 100));
+  s1.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(seen.slice(0, 2).sort(), [['/deny', 403, 'denied by test'], ['/ok', 200, undefined]], 'an answered and a refused stream');
+  t.same(seen.slice(2), [['/slow', 499, 'client closed'], ['/slow', 499, 'client closed']], 'a reset stream and one cut with its connection, once each (closing the first connection adds nothing)');
+});
