@@ -38,7 +38,7 @@ import { classifyUpstreamError, CLIENT_GONE, TimeoutError } from '../errors/prox
 import type { MeshRequest } from '../route/request.js';
 import type { KeptBody, TryContext } from '../retry/resilience.js';
 import { REPLAY_LIMIT } from '../retry/retry-body.js';
-import { ioMark } from '../observe/observe.js';
+import { beginOnFields, ioMark } from '../observe/observe.js';
 import { lookupRequest } from '../route/service-lookup.js';
 import { handToHttp } from '../listen/handoff.js';
 import { ServerConn, type ServerHandler } from '../http1/server-conn.js';
@@ -585,15 +585,10 @@ function requestEdits(r: Req, edits: CompiledHeaderEdits[], authority: string, t
   if (authority && cur('host') !== authority) ov.set('host', authority);
   if (head.expectContinue || head.indexOf('expect') >= 0) ov.set('expect', null);
   if (trace) {
-    const obs = r.a.deps.observers!;
-    const tp = cur('traceparent');
-    const ts = cur('tracestate');
-    const o: Record<string, unknown> = {};
-    if (tp !== undefined) o.traceparent = tp;
-    if (ts !== undefined) o.tracestate = ts;
-    r.carrier.span = obs.begin(o, 'outbound', '1.1');
-    if (o.traceparent !== tp) ov.set('traceparent', (o.traceparent as string | undefined) ?? null);
-    if (o.tracestate !== ts) ov.set('tracestate', (o.tracestate as string | undefined) ?? null);
+    const te = beginOnFields(r.a.deps.observers!, cur, 'outbound', '1.1');
+    r.carrier.span = te.span;
+    if (te.traceparent !== undefined) ov.set('traceparent', te.traceparent);
+    if (te.tracestate !== undefined) ov.set('tracestate', te.tracestate);
   }
   const out: HeadEdits = {};
   if (target !== head.target) out.target = target;

@@ -31,7 +31,7 @@ import { handToHttp } from '../listen/handoff.js';
 import { inboundH2 } from './inbound-h2.js';
 import type { InboundContext } from './inbound-context.js';
 import type { InboundAuthz } from './authz-state.js';
-import { ioMark } from '../observe/observe.js';
+import { beginOnFields, ioMark } from '../observe/observe.js';
 
 import { ALPN_MUX, DEFAULT_LIMITS as DEFAULT_HEAD_LIMITS, MuxServer, Pool as EnginePool, type Head, type StreamWatch } from '../http1/index.js';
 
@@ -217,18 +217,13 @@ export function createInbound(o: InboundOptions): Inbound {
     const obs = metrics.observers;
     if (!obs.active) return undefined;
     const start = performance.now();
-    const tp = head.get('traceparent');
-    const ts = head.get('tracestate');
-    const view: Record<string, unknown> = {};
-    if (tp !== undefined) view.traceparent = tp;
-    if (ts !== undefined) view.tracestate = ts;
-    const span = obs.begin(view, 'inbound');
+    const { span, traceparent, tracestate } = beginOnFields(obs, (n) => head.get(n), 'inbound');
     let add: string[] | undefined;
     let remove: string[] | undefined;
-    if (view.traceparent !== tp) {
-      remove = ['traceparent'];
-      if (typeof view.traceparent === 'string') add = [`traceparent: ${view.traceparent}`];
-      if (ts !== undefined && view.tracestate === undefined) remove.push('tracestate');
+    for (const [name, v] of [['traceparent', traceparent], ['tracestate', tracestate]] as const) {
+      if (v === undefined) continue;
+      (remove ??= []).push(name);
+      if (v !== null) (add ??= []).push(`${name}: ${v.replace(/[\r\n]/g, ' ')}`);
     }
     const method = head.method;
     const authority = head.host ?? '';

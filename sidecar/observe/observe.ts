@@ -217,6 +217,30 @@ export class RequestObservers {
   }
 }
 
+/** What beginOnFields changed: each trace field's new value, null to remove it; absent when unchanged. */
+export interface TraceFieldEdits {
+  span: SpanStart | undefined;
+  traceparent?: string | null;
+  tracestate?: string | null;
+}
+
+/**
+ * begin() for a head kept as bytes (the HTTP/1.1 engine, weft-mux/1 streams):
+ * reads the two trace fields through `get`, and returns only what changed,
+ * for the caller to apply as its own head edits.
+ */
+export function beginOnFields(obs: RequestObservers, get: (lower: string) => string | undefined, direction: 'outbound' | 'inbound', protocolVersion = '1.1'): TraceFieldEdits {
+  const tp = get('traceparent');
+  const ts = get('tracestate');
+  const view: Record<string, unknown> = {};
+  if (tp !== undefined) view.traceparent = tp;
+  if (ts !== undefined) view.tracestate = ts;
+  const out: TraceFieldEdits = { span: obs.begin(view, direction, protocolVersion) };
+  if (view.traceparent !== tp) out.traceparent = typeof view.traceparent === 'string' ? view.traceparent : null;
+  if (view.tracestate !== ts) out.tracestate = typeof view.tracestate === 'string' ? view.tracestate : null;
+  return out;
+}
+
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
