@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici';
 import { spiffeIdOfCert } from '../../certs/index.js';
 import type { IdentityHolder } from '../config/bootstrap.js';
 import { PeerIdentityError, type ConnectionSink } from './hop.js';
-import { ALPN_MUX, DATA, END, F_CLOSE, FrameReader, HEAD, MuxConn, RST, SendWindow, WINDOW_UPDATE } from '../http1/mux.js';
+import { ALPN_MUX, DATA, END, F_CLOSE, FrameReader, HEAD, MuxConn, RST, SendWindow, WINDOW_UPDATE, consumed } from '../http1/mux.js';
 import { ChunkedDecoder, HeadReader, isHeadError, type Head } from '../http1/index.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -431,7 +431,7 @@ export class MuxHop {
             return;
           }
         } else if (p.length) ok = st.handler.onData?.(p) !== false;
-        if (ok && !st.paused) l.mux.window(id, p.length);
+        if (ok && !st.paused) consumed(l.mux, st, p.length);
         else {
           st.paused = true;
           st.owed += p.length;
@@ -483,7 +483,7 @@ export class MuxHop {
       case DATA: {
         if (st.finished) return;
         const ok = p.length === 0 || st.h.onData(p);
-        if (ok && !st.paused) l.mux.window(id, p.length);
+        if (ok && !st.paused) consumed(l.mux, st, p.length);
         else {
           st.paused = true;
           st.owed += p.length;

@@ -4,7 +4,8 @@
 // their own framing) travel as frames; every write of one event-loop turn is
 // coalesced into one TLS write (corkedWrite). Per-stream flow control: a
 // sender may have at most WINDOW bytes of DATA unacknowledged per stream; the
-// receiver grants more once it has written them on (its socket not full).
+// receiver grants more once it has written them on (its socket not full), in
+// batches (consumed()): a small exchange costs no WINDOW_UPDATE frame at all.
 //
 // frame = length u32 | type u8 | flags u8 | stream u32 | payload
 // HEAD (request or response head bytes; flag CLOSE: the response is
@@ -82,6 +83,26 @@ export class MuxConn implements Corkable {
   }
 }
 
+/** Credit owed back to a sender is granted once this much is owed (or when a paused writer drains). */
+export const GRANT_BATCH = WINDOW / 4;
+
+/**
+ * A stream's DATA of n bytes was written on: owe it back to the sender and
+ * grant once GRANT_BATCH is owed. Granting every DATA frame cost each
+ * exchange one more TLS record each way (a 36-byte WINDOW_UPDATE after the
+ * response, one more read and wake-up on the peer) for credit nobody would
+ * use once END followed. The sender keeps at least WINDOW - GRANT_BATCH of
+ * credit, and SendWindow splits a chunk larger than its credit, so no chunk
+ * size can stall a stream.
+ */
+export function consumed(mux: MuxConn, st: { readonly id: number; owed: number }, n: number): void {
+  st.owed += n;
+  if (st.owed >= GRANT_BATCH) {
+    mux.window(st.id, st.owed);
+    st.owed = 0;
+  }
+}
+
 /** Outgoing DATA bounded by the peer's window; the source pauses when it is used up. */
 export class SendWindow {
   credit = WINDOW;
@@ -106,20 +127,35 @@ export class SendWindow {
     this.resume();
   }
   data(b: Buffer): void {
-    if (this.queue.length === 0 && b.length <= this.credit) {
-      this.credit -= b.length;
-      this.mux().send(DATA, 0, this.id, b);
-      return;
+    if (this.queue.length === 0) {
+      if (b.length <= this.credit) {
+        this.credit -= b.length;
+        this.mux().send(DATA, 0, this.id, b);
+        return;
+      }
+      // What the window allows goes now; the rest waits for credit.
+      if (this.credit > 0) {
+        this.mux().send(DATA, 0, this.id, b.subarray(0, this.credit));
+        b = b.subarray(this.credit);
+        this.credit = 0;
+      }
     }
     this.queue.push(b);
     this.pause();
   }
   grant(n: number): boolean {
     this.credit += n;
-    while (this.queue.length && this.queue[0]!.length <= this.credit) {
-      const b = this.queue.shift()!;
-      this.credit -= b.length;
-      this.mux().send(DATA, 0, this.id, b);
+    while (this.queue.length && this.credit > 0) {
+      const b = this.queue[0]!;
+      if (b.length <= this.credit) {
+        this.queue.shift();
+        this.credit -= b.length;
+        this.mux().send(DATA, 0, this.id, b);
+      } else {
+        this.mux().send(DATA, 0, this.id, b.subarray(0, this.credit));
+        this.queue[0] = b.subarray(this.credit);
+        this.credit = 0;
+      }
     }
     if (this.queue.length === 0) {
       if (this.endQueued) {
@@ -196,7 +232,7 @@ export class MuxClient {
         if (flags & F_CLOSE) st.pendingEnd = true;
         break;
       case DATA:
-        if (conn.write(p)) this.connection().window(id, p.length);
+        if (conn.write(p)) consumed(this.connection(), st, p.length);
         else st.owed += p.length;
         break;
       case END:
@@ -391,7 +427,7 @@ export class MuxServer {
     switch (type) {
       case DATA:
         st.bytesIn += p.length;
-        if (st.client!.write(p)) this.mux.window(id, p.length);
+        if (st.client!.write(p)) consumed(this.mux, st, p.length);
         else st.owed += p.length;
         break;
       case END:

@@ -5,7 +5,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { createTrustAnchor, createIssuer, issueCert } from '../../../certs/index.js';
-import { MuxClient, MuxServer } from '../mux.js';
+import { FrameReader, GRANT_BATCH, MuxClient, MuxConn, MuxServer, SendWindow, WINDOW, WINDOW_UPDATE, DATA } from '../mux.js';
 import { Pool } from '../pool.js';
 import { ServerConn } from '../server-conn.js';
 import { listen, loopback, rawExchange } from './helpers/proxy.js';
@@ -18,12 +18,17 @@ const server = issueCert(issuer, { spiffeId: 'spiffe://cluster.local/ns/t/sa/ser
 const ca = [anchor.certPem, issuer.certPem];
 
 /** edge (plain HTTP/1.1 in) → weft-mux/1 over one mTLS connection → peer → app. */
-async function chain(app: net.Server | http.Server): Promise<{ port: number; peerPort: number; handshakes: () => number; close: () => Promise<void> }> {
+async function chain(app: net.Server | http.Server, onPeerFrame?: (type: number, length: number) => void): Promise<{ port: number; peerPort: number; handshakes: () => number; close: () => Promise<void> }> {
   const appPort = await listen(app, HOST);
   const pool = new Pool({ host: HOST, port: appPort });
   let handshakes = 0;
   const peer = tls.createServer({ key: server.keyPem, cert: server.certPem + issuer.certPem, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['weft-mux/1', 'h2', 'http/1.1'] }, (s) => {
     handshakes++;
+    // A second reader of what the edge sends (the frames as the peer gets them).
+    if (onPeerFrame) {
+      const spy = new FrameReader((type, _flags, _id, payload) => onPeerFrame(type, payload.length));
+      s.on('data', (b: Buffer) => spy.push(b));
+    }
     const uri = s.getPeerCertificate().subjectaltname?.replace(/^URI:/, '') ?? '';
     new MuxServer(s, pool, [`x-peer-identity: ${uri}`]);
   });
@@ -135,6 +140,50 @@ t.test('weft-mux/1: 16 MiB up and down through the per-stream window, chunked ke
     });
   });
   t.equal(n, 16 << 20, 'all 16 MiB came back to a slow reader');
+});
+
+t.test('weft-mux/1: window credit goes back in batches — small exchanges send no WINDOW_UPDATE, a large download still flows', async (t) => {
+  const app = http.createServer((req, res) => {
+    if (req.url === '/big') return void res.end(Buffer.alloc(3 * WINDOW, 1));
+    res.end('small answer');
+  });
+  const frames: Array<{ type: number; length: number }> = [];
+  const c = await chain(app, (type, length) => frames.push({ type, length }));
+  t.teardown(c.close);
+  for (let i = 0; i < 20; i++) {
+    const r = await rawExchange(HOST, c.port, `GET /s${i} HTTP/1.1\r\nhost: a\r\n\r\n`, (got) => got.endsWith('small answer'));
+    t.match(r.text, /^HTTP\/1\.1 200[^]*small answer$/, `exchange ${i} answered`);
+  }
+  t.equal(frames.filter((f) => f.type === WINDOW_UPDATE).length, 0, 'twenty small exchanges: no WINDOW_UPDATE crossed the hop');
+  const got = await new Promise<number>((resolve, reject) => {
+    http.get({ host: HOST, port: c.port, path: '/big' }, async (res) => {
+      let k = 0;
+      for await (const x of res) k += (x as Buffer).length;
+      resolve(k);
+    }).on('error', reject);
+  });
+  t.equal(got, 3 * WINDOW, 'a response three windows long arrived whole');
+  const grants = frames.filter((f) => f.type === WINDOW_UPDATE);
+  t.ok(grants.length >= 2 && grants.length <= (3 * WINDOW) / GRANT_BATCH, `credit came back in ${grants.length} batched grants (not one per DATA frame)`);
+});
+
+t.test('weft-mux/1 SendWindow: a chunk larger than the credit goes out in pieces as credit comes, in order, and nothing stalls', (t) => {
+  const sent: Buffer[] = [];
+  const mux = { send: (type: number, _f: number, _id: number, p: Buffer) => void (type === DATA && sent.push(p)) } as unknown as MuxConn;
+  let paused = 0;
+  let resumed = 0;
+  const w = new SendWindow(() => mux, 1, () => paused++, () => resumed++);
+  const big = Buffer.alloc(WINDOW + 1000);
+  for (let i = 0; i < big.length; i++) big[i] = i % 251;
+  w.data(big);
+  t.equal(Buffer.concat(sent).length, WINDOW, 'the whole window went at once');
+  t.equal(paused, 1, 'the source paused for the rest');
+  t.notOk(w.grant(400), 'a small grant sends a piece, the rest still waits');
+  t.equal(Buffer.concat(sent).length, WINDOW + 400, 'exactly the granted bytes went');
+  t.ok(w.grant(GRANT_BATCH), 'a batch grant empties the queue');
+  t.equal(resumed, 1, 'the source resumed');
+  t.ok(Buffer.concat(sent).equals(big), 'the pieces are the chunk, in order');
+  t.end();
 });
 
 t.test('weft-mux/1: an app that refuses connections gives 502 on that stream only', async (t) => {
