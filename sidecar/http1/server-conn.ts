@@ -63,7 +63,11 @@ export class ServerConn implements Corkable, WheelEntry {
   wheelSlot = 0;
   /** The request being handled (null between requests). */
   head: Head | null = null;
-  /** Free for the handler: e.g. the upstream connection serving this request. */
+  /**
+   * Free for the handler: e.g. the upstream connection serving this request.
+   * Per request: cleared when the exchange is over, so a keep-alive
+   * connection waiting for its next request holds nothing of the last one.
+   */
   data: unknown = null;
   private readonly handler: ServerHandler;
   private readonly reader: HeadReader;
@@ -346,6 +350,9 @@ export class ServerConn implements Corkable, WheelEntry {
   private next(): void {
     this.served++;
     this.head = null;
+    // An idle connection must not keep its last request's objects alive: held for
+    // the whole idle time they outlive every scavenge and end up as old-space garbage.
+    this.data = null;
     this.st = St.Head;
     this.wheel.schedule(this, Date.now() + this.idleTimeout);
     if (this.held === null) return;
