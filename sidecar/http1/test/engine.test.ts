@@ -319,3 +319,35 @@ t.test('an answer before the request body (mesh-made 404 to Expect: 100-continue
   t.ok(r.closed, 'closed: the unsent body cannot be told from a next request');
   t.equal(app.seen.length, 0);
 });
+
+t.test('ServerConn: a keep-alive connection waiting for its next request holds nothing of the last one (data cleared)', async (t) => {
+  const { ServerConn } = await import('../server-conn.js');
+  const host = loopback(9);
+  const seen: Array<unknown> = [];
+  let conn: InstanceType<typeof ServerConn> | undefined;
+  const srv = net.createServer((s) => {
+    conn = new ServerConn(s, {
+      onRequest: (c) => {
+        c.data = { request: seen.length };
+        seen.push(c.data);
+        c.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        c.endResponse();
+      },
+      onRequestBody: () => {},
+      onRequestEnd: () => {},
+      onRequestAbort: () => {},
+    });
+  });
+  const port = await listen(srv, host);
+  t.teardown(() => srv.close());
+  const s = net.connect(port, host);
+  await once(s, 'connect');
+  t.teardown(() => s.destroy());
+  let got = '';
+  s.on('data', (b: Buffer) => (got += b.toString('latin1')));
+  s.write('GET /a HTTP/1.1\r\nhost: x\r\n\r\n');
+  while (!got.endsWith('ok')) await new Promise((r) => setTimeout(r, 5));
+  t.equal(seen.length, 1, 'the request was handled');
+  t.equal(conn!.data, null, 'answered and idle: the handler data of that request is gone');
+  t.equal(conn!.head, null, 'and so is its head');
+});
