@@ -34,12 +34,13 @@ import type { CompiledHeaderEdits } from '../route/filters.js';
 import { editResponseHeaders } from '../route/filters.js';
 import type { OriginalDst } from '../detect/original-dst.js';
 import { SUBSCRIBE_WAIT_MS, type Carrier, type Done, type OutboundDeps, type OutboundRouter } from '../route/outbound-route.js';
-import { classifyUpstreamError, CLIENT_GONE, TimeoutError } from '../errors/proxy-errors.js';
+import { classifyUpstreamError, CLIENT_GONE, TimeoutError, type Answerer, type Outcome } from '../errors/proxy-errors.js';
 import type { MeshRequest } from '../route/request.js';
 import type { KeptBody, TryContext } from '../retry/resilience.js';
 import { REPLAY_LIMIT } from '../retry/retry-body.js';
-import { beginOnFields, ioMark } from '../observe/observe.js';
-import { lookupRequest } from '../route/service-lookup.js';
+import { beginOnFields, ioMark, type IoMark } from '../observe/observe.js';
+import type { SpanStart } from '../observe/trace.js';
+import { lookupRequest, type Lookup } from '../route/service-lookup.js';
 import { handToHttp } from '../listen/handoff.js';
 import { ServerConn, type ServerHandler } from '../http1/server-conn.js';
 import type { Head, HeadLimits } from '../http1/parser.js';
@@ -81,11 +82,18 @@ function hopByHop(lower: string): boolean {
   return lower === 'connection' || lower === 'keep-alive' || lower === 'proxy-connection' || lower === 'te' || lower === 'trailer' || lower === 'upgrade';
 }
 
-/** One request on a connection: its carrier, its body (kept for retries while small), its current try. */
-class Req implements KeptBody {
+/**
+ * One request on a connection, and its Carrier for the router: its body
+ * (kept for retries while small), its current try. The carrier's parts are
+ * this class's methods, not closures made per request (the router holds the
+ * carrier for the request's life; a dozen closures and their contexts were a
+ * third of what a request allocated here).
+ */
+class Req implements KeptBody, Carrier, Answerer {
   readonly hasBody: boolean;
   ended = false;
-  gone = false;
+  /** The caller went away (nothing left to answer). */
+  left = false;
   /** Some of a forwarded response was written to the client. */
   started = false;
   settled = false;
@@ -98,10 +106,80 @@ class Req implements KeptBody {
   cur: Try | null = null;
   /** Request mirrors of the first try: fed the same body bytes; never slow the original. */
   mirrors: MirrorTry[] | null = null;
-  carrier!: Carrier;
   traceHeaders: Record<string, unknown> | undefined;
+  // --- Carrier ---
+  readonly start = performance.now();
+  readonly answer: Answerer = this;
+  readonly io: IoMark | undefined;
+  span: SpanStart | undefined = undefined;
+  /** Observers were listening when the request came (its forwards carry trace context while they still are). */
+  private readonly observing: boolean;
+  private answerer: Answerer | null = null;
   constructor(readonly a: Engine, readonly conn: ServerConn, readonly head: Head, readonly req: MeshRequest) {
     this.hasBody = (head.framing === 'length' && head.contentLength > 0) || head.framing === 'chunked';
+    this.observing = a.deps.observers?.active === true;
+    this.io = this.observing ? ioMark(conn.socket, head.get('content-length')) : undefined;
+  }
+  get headers(): Record<string, unknown> {
+    return this.traceObj();
+  }
+  gone(): boolean {
+    return this.left;
+  }
+  fail(status: number, reason: string): Outcome {
+    this.settle();
+    return this.answers().fail(status, reason);
+  }
+  redirect(status: number, location: string): Outcome {
+    this.settle();
+    return this.answers().redirect(status, location);
+  }
+  /** The engine's mesh-made answers, made when the first one is needed (most requests never need one). */
+  private answers(): Answerer {
+    return (this.answerer ??= engineAnswerer(this.conn, () => this.started));
+  }
+  private tracing(): boolean {
+    return this.observing && this.a.deps.observers!.active;
+  }
+  forward(d: Forward, done: Done, tc?: TryContext): void {
+    const head = this.head;
+    // Once per request: the body kept for retries (as node's adapter keeps it: up to 64 KiB).
+    if (tc && tc.index === 0 && this.hasBody) {
+      if (head.framing === 'length' && head.contentLength > REPLAY_LIMIT) tc.body = 'unkept';
+      else {
+        this.keep = this.size <= REPLAY_LIMIT;
+        this.overflow = !this.keep;
+        tc.body = this;
+      }
+    }
+    // Mirrors copy the request as the rule sends it (the rule's edits, not the backendRef's), with the first try only.
+    if ((!tc || tc.index === 0) && d.mirrors.length) {
+      const ms: MirrorTry[] = [];
+      for (const m of d.mirrors) {
+        const mt = new MirrorTry(this, m.endpoint, forwardHead(head, requestEdits(this, m.requestEdits, m.authority, m.path, false)), m.backend.tlsOrigin);
+        mt.start();
+        ms.push(mt);
+      }
+      this.mirrors = ms;
+    }
+    const t = attemptTimeout(d.timeouts, performance.now() - this.start);
+    const out = forwardHead(head, requestEdits(this, d.requestEdits, d.authority, d.path, this.tracing()));
+    const origin = d.backend.tlsOrigin;
+    new Try(this, d.endpoint, out, done, tc, d.responseEdits, t.ms, t.kind).start(origin ? originVia(this.a, origin, d.endpoint) : undefined);
+  }
+  /** Straight to a meshed pod addressed by IP (no route table). */
+  pod(ep: EndpointRt, done: Done): void {
+    const out = forwardHead(this.head, requestEdits(this, [], this.req.authority, this.target(), this.tracing()));
+    new Try(this, ep, out, done, undefined, undefined, 0, 'request').start();
+  }
+  /** Out of the mesh, untouched. */
+  external(host: string, port: number, done: Done): void {
+    const out = forwardHead(this.head, requestEdits(this, [], '', this.target(), this.tracing()));
+    new Try(this, undefined, out, done, undefined, undefined, 0, 'request').start({ pool: this.a.external(host, port), tls: false });
+  }
+  private target(): string {
+    const req = this.req;
+    return req.query ? `${req.path}?${req.query}` : req.path;
   }
   get replayable(): boolean {
     return !this.overflow;
@@ -586,7 +664,7 @@ function requestEdits(r: Req, edits: CompiledHeaderEdits[], authority: string, t
   if (head.expectContinue || head.indexOf('expect') >= 0) ov.set('expect', null);
   if (trace) {
     const te = beginOnFields(r.a.deps.observers!, cur, 'outbound', '1.1');
-    r.carrier.span = te.span;
+    r.span = te.span;
     if (te.traceparent !== undefined) ov.set('traceparent', te.traceparent);
     if (te.tracestate !== undefined) ov.set('tracestate', te.tracestate);
   }
@@ -626,7 +704,7 @@ class Engine {
       onRequestAbort: (conn) => {
         const r = conn.data as Req | null;
         if (!r) return;
-        r.gone = true;
+        r.left = true;
         r.cur?.clientGone();
         // A mirror of a request that broke off must not look complete to its endpoint.
         if (r.mirrors) for (const m of r.mirrors) m.kill();
@@ -654,16 +732,21 @@ class Engine {
     socket.resume();
   }
 
+  /** The lookup the last where() made, for the router (read at once by onRequest: nothing runs in between). */
+  private looked: Lookup | undefined;
+
   /**
    * Who carries this request: the engine, node:http, or (a promise) not
    * known until the directory or the Service's first config arrives.
    */
   private where(head: Head, req: MeshRequest, dst: OriginalDst | undefined, waited: boolean): 'engine' | 'node' | Promise<unknown> {
+    this.looked = undefined;
     if (head.upgrade || head.method === 'CONNECT') return 'node';
     const { state, stream, self } = this.deps;
     if (!state.directory) return waited ? 'engine' : state.waitForDirectory(SUBSCRIBE_WAIT_MS);
     const t = lookupRequest(state, self.namespace, dst, req.authority, this.deps.selfAddress());
     if (t.kind === 'external') return 'node';
+    this.looked = t;
     if (t.kind !== 'service') return 'engine';
     const key = `${t.entry.namespace}/${t.entry.name}`;
     const svc = state.services.get(key);
@@ -705,70 +788,10 @@ class Engine {
     const r = new Req(this, conn, head, req);
     conn.data = r;
     this.inflight++;
-    this.carry(r, dst);
-  }
-
-  private carry(r: Req, dst: OriginalDst | undefined): void {
-    const { conn, head, req } = r;
-    const observers = this.deps.observers;
-    const observing = observers?.active === true;
-    const answer = engineAnswerer(conn, () => r.started);
-    const a = this;
-    const origin = req.query ? `${req.path}?${req.query}` : req.path;
-    const carrier: Carrier = {
-      get headers() {
-        return r.traceObj();
-      },
-      io: observing ? ioMark(conn.socket, head.get('content-length')) : undefined,
-      req,
-      start: performance.now(),
-      answer: {
-        fail(status, reason) {
-          r.settle();
-          return answer.fail(status, reason);
-        },
-        redirect(status, location) {
-          r.settle();
-          return answer.redirect(status, location);
-        },
-      },
-      gone: () => r.gone,
-      forward(d: Forward, done: Done, tc?: TryContext) {
-        // Once per request: the body kept for retries (as node's adapter keeps it: up to 64 KiB).
-        if (tc && tc.index === 0 && r.hasBody) {
-          if (head.framing === 'length' && head.contentLength > REPLAY_LIMIT) tc.body = 'unkept';
-          else {
-            r.keep = r.size <= REPLAY_LIMIT;
-            r.overflow = !r.keep;
-            tc.body = r;
-          }
-        }
-        // Mirrors copy the request as the rule sends it (the rule's edits, not the backendRef's), with the first try only.
-        if ((!tc || tc.index === 0) && d.mirrors.length) {
-          const ms: MirrorTry[] = [];
-          for (const m of d.mirrors) {
-            const mt = new MirrorTry(r, m.endpoint, forwardHead(head, requestEdits(r, m.requestEdits, m.authority, m.path, false)), m.backend.tlsOrigin);
-            mt.start();
-            ms.push(mt);
-          }
-          r.mirrors = ms;
-        }
-        const t = attemptTimeout(d.timeouts, performance.now() - carrier.start);
-        const out = forwardHead(head, requestEdits(r, d.requestEdits, d.authority, d.path, observing && observers!.active));
-        const origin = d.backend.tlsOrigin;
-        new Try(r, d.endpoint, out, done, tc, d.responseEdits, t.ms, t.kind).start(origin ? originVia(a, origin, d.endpoint) : undefined);
-      },
-      pod(ep: EndpointRt, done: Done) {
-        const out = forwardHead(head, requestEdits(r, [], req.authority, origin, observing && observers!.active));
-        new Try(r, ep, out, done, undefined, undefined, 0, 'request').start();
-      },
-      external(host: string, port: number, done: Done) {
-        const out = forwardHead(head, requestEdits(r, [], '', origin, observing && observers!.active));
-        new Try(r, undefined, out, done, undefined, undefined, 0, 'request').start({ pool: a.external(host, port), tls: false });
-      },
-    };
-    r.carrier = carrier;
-    this.router.route(carrier, dst);
+    // The lookup where() made is the router's too (a request is looked up once).
+    const t = this.looked;
+    this.looked = undefined;
+    this.router.route(r, dst, t);
   }
 
   external(host: string, port: number): EnginePool {

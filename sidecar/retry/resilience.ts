@@ -221,7 +221,9 @@ export type TryEnd<E> = { action: 'deliver'; /** a retry was due but not made */
 export class RetryRun<E extends EndpointLike> {
   readonly startedAt: number;
   readonly counts: RetryCounts = newRetryCounts();
-  readonly tried = new Set<E>();
+  /** The endpoints tried so far: the first alone until a retry needs the set (most requests have one try). */
+  private first: E | undefined;
+  private tried: Set<E> | undefined;
   tries = 0;
   private slot = false;
   private closed = false;
@@ -249,7 +251,8 @@ export class RetryRun<E extends EndpointLike> {
     const t = tryTimeout(o.timeouts, this.startedAt, now);
     if (t === 'expired') return { ok: false, status: 504, reason: `request timeout of ${o.timeouts.requestMs} ms` };
     this.tries++;
-    this.tried.add(ep);
+    if (this.first === undefined) this.first = ep;
+    else (this.tried ??= new Set([this.first])).add(ep);
     return { ok: true, timeoutMs: t.ms, timeoutKind: t.kind };
   }
 
@@ -281,7 +284,7 @@ export class RetryRun<E extends EndpointLike> {
       this.res.countSkip(o.labels(), 'budget');
       return { action: 'deliver', skipped: 'budget' };
     }
-    const next = this.res.pick(o.backend, this.tried);
+    const next = this.res.pick(o.backend, this.tried ?? (this.first ? new Set([this.first]) : undefined));
     if (!next) {
       this.res.countSkip(o.labels(), 'no_endpoint');
       return { action: 'deliver', skipped: 'no_endpoint' };

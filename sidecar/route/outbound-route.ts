@@ -18,9 +18,9 @@ import { answerFailure, CLIENT_GONE, type Answerer, type Outcome } from '../erro
 import type { MeshRequest } from './request.js';
 import type { IoMark, RecordPeer, RequestObservers } from '../observe/observe.js';
 import type { SpanStart } from '../observe/trace.js';
-import { lookupRequest, type Target } from './service-lookup.js';
-import { RetryRun, type AttemptGate, type Resilience, type RetryLabels, type TryContext, type TryEnd } from '../retry/resilience.js';
-import { classifyError, type AttemptOutcome } from '../retry/retry-policy.js';
+import { lookupRequest, type Lookup, type Target } from './service-lookup.js';
+import { RetryRun, type AttemptGate, type Resilience, type RetryLabels, type RunOptions, type TryContext, type TryEnd } from '../retry/resilience.js';
+import { classifyError, type AttemptError, type AttemptOutcome } from '../retry/retry-policy.js';
 
 /** How long a request for a Service waits for its first config after subscribing. */
 export const SUBSCRIBE_WAIT_MS = 2_000;
@@ -99,8 +99,13 @@ export class OutboundRouter {
     this.badSeries = new SeriesCache(metrics, { ...this.base, dst_service: '' }, 'dst');
   }
 
-  /** Routes one request; `dst` is the connection's original destination (iptables), if any. */
-  route(c: Carrier, dst: OriginalDst | undefined): void {
+  /**
+   * Routes one request; `dst` is the connection's original destination
+   * (iptables), if any; `looked`, the lookup an adapter already made for this
+   * request against the current directory (the engine decides from it who
+   * carries the request), so it is not made twice.
+   */
+  route(c: Carrier, dst: OriginalDst | undefined, looked?: Lookup): void {
     const { state } = this.deps;
     // Before the first directory every name would look external: wait for it (bounded).
     if (!state.directory) {
@@ -109,12 +114,12 @@ export class OutboundRouter {
       });
       return;
     }
-    this.routeNow(c, dst);
+    this.routeNow(c, dst, looked);
   }
 
-  private routeNow(c: Carrier, dst: OriginalDst | undefined): void {
+  private routeNow(c: Carrier, dst: OriginalDst | undefined, looked?: Lookup): void {
     const { state, stream, self } = this.deps;
-    const t = lookupRequest(state, self.namespace, dst, c.req.authority, this.deps.selfAddress());
+    const t = looked ?? lookupRequest(state, self.namespace, dst, c.req.authority, this.deps.selfAddress());
     switch (t.kind) {
       case 'respond':
         return this.fail(c, this.badSeries, NO_PEER, t.status, t.reason);
@@ -162,80 +167,9 @@ export class OutboundRouter {
     });
   }
 
-  /**
-   * The forward step with its tries (resilience.ts RetryRun): each try's
-   * outcome passes the gate before the adapter writes it; a try the run
-   * retries is dropped, and the next goes to another endpoint — with the
-   * session cookie/header recomputed for it (session failover).
-   */
+  /** The forward step with its tries: see ForwardRun. */
   private forwardWithRetries(c: Carrier, first: Forward, service: string, res: Resilience): void {
-    const policy = first.retry;
-    const timeouts = policy?.perTryTimeoutMs ? { ...first.timeouts, backendRequestMs: policy.perTryTimeoutMs } : first.timeouts;
-    let d: Forward = timeouts === first.timeouts ? first : { ...first, timeouts };
-    const gate: AttemptGate = { onHead: () => true, onError: () => true };
-    const tc: TryContext = { index: 0, gate };
-    const labels = (): RetryLabels => {
-      const r = d.rule.route;
-      const slash = d.rule.serviceKey.indexOf('/');
-      return {
-        dst_namespace: d.rule.serviceKey.slice(0, slash),
-        dst_service: d.rule.serviceKey.slice(slash + 1),
-        route_kind: r?.kind ?? '',
-        route_namespace: r?.namespace ?? '',
-        route_name: r?.name ?? '',
-        route_rule: r?.ruleName ?? '',
-        backend: d.backend.name,
-      };
-    };
-    const run = new RetryRun<EndpointRt>(res, { backend: d.backend, policy, method: c.req.method, timeouts, tc, labels });
-    let ep = d.endpoint;
-    let sent = 0;
-    const settle = (o: AttemptOutcome): boolean => {
-      const e: TryEnd<EndpointRt> = run.end(ep, o);
-      if (e.action === 'deliver') return true;
-      // This try is dropped. Failure accrual has counted it against its endpoint
-      // (ejection after consecutive failures); no latency penalty on top, which
-      // would keep P2C away from the endpoint for a minute after one refusal.
-      ep.inflight--;
-      tc.index++;
-      d = { ...d, endpoint: e.endpoint, responseEdits: responseEditsFor(d.rule, d.routeBackend, d.backend, e.endpoint, c.req.headers, Date.now()) };
-      if (e.delayMs > 0) setTimeout(again, e.delayMs);
-      else queueMicrotask(again);
-      return false;
-    };
-    gate.onHead = (status, header) => {
-      const g = header('grpc-status');
-      return settle({ kind: 'response', status, grpcStatus: g !== undefined ? Number(g) : undefined, proxyError: header('weft-proxy-error') });
-    };
-    gate.onError = (e) => settle({ kind: 'error', reason: classifyError(e) });
-    const again = (): void => {
-      if (c.gone()) {
-        run.finish();
-        this.finish(c, d.series, ep.peer, { status: 499, grpcStatus: '', proxyError: CLIENT_GONE }, ep, service, d);
-        return;
-      }
-      attempt();
-    };
-    const attempt = (): void => {
-      ep = d.endpoint;
-      const st = run.begin(ep);
-      if (!st.ok) {
-        run.finish();
-        const dd = d;
-        answerFailure(c.answer, st.status, st.reason, (o) => this.finish(c, dd.series, NO_PEER, o, undefined, service, dd));
-        return;
-      }
-      sent = this.begin(ep);
-      const tryEp = ep;
-      const trySent = sent;
-      const dd = d;
-      c.forward(dd, (o) => {
-        this.end(tryEp, trySent, o);
-        run.finish();
-        this.finish(c, dd.series, tryEp.peer, o, tryEp, service, dd, trySent);
-      }, tc);
-    };
-    attempt();
+    new ForwardRun(this, c, first, service, res).attempt();
   }
 
   private toPod(c: Carrier, t: Extract<Target, { kind: 'pod' }>): void {
@@ -259,13 +193,13 @@ export class OutboundRouter {
     });
   }
 
-  private begin(ep: EndpointRt): number {
+  begin(ep: EndpointRt): number {
     ep.inflight++;
     return performance.now();
   }
 
   /** A failed endpoint (refused, reset, timed out) counts as very slow, so P2C steers around it until the penalty decays. */
-  private end(ep: EndpointRt, sent: number, o: Outcome): void {
+  end(ep: EndpointRt, sent: number, o: Outcome): void {
     ep.inflight--;
     const now = performance.now();
     const failed = o.proxyError !== undefined && o.proxyError !== CLIENT_GONE;
@@ -277,7 +211,7 @@ export class OutboundRouter {
   }
 
   /** The one place a completed outbound request is counted (metrics) and observed (tap, logs, traces). */
-  private finish(c: Carrier, series: SeriesCache, peer: PeerLabels, o: Outcome, ep: EndpointRt | undefined, _service: string, d?: Forward, sent?: number, external?: { host: string; port: number }): void {
+  finish(c: Carrier, series: SeriesCache, peer: PeerLabels, o: Outcome, ep: EndpointRt | undefined, _service: string, d?: Forward, sent?: number, external?: { host: string; port: number }): void {
     const now = performance.now();
     series.get(peer, o.status, o.grpcStatus).record((now - c.start) / 1000);
     const obs = this.deps.observers;
@@ -292,5 +226,115 @@ export class OutboundRouter {
       method: c.req.method, authority: c.req.authority, path, status: o.status, grpcStatus: o.grpcStatus, proxyError: o.proxyError,
       start: c.start, ...(sent !== undefined ? { sent } : {}), ...(c.bytesIn !== undefined ? { bytesIn: c.bytesIn, bytesOut: o.bytesOut ?? 0 } : {}), io: c.io,
     }, span);
+  }
+}
+
+/**
+ * The forward step with its tries (resilience.ts RetryRun): each try's
+ * outcome passes the gate (this object) before the adapter writes it; a try
+ * the run retries is dropped, and the next goes to another endpoint — with
+ * the session cookie/header recomputed for it (session failover). One object
+ * per forwarded request is the run's options, the tries' gate and their
+ * context: no closures made per request but each try's `done`.
+ */
+class ForwardRun implements AttemptGate, RunOptions<EndpointRt> {
+  readonly backend: Forward['backend'];
+  readonly policy: Forward['retry'];
+  readonly method: string;
+  readonly timeouts: Forward['timeouts'];
+  readonly tc: TryContext;
+  readonly run: RetryRun<EndpointRt>;
+  /** The decision of the current try (its endpoint and response edits change on a retry). */
+  private d: Forward;
+  private ep: EndpointRt;
+
+  constructor(
+    private readonly router: OutboundRouter,
+    private readonly c: Carrier,
+    first: Forward,
+    private readonly service: string,
+    res: Resilience,
+  ) {
+    const policy = first.retry;
+    this.policy = policy;
+    this.timeouts = policy?.perTryTimeoutMs ? { ...first.timeouts, backendRequestMs: policy.perTryTimeoutMs } : first.timeouts;
+    this.d = this.timeouts === first.timeouts ? first : { ...first, timeouts: this.timeouts };
+    this.backend = first.backend;
+    this.method = c.req.method;
+    this.ep = first.endpoint;
+    this.tc = { index: 0, gate: this };
+    this.run = new RetryRun<EndpointRt>(res, this);
+  }
+
+  /** Labels of the retry metrics (made only when one is counted). */
+  labels(): RetryLabels {
+    const d = this.d;
+    const r = d.rule.route;
+    const slash = d.rule.serviceKey.indexOf('/');
+    return {
+      dst_namespace: d.rule.serviceKey.slice(0, slash),
+      dst_service: d.rule.serviceKey.slice(slash + 1),
+      route_kind: r?.kind ?? '',
+      route_namespace: r?.namespace ?? '',
+      route_name: r?.name ?? '',
+      route_rule: r?.ruleName ?? '',
+      backend: d.backend.name,
+    };
+  }
+
+  onHead(status: number, header: (lowerName: string) => string | undefined): boolean {
+    const g = header('grpc-status');
+    return this.settle({ kind: 'response', status, grpcStatus: g !== undefined ? Number(g) : undefined, proxyError: header('weft-proxy-error') });
+  }
+
+  onError(e: AttemptError): boolean {
+    return this.settle({ kind: 'error', reason: classifyError(e) });
+  }
+
+  /** A try ended: true delivers its outcome; false drops it and schedules the next try. */
+  private settle(o: AttemptOutcome): boolean {
+    const e: TryEnd<EndpointRt> = this.run.end(this.ep, o);
+    if (e.action === 'deliver') return true;
+    // This try is dropped. Failure accrual has counted it against its endpoint
+    // (ejection after consecutive failures); no latency penalty on top, which
+    // would keep P2C away from the endpoint for a minute after one refusal.
+    this.ep.inflight--;
+    this.tc.index++;
+    const d = this.d;
+    this.d = { ...d, endpoint: e.endpoint, responseEdits: responseEditsFor(d.rule, d.routeBackend, d.backend, e.endpoint, this.c.req.headers, Date.now()) };
+    if (e.delayMs > 0) setTimeout(() => this.again(), e.delayMs);
+    else queueMicrotask(() => this.again());
+    return false;
+  }
+
+  private again(): void {
+    if (this.c.gone()) {
+      this.run.finish();
+      this.router.finish(this.c, this.d.series, this.ep.peer, { status: 499, grpcStatus: '', proxyError: CLIENT_GONE }, this.ep, this.service, this.d);
+      return;
+    }
+    this.attempt();
+  }
+
+  attempt(): void {
+    const { c, router, service } = this;
+    const ep = (this.ep = this.d.endpoint);
+    const dd = this.d;
+    const st = this.run.begin(ep);
+    if (!st.ok) {
+      this.run.finish();
+      answerFailure(c.answer, st.status, st.reason, (o) => router.finish(c, dd.series, NO_PEER, o, undefined, service, dd));
+      return;
+    }
+    const sent = router.begin(ep);
+    c.forward(
+      dd,
+      (o) => {
+        router.end(ep, sent, o);
+        this.run.finish();
+        router.finish(c, dd.series, ep.peer, o, ep, service, dd, sent);
+      },
+      this.tc,
+    );
   }
 }
