@@ -16,11 +16,12 @@ import type { EndpointRt } from '../config/config-apply.js';
 import { attemptTimeout, type Forward, type Mirror } from '../route/decide.js';
 import { editRequestHeaders, type CompiledHeaderEdits } from '../route/filters.js';
 import { formatGrpcTimeout, isGrpc, parseGrpcTimeout } from '../errors/grpc-status.js';
-import { createH2Server, forwardH2, upstreamHeaders, type H2Result } from '../hop/hop-h2.js';
+import { createH2Server, forwardH2, upstreamHeaders, type H2ForwardOptions } from '../hop/hop-h2.js';
 import type { OriginalDst } from '../detect/original-dst.js';
 import type { Carrier, Done, OutboundDeps, OutboundRouter } from '../route/outbound-route.js';
-import { h2Answerer } from '../errors/proxy-errors.js';
-import { requestOfH2 } from '../route/request.js';
+import { h2Answerer, type Answerer } from '../errors/proxy-errors.js';
+import { requestOfH2, type MeshRequest } from '../route/request.js';
+import type { SpanStart } from '../observe/trace.js';
 import type { TryContext } from '../retry/resilience.js';
 import { BodyReplay, keepsBody } from '../retry/retry-body.js';
 import type { Readable } from 'node:stream';
@@ -68,9 +69,77 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
       : () => sessions.plain(ep.ip, ep.port);
   }
 
+  /**
+   * One stream and its Carrier for the router. The carrier's parts are this
+   * class's methods, not closures made per stream (the HTTP/1.1 engine's Req
+   * says why: closures held for a request's life outlived every scavenge).
+   */
+  class H2Call implements Carrier {
+    readonly start = performance.now();
+    readonly grpc: boolean;
+    readonly grpcTimeoutMs: number;
+    readonly req: MeshRequest;
+    readonly answer: Answerer;
+    readonly bytesIn: number | undefined;
+    span: SpanStart | undefined = undefined;
+    constructor(
+      readonly stream: ServerHttp2Stream,
+      readonly headers: IncomingHttpHeaders,
+    ) {
+      this.grpc = isGrpc(headers['content-type']);
+      this.grpcTimeoutMs = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
+      this.req = requestOfH2(headers, this.grpc);
+      this.answer = h2Answerer(stream, this.grpc);
+      this.bytesIn = deps.observers?.active ? contentLength(headers['content-length']) : undefined;
+    }
+    gone(): boolean {
+      return this.stream.destroyed;
+    }
+    forward(d: Forward, done: Done, tc?: TryContext): void {
+      const { stream, headers } = this;
+      const first = !tc || tc.index === 0;
+      if (first && d.mirrors.length) for (const m of d.mirrors) mirror(stream, headers, m);
+      // The body is kept for retries (up to 64 KiB; a gRPC unary call fits) from the first try on.
+      if (tc && first && !stream.endAfterHeaders && !stream.readableEnded) tc.body = keepsBody(headers['content-length'] as string | undefined, true) ? new BodyReplay(stream) : 'unkept';
+      const out = upstreamHeaders(headers, d.path, d.authority);
+      for (let i = 0; i < d.requestEdits.length; i++) editRequestHeaders(out as IncomingHttpHeaders, d.requestEdits[i]!);
+      const t = attemptTimeout(d.timeouts, performance.now() - this.start, this.grpcTimeoutMs);
+      // BackendTLSPolicy: HTTP/2 over TLS (ALPN h2) to the endpoint, verified like the HTTP/1 path.
+      const origin = d.backend.tlsOrigin;
+      const ep = d.endpoint;
+      // Without a try context the stream itself is relayed; with one: no body, the kept one, or (too large) the stream once.
+      const kept = tc?.body as BodyReplay | 'unkept' | undefined;
+      const body = !tc ? undefined : kept === undefined ? null : kept === 'unkept' ? undefined : (kept.body() ?? null);
+      this.relay(origin ? () => origin.h2Session(ep) : sessionOf(ep), out, t.ms, d.responseEdits, done, tc, t.kind, body);
+    }
+    pod(ep: EndpointRt, done: Done): void {
+      this.relay(sessionOf(ep), upstreamHeaders(this.headers, this.url(), this.req.authority), this.grpcTimeoutMs, undefined, done);
+    }
+    external(host: string, port: number, done: Done): void {
+      this.relay(() => sessions.plain(host, port), upstreamHeaders(this.headers, this.url(), this.req.authority), this.grpcTimeoutMs, undefined, done);
+    }
+    private url(): string {
+      return (this.headers[':path'] as string | undefined) ?? '/';
+    }
+    private relay(session: () => ClientHttp2Session, out: OutgoingHttpHeaders, timeoutMs: number, edits: CompiledHeaderEdits[] | undefined, done: Done, tc?: TryContext, kind?: 'request' | 'backendRequest', body?: Readable | Buffer | null): void {
+      const grpc = this.grpc;
+      if (timeoutMs > 0 && grpc) out['grpc-timeout'] = formatGrpcTimeout(timeoutMs);
+      // observe (tap, access log, tracing): trace context into the forwarded headers; a record in the router's finish.
+      const observers = deps.observers;
+      const observing = observers?.active === true;
+      if (observing) this.span = observers!.begin(out, 'outbound', '2');
+      const o: H2ForwardOptions = { session, headers: out, grpc, timeoutMs, responseEdits: edits, done, countBytes: observing };
+      if (tc) {
+        o.gate = tc.gate;
+        o.timeoutKind = kind;
+        if (body !== undefined) o.body = body;
+      }
+      forwardH2(this.stream, o);
+    }
+  }
+
   function onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', noop);
-    const start = performance.now();
     const session = stream.session as ServerHttp2Session;
     // Draining: this stream is served, then the caller's session goes away (GOAWAY);
     // a session busy when draining began gets it as its stream ends.
@@ -78,51 +147,7 @@ export function createH2Adapter(router: OutboundRouter, deps: OutboundDeps): H2A
       if (deps.draining()) goawaySession(session);
       else stream.once('close', () => deps.draining!() && goawaySession(session));
     }
-    const grpc = isGrpc(headers['content-type']);
-    const grpcTimeoutMs = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
-    const req = requestOfH2(headers, grpc);
-    const url = (headers[':path'] as string | undefined) ?? '/';
-    const observers = deps.observers;
-    const relay = (session: () => ClientHttp2Session, out: OutgoingHttpHeaders, timeoutMs: number, edits: CompiledHeaderEdits[] | undefined, done: Done, tc?: TryContext, kind?: 'request' | 'backendRequest', body?: Readable | Buffer | null) => {
-      if (timeoutMs > 0 && grpc) out['grpc-timeout'] = formatGrpcTimeout(timeoutMs);
-      // observe (tap, access log, tracing): trace context into the forwarded headers; a record in the router's finish.
-      if (observers?.active) carrier.span = observers.begin(out, 'outbound', '2');
-      forwardH2(stream, {
-        session, headers: out, grpc, timeoutMs, responseEdits: edits, done: (r: H2Result) => done(r), countBytes: observers?.active === true,
-        ...(tc ? { gate: tc.gate, timeoutKind: kind, ...(body !== undefined ? { body } : {}) } : {}),
-      });
-    };
-    const carrier: Carrier = {
-      req,
-      headers,
-      bytesIn: observers?.active ? contentLength(headers['content-length']) : undefined,
-      start,
-      answer: h2Answerer(stream, grpc),
-      gone: () => stream.destroyed,
-      forward(d: Forward, done: Done, tc?: TryContext) {
-        const first = !tc || tc.index === 0;
-        if (first && d.mirrors.length) for (const m of d.mirrors) mirror(stream, headers, m);
-        // The body is kept for retries (up to 64 KiB; a gRPC unary call fits) from the first try on.
-        if (tc && first && !stream.endAfterHeaders && !stream.readableEnded) tc.body = keepsBody(headers['content-length'] as string | undefined, true) ? new BodyReplay(stream) : 'unkept';
-        const out = upstreamHeaders(headers, d.path, d.authority);
-        for (let i = 0; i < d.requestEdits.length; i++) editRequestHeaders(out as IncomingHttpHeaders, d.requestEdits[i]!);
-        const t = attemptTimeout(d.timeouts, performance.now() - start, grpcTimeoutMs);
-        // BackendTLSPolicy: HTTP/2 over TLS (ALPN h2) to the endpoint, verified like the HTTP/1 path.
-        const origin = d.backend.tlsOrigin;
-        const ep = d.endpoint;
-        // Without a try context the stream itself is relayed; with one: no body, the kept one, or (too large) the stream once.
-        const kept = tc?.body as BodyReplay | 'unkept' | undefined;
-        const body = !tc ? undefined : kept === undefined ? null : kept === 'unkept' ? undefined : (kept.body() ?? null);
-        relay(origin ? () => origin.h2Session(ep) : sessionOf(ep), out, t.ms, d.responseEdits, done, tc, t.kind, body);
-      },
-      pod(ep: EndpointRt, done: Done) {
-        relay(sessionOf(ep), upstreamHeaders(headers, url, req.authority), grpcTimeoutMs, undefined, done);
-      },
-      external(host: string, port: number, done: Done) {
-        relay(() => sessions.plain(host, port), upstreamHeaders(headers, url, req.authority), grpcTimeoutMs, undefined, done);
-      },
-    };
-    router.route(carrier, dsts.get(session));
+    router.route(new H2Call(stream, headers), dsts.get(session));
   }
 
   /** RequestMirror: the same request to one endpoint of the mirror backend (over TLS for a BackendTLSPolicy backend); its answer is dropped and it never slows the original. */
