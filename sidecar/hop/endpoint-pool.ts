@@ -91,7 +91,6 @@ export class EndpointPools {
           ...(wheel ? { wheel } : {}),
           idleTimeoutMs: 60_000,
           connectTimeoutMs: 5_000,
-          maxIdle: this.connections,
           tls: () => ({
             servername: sni,
             secureContext: this.identity.current?.context,
@@ -122,7 +121,6 @@ export class EndpointPools {
           ...(wheel ? { wheel } : {}),
           idleTimeoutMs: 60_000,
           connectTimeoutMs: 5_000,
-          maxIdle: this.connections,
           onConnected: (s) => {
             s.setKeepAlive(true, 60_000);
             count?.(s, '', false);
