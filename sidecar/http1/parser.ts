@@ -158,6 +158,12 @@ const MAX_LEADING_EMPTY = 8;
  * several reads are copied into one Buffer; a head that arrives in one read
  * stays a view into that read.
  */
+// The field offsets of the head being parsed. parseHead runs to completion
+// on one complete head and gives the Head its own copy, so every reader
+// shares this one: a connection holds no offsets array (an idle keep-alive
+// connection held 1.6 KB of them, 16 MB for 10,000).
+let scratch = new Int32Array(4 * DEFAULT_LIMITS.maxHeaders);
+
 export class HeadReader {
   private acc: Buffer | null = null;
   private scan = 0;
@@ -167,14 +173,12 @@ export class HeadReader {
   private empties = 0;
   readonly isRequest: boolean;
   readonly limits: HeadLimits;
-  private scratch: Int32Array;
   /** Request method of the response being read (HEAD and CONNECT change response framing). */
   requestMethod = 'GET';
 
   constructor(isRequest: boolean, limits: HeadLimits = DEFAULT_LIMITS) {
     this.isRequest = isRequest;
     this.limits = limits;
-    this.scratch = new Int32Array(4 * limits.maxHeaders);
   }
 
   /** True while part of a head has been read but not all of it. */
@@ -230,7 +234,9 @@ export class HeadReader {
         }
         const end = lf + 1;
         if (end - this.headStart > max) return this.done(fail(431, 'head-size', `head larger than ${max} bytes`), end - base);
-        const head = parseHead(buf.subarray(this.headStart, end), this.isRequest, this.lines - 1, this.scratch, this.requestMethod);
+        const n = this.lines - 1;
+        if (4 * n > scratch.length) scratch = new Int32Array(4 * n);
+        const head = parseHead(buf.subarray(this.headStart, end), this.isRequest, n, scratch, this.requestMethod);
         return this.done(head, end - base);
       }
       if (++this.lines > this.limits.maxHeaders + 1) {

@@ -135,6 +135,33 @@ t.test('a head split across reads, byte by byte, gives the same head and leaves 
   t.equal(a.used + c.used, two.length);
 });
 
+t.test('readers share no per-head state: heads read in turns on many connections keep their own fields', async (t) => {
+  // Two connections whose heads arrive interleaved, a third parsed whole in between, and one past
+  // the default field count: each Head keeps its own offsets after the others were parsed.
+  const a = new HeadReader(true);
+  const b = new HeadReader(true);
+  const big = new HeadReader(true, { maxHeadBytes: 64 * 1024, maxHeaders: 300 });
+  const ta = Buffer.from('GET /a HTTP/1.1\r\nHost: a.example\r\nX-One: 1\r\nX-Two: 2\r\n\r\n');
+  const tb = Buffer.from('GET /b HTTP/1.1\r\nHost: b.example\r\nAccept: */*\r\n\r\n');
+  const fields = Array.from({ length: 250 }, (_, i) => `X-F${i}: v${i}\r\n`).join('');
+  const tc = Buffer.from(`GET /c HTTP/1.1\r\nHost: c.example\r\n${fields}\r\n`);
+  t.equal(a.feed(ta.subarray(0, 30), 0), null);
+  t.equal(b.feed(tb.subarray(0, 20), 0), null);
+  const hc = big.feed(tc, 0)!.head as Head;
+  const ha = a.feed(ta.subarray(30), 0)!.head as Head;
+  const hb = b.feed(tb.subarray(20), 0)!.head as Head;
+  t.ok(!isHeadError(ha) && !isHeadError(hb) && !isHeadError(hc));
+  t.same(ha.entries(), [['Host', 'a.example'], ['X-One', '1'], ['X-Two', '2']]);
+  t.same(hb.entries(), [['Host', 'b.example'], ['Accept', '*/*']]);
+  t.equal(hc.count, 251);
+  t.equal(hc.get('x-f249'), 'v249');
+  t.equal(hc.get('host'), 'c.example');
+  const again = new HeadReader(true).feed(Buffer.from('GET /d HTTP/1.1\r\nHost: d\r\n\r\n'), 0)!.head as Head;
+  t.same(again.entries(), [['Host', 'd']]);
+  t.same(ha.entries(), [['Host', 'a.example'], ['X-One', '1'], ['X-Two', '2']], 'an earlier head is untouched by later parses');
+  t.equal(hc.get('x-f0'), 'v0');
+});
+
 t.test('response heads: framing by status, method and fields', async (t) => {
   const cases: Array<[string, string, string, string | null, Partial<Head>]> = [
     ['200 CL', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n', 'GET', null, { status: 200, framing: 'length', contentLength: 3 }],
