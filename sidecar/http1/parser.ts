@@ -153,17 +153,17 @@ function fail(status: number, code: string, reason: string): HeadError {
 
 const MAX_LEADING_EMPTY = 8;
 
-/**
- * Accumulates bytes until a head is complete. Bytes of a head that spans
- * several reads are copied into one Buffer; a head that arrives in one read
- * stays a view into that read.
- */
 // The field offsets of the head being parsed. parseHead runs to completion
 // on one complete head and gives the Head its own copy, so every reader
 // shares this one: a connection holds no offsets array (an idle keep-alive
 // connection held 1.6 KB of them, 16 MB for 10,000).
 let scratch = new Int32Array(4 * DEFAULT_LIMITS.maxHeaders);
 
+/**
+ * Accumulates bytes until a head is complete. Bytes of a head that spans
+ * several reads are copied into one Buffer; a head that arrives in one read
+ * stays a view into that read.
+ */
 export class HeadReader {
   private acc: Buffer | null = null;
   private scan = 0;
