@@ -49,7 +49,8 @@ export function corkedWrite(c: Corkable, buf: Buffer | string): boolean {
   }
   const ok = c.socket.write(buf);
   if (c.socket.writableLength >= FLUSH_BYTES) {
-    // Out now, and corked again for the rest of the turn.
+    // Out now, and corked again for the rest of the turn (a socket the kernel will not take more
+    // from stays over the bound, so its writes go straight to its buffer: it is full either way).
     c.socket.uncork();
     c.socket.cork();
   }

@@ -3,7 +3,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { corkedWrite, FLUSH_BYTES, type Corkable } from '../cork.js';
 
-// A real loopback socket pair: the peer counts what reaches it and in how many reads.
+// A real loopback socket pair: the peer counts the bytes that reach it.
 async function pair(t: Test): Promise<{ c: Corkable; got: () => number }> {
   let got = 0;
   const srv = createServer((s) => s.on('data', (d: Buffer) => (got += d.length)));
