@@ -9,7 +9,7 @@ import { connect as tlsConnect, createSecureContext, checkServerIdentity, rootCe
 import { isIP, type Socket } from 'node:net';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Dispatcher, buildConnector } from 'undici';
-import { Pool } from './undici-lite.js';
+import { newPool, type Pool } from './undici-lite.js';
 import { Pool as EnginePool } from '../http1/pool.js';
 import type { TimerWheel } from '../http1/timer-wheel.js';
 import type { BackendTLS } from '../../api/index.js';
@@ -91,7 +91,7 @@ export class BackendTlsOrigin {
     let p = this.pools.get(key);
     if (!p || p.closed || p.destroyed) {
       const host = ep.ip.includes(':') ? `[${ep.ip}]` : ep.ip;
-      p = new Pool(`https://${host}:${ep.port}`, { ...POOL_OPTIONS, connect: this.connector(ep.ip, ep.port) });
+      p = newPool(`https://${host}:${ep.port}`, { ...POOL_OPTIONS, connect: this.connector(ep.ip, ep.port) });
       this.pools.set(key, p);
     }
     return p;

@@ -3,7 +3,7 @@
 // for traffic leaving the mesh. Pools are shared by every Service that
 // reaches the same endpoint, and closed when no config names them any more.
 import type { Dispatcher } from 'undici';
-import { Agent, Pool } from './undici-lite.js';
+import { newAgent, newPool, type Agent, type Pool } from './undici-lite.js';
 import { hopServerName, PORTS } from '../../api/index.js';
 import type { IdentityHolder } from '../config/bootstrap.js';
 import type { EndpointRt } from '../config/config-apply.js';
@@ -28,7 +28,8 @@ const POOL_OPTIONS = {
 export class EndpointPools {
   /** undici Pools and MuxHops (a MuxHop has the face sweep() and close() use: stats, close, destroy). */
   private readonly pools = new Map<string, Pool>();
-  readonly external: Agent;
+  /** The Agent for traffic leaving the mesh: made (and undici loaded) by the first such request. */
+  private externalAgent: Agent | undefined = undefined;
   /** HTTP/2 client sessions: the outbound's mesh hops and h2c endpoints, and the inbound's h2c leg to the app. */
   readonly h2Mesh: H2Sessions;
   readonly h2App: H2Sessions;
@@ -47,9 +48,12 @@ export class EndpointPools {
      */
     private readonly hopMux = process.env.WEFT_HOP !== 'http1',
   ) {
-    this.external = new Agent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections });
     this.h2Mesh = new H2Sessions(identity);
     this.h2App = new H2Sessions(undefined);
+  }
+
+  get external(): Agent {
+    return (this.externalAgent ??= newAgent({ ...POOL_OPTIONS, keepAliveTimeout: 10_000, connections: this.connections }));
   }
 
   /** The engine's HTTP/1.1 pools (sidecar/http1/pool.ts): plain endpoints, and meshed ones over the mTLS HTTP/1.1 hop. */
@@ -66,8 +70,11 @@ export class EndpointPools {
    * or the mux hop's fallback).
    */
   engineHop(ep: EndpointRt): MuxHop | EnginePool {
-    const d = this.forEndpoint(ep);
-    if (d instanceof MuxHop && !d.fallsBack) return d;
+    // A plain endpoint goes straight to its engine pool (forEndpoint would make it an undici Pool it never uses).
+    if (ep.identity && ep.spiffe) {
+      const d = this.forEndpoint(ep);
+      if (d instanceof MuxHop && !d.fallsBack) return d;
+    }
     return this.enginePool(ep);
   }
 
@@ -161,7 +168,7 @@ export class EndpointPools {
   private meshHttp1(key: string, ip: string, sni: string, spiffe: string): Pool {
     let p = this.pools.get(key);
     if (!p || p.closed || p.destroyed) {
-      p = new Pool(`http://${ip}:${this.inboundPort}`, { ...POOL_OPTIONS, connections: this.connections, connect: meshConnector(this.identity, ip, this.inboundPort, sni, spiffe, this.sink('outbound')) });
+      p = newPool(`http://${ip}:${this.inboundPort}`, { ...POOL_OPTIONS, connections: this.connections, connect: meshConnector(this.identity, ip, this.inboundPort, sni, spiffe, this.sink('outbound')) });
       this.pools.set(key, p);
     }
     return p;
@@ -176,7 +183,7 @@ export class EndpointPools {
     const key = `${ip}:${port}`;
     let p = this.pools.get(key);
     if (!p) {
-      p = new Pool(`http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`, { ...POOL_OPTIONS, connections: this.connections, connect: plainConnector(ip, port, this.sink(direction)) });
+      p = newPool(`http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`, { ...POOL_OPTIONS, connections: this.connections, connect: plainConnector(ip, port, this.sink(direction)) });
       this.pools.set(key, p);
     }
     return p;
@@ -237,7 +244,7 @@ export class EndpointPools {
     this.h2App.closeAll();
     const all = [...this.pools.values()].map((p) => p.close().catch(() => {}));
     this.pools.clear();
-    await Promise.all([...all, this.external.close().catch(() => {})]);
+    await Promise.all([...all, this.externalAgent?.close().catch(() => {})]);
   }
 
   async destroy(): Promise<void> {
@@ -246,6 +253,6 @@ export class EndpointPools {
     this.h2App.closeAll();
     const all = [...this.pools.values()].map((p) => p.destroy().catch(() => {}));
     this.pools.clear();
-    await Promise.all([...all, this.external.destroy().catch(() => {})]);
+    await Promise.all([...all, this.externalAgent?.destroy().catch(() => {})]);
   }
 }
