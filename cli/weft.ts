@@ -2,8 +2,32 @@
 // The `weft` command: dispatches `weft <cmd> ...` to ./cmd-<cmd>.js, whose
 // `run(argv)` returns the exit code. Modules load on demand so that
 // `weft sidecar` never loads control's code, and the reverse.
-import { WEFT_VERSION } from '../api/index.js';
-import { UsageError } from './args.js';
+// Only node: modules are imported statically: the compile cache must be on
+// before anything of weft (api/ loads grpc-js) is loaded.
+import * as nodeModule from 'node:module';
+
+/**
+ * Commands that run as long-lived processes whose start-up counts (a pod's
+ * sidecar is not ready until it is): they keep V8's compiled code of every
+ * module in Node's on-disk compile cache (Node ≥ 22.1: the image's LTS), so
+ * the next start skips compiling grpc-js, protobufjs and weft itself. On
+ * Node 26 here, process start to a sidecar's /ready: median 250 → 222 ms and
+ * 262 → 235 ms in two interleaved rounds of 7, ~35 ms less CPU. The
+ * directory is NODE_COMPILE_CACHE (the image sets one it ships warm), else
+ * Node's default under the OS temp dir; NODE_DISABLE_COMPILE_CACHE turns it
+ * off. A cache that cannot be read or written only costs start-up time.
+ */
+const COMPILE_CACHED = new Set(['sidecar', 'control', 'up']);
+
+function enableCompileCache(): void {
+  const enable = (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache;
+  if (!enable || process.env.NODE_DISABLE_COMPILE_CACHE) return;
+  try {
+    enable();
+  } catch {
+    // Start-up without the cache: slower, same behaviour.
+  }
+}
 
 const COMMANDS: Array<[string, string]> = [
   ['up', 'run a local mesh from a directory of YAML: control, sidecars and the apps it declares'],
@@ -51,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === 'version' || cmd === '--version' || cmd === '-v') {
+    const { WEFT_VERSION } = await import('../api/index.js');
     process.stdout.write(`weft ${WEFT_VERSION} (node ${process.versions.node})\n`);
     return 0;
   }
@@ -58,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`weft: unknown command "${cmd}"\n\n${usage()}\n`);
     return 2;
   }
+  if (COMPILE_CACHED.has(cmd)) enableCompileCache();
   const url = new URL(`./cmd-${cmd}.js`, import.meta.url);
   let mod: unknown;
   try {
@@ -79,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await mod.run(rest);
   } catch (e) {
-    if (e instanceof UsageError || (e as Error)?.name === 'UsageError') {
+    if ((e as Error)?.name === 'UsageError') {
       process.stderr.write(`weft ${cmd}: ${(e as Error).message}\n`);
       return 2;
     }
