@@ -1,7 +1,7 @@
 // undici is loaded by the first request that needs it (the undici adapter,
 // a peer without weft-mux/1, traffic leaving the mesh), not by a sidecar
-// whose traffic the engine and the weft-mux/1 hop carry: ~16 MB of RSS and
-// ~37 ms of start-up on Node 26 that most sidecars never need.
+// whose traffic the engine and the weft-mux/1 hop carry: ~37 ms of start-up
+// on Node 26 that most sidecars never need.
 import t from 'tap';
 import http from 'node:http';
 import { createRequire } from 'node:module';
