@@ -2,8 +2,9 @@
 // use. undici's index loads fetch, WebSocket, caches, mocks and more (~110
 // modules: 60-100 ms of start-up, ~9 MB RSS); the dispatchers need ~23, and
 // even those cost ~37 ms of start-up on Node 26 (in a sidecar, ~1 MB of
-// RSS: most of what they map is shared with what is loaded anyway). The mesh's own hot path
-// (the HTTP/1.1 engine and the weft-mux/1 hop) never needs them: only the
+// RSS: most of what they map is shared with what is loaded anyway). The
+// mesh's own hot path (the HTTP/1.1 engine and the weft-mux/1 hop) never
+// needs them: only the
 // undici adapter, peers without weft-mux/1, BackendTLSPolicy origination and
 // traffic leaving the mesh do — so a sidecar that serves none of those never
 // loads undici. undici 7 has no exports map, so its files are reachable by
