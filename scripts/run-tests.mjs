@@ -48,10 +48,12 @@ async function main() {
   const files = process.argv.slice(2);
   if (ensureTools() !== 0) return 1;
   const runs = [];
+  // Installed before the first run too: some tests on this Node run weft on the image's (cli/test/compile-cache).
+  const lts = process.env.WEFT_TEST_LTS !== '0' ? process.env.WEFT_LTS_NODE || ltsNode() : undefined;
   process.stdout.write(`\n== tests on this machine's Node ${process.version}\n`);
   runs.push(await tap(process.execPath, files));
-  if (!files.length && process.env.WEFT_TEST_LTS !== '0') {
-    const node = process.env.WEFT_LTS_NODE || ltsNode();
+  if (!files.length && lts) {
+    const node = lts;
     const { execFileSync } = await import('node:child_process');
     const v = execFileSync(node, ['-v'], { encoding: 'utf8' }).trim();
     process.stdout.write(`\n== data-plane tests again on the image's Node ${v}\n`);
