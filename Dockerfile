@@ -37,6 +37,10 @@ ENV NODE_OPTIONS="--max-semi-space-size=2 --v8-pool-size=1" MALLOC_ARENA_MAX=2
 # them 0600); root, as in `weft init`, reads them too.
 ENV NODE_COMPILE_CACHE=/opt/weft/compile-cache
 RUN mkdir /opt/weft/compile-cache && chown 2102:2102 /opt/weft/compile-cache
+# `weft` on PATH (dist/cli/weft.js starts with #!/usr/bin/env node): the
+# injected init and sidecar containers and the control and injector
+# Deployments (deploy/kubernetes/weft.yaml) all run `weft <cmd>`.
+RUN chmod 755 dist/cli/weft.js && ln -s /opt/weft/dist/cli/weft.js /usr/local/bin/weft
 # The sidecar's user by default; `weft init` runs as root with NET_ADMIN
 # (the injector sets runAsUser: 0 on the init container).
 USER 2102:2102

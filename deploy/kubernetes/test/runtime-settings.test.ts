@@ -39,3 +39,17 @@ t.test('the injected sidecar container gets the same bounds', async (t) => {
   t.match(text, JSON.stringify({ name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS }));
   for (const [name, value] of Object.entries(SIDECAR_ENV)) t.match(text, JSON.stringify({ name, value }));
 });
+
+t.test('the `weft` the injected containers and the Deployments run is on the image\'s PATH', async (t) => {
+  const { buildPatch } = await import('../../../injector/index.js');
+  const { deploymentPod } = await import('../../../injector/test/fixtures/reviews.js');
+  const patch = JSON.stringify(buildPatch(deploymentPod(), { 'weft.io/inject': 'enabled' }));
+  const manifest = readFileSync(join(root, 'deploy', 'kubernetes', 'weft.yaml'), 'utf8');
+  t.ok((patch.match(/"command":\["weft"\]/g) ?? []).length >= 2, 'init and sidecar containers run weft');
+  t.ok((manifest.match(/command:\n\s+- weft\n/g) ?? []).length >= 2, 'control and injector run weft');
+  const entry = dockerfile.match(/^ENTRYPOINT \["node", "([^"]+)"\]/m)?.[1];
+  t.ok(entry, 'ENTRYPOINT runs node on weft.js');
+  t.match(dockerfile, new RegExp(`^RUN chmod 755 ${entry!.replace('/opt/weft/', '')} && ln -s ${entry} /usr/local/bin/weft$`, 'm'));
+  const bin = readFileSync(join(root, 'cli', 'weft.ts'), 'utf8');
+  t.match(bin, /^#!\/usr\/bin\/env node\n/, 'weft.js starts node itself');
+});
