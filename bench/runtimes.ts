@@ -7,8 +7,10 @@
 // keep-alive connections held through the client sidecar; req/s and CPU per
 // request for both loads. Then the V8 semi-space variants (issue 13): the
 // image's runtime with NODE_OPTIONS=--max-semi-space-size=N for each N of
-// BENCH_SEMI_SPACES (1,2,4,8), HTTP and gRPC load each, so the flag in
-// api/runtime.ts can be chosen from the numbers.
+// BENCH_SEMI_SPACES (1,2,4,8), the rest of the image's NODE_OPTIONS kept:
+// HTTP load, then after a pause the 1,000 req/s open loop (where a semi-space
+// too large for the old generation's slack kept V8 in back-to-back major GCs),
+// then gRPC, so the flag in api/runtime.ts can be chosen from the numbers.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -19,9 +21,10 @@ import { startApp, HOST_HEADER } from './chains.js';
 import { startGrpcApp, runH2load } from './grpc.js';
 import { cpuMs, rssMb } from './procstat.js';
 import { runWrk } from './wrk.js';
+import { runOpenLoop } from './openloop.js';
 import { stop, stopAll, sleep } from './procs.js';
 import { fmt, envNum } from './stats.js';
-import { SIDECAR_ENV, sidecarNodeOptions } from '../api/index.js';
+import { SIDECAR_ENV, SIDECAR_NODE_OPTIONS } from '../api/index.js';
 
 export interface Runtime {
   name: string;
@@ -88,6 +91,8 @@ export interface RuntimeResult {
   env?: Record<string, string>;
   idle?: Mem;
   http?: { rps: number; cpu: number[]; mem: Mem };
+  /** The open loop after the HTTP load and a pause (semi-space rows): CPU µs per request per sidecar, latency p99 ms. */
+  open?: { rate: number; cpu: number[]; p99: number };
   grpc?: { rps: number; cpu: number[]; mem: Mem };
   idleConns?: { held: number; mem: Mem };
   error?: string;
@@ -111,7 +116,14 @@ async function holdIdle(n: number, log: (s: string) => void, w: WeftChain): Prom
   }
 }
 
-async function measure(rt: Runtime, work: string, frame: string, log: (s: string) => void, opts: { seconds: number; idleConns: boolean; env?: Record<string, string>; tag?: string }): Promise<RuntimeResult> {
+/** The image's NODE_OPTIONS with its semi-space size replaced by mb. */
+export function semiSpaceOptions(mb: number): string {
+  return /--max-semi-space-size=\d+/.test(SIDECAR_NODE_OPTIONS)
+    ? SIDECAR_NODE_OPTIONS.replace(/--max-semi-space-size=\d+/, `--max-semi-space-size=${mb}`)
+    : `--max-semi-space-size=${mb} ${SIDECAR_NODE_OPTIONS}`;
+}
+
+async function measure(rt: Runtime, work: string, frame: string, log: (s: string) => void, opts: { seconds: number; idleConns: boolean; openLoop?: boolean; env?: Record<string, string>; tag?: string }): Promise<RuntimeResult> {
   const seconds = opts.seconds;
   const idleN = envNum('BENCH_IDLE_CONNS', 10_000);
   const out: RuntimeResult = { rt, ...(opts.env ? { env: opts.env } : {}) };
@@ -130,6 +142,15 @@ async function measure(rt: Runtime, work: string, frame: string, log: (s: string
     let after = pids.map(cpuMs);
     out.http = { rps: h.rps, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / h.requests) * 1000), mem: mem(w) };
     log(`  ${rt.version} HTTP ${fmt(h.rps)} req/s, VmRSS ${pair(out.http.mem, 'rss')} MB`);
+    if (opts.openLoop) {
+      const rate = envNum('BENCH_RATE', 1000);
+      await sleep(3000);
+      before = pids.map(cpuMs);
+      const o = await runOpenLoop({ host: w.host, port: w.port, hostHeader: w.hostHeader, rate, seconds, warmupSeconds: 0 });
+      after = pids.map(cpuMs);
+      out.open = { rate, cpu: pids.map((_, i) => ((after[i]! - before[i]!) / Math.max(1, o.completed)) * 1000), p99: o.latency.p99 };
+      log(`  ${rt.version} open loop ${rate} req/s: p99 ${fmt(o.latency.p99, 2)} ms, CPU ${out.open.cpu.map((c) => fmt(c, 0)).join(' / ')} µs/req`);
+    }
     before = pids.map(cpuMs);
     const g = await runH2load(WEFT.client, WEFT.outbound, frame, { seconds });
     after = pids.map(cpuMs);
@@ -195,8 +216,8 @@ export async function runtimeMatrix(work: string, log: (s: string) => void, hapr
   const vSeconds = envNum('BENCH_VARIANT_SECONDS', 8);
   if (imageRt && sizes.length > 0) {
     for (const mb of sizes) {
-      log(`bench: semi-space variant, node ${imageRt.version}, NODE_OPTIONS=--max-semi-space-size=${mb}`);
-      semiSpace.push({ mb, r: await measure(imageRt, work, frame, log, { seconds: vSeconds, idleConns: false, env: { NODE_OPTIONS: `--max-semi-space-size=${mb}` }, tag: `-semi${mb}` }) });
+      log(`bench: semi-space variant, node ${imageRt.version}, NODE_OPTIONS=${semiSpaceOptions(mb)}`);
+      semiSpace.push({ mb, r: await measure(imageRt, work, frame, log, { seconds: vSeconds, idleConns: false, openLoop: true, env: { NODE_OPTIONS: semiSpaceOptions(mb) }, tag: `-semi${mb}` }) });
     }
   }
   await stopAll();
@@ -233,19 +254,20 @@ function semiSpaceSection(rows: RuntimeMatrix['semiSpace'], rt: Runtime | undefi
   if (sizes.length === 0) return [...L, 'not measured (BENCH_SEMI_SPACES=0)', ''];
   if (!rt) return [...L, `not measured: no Node ${process.env.BENCH_LTS_MAJOR ?? '26'} binary (see the note above)`, ''];
   L.push(
-    `Both sidecars on node ${rt.version} with \`NODE_OPTIONS=--max-semi-space-size=N\` in place of the image's (\`${sidecarNodeOptions(undefined)}\`; MALLOC_ARENA_MAX=${SIDECAR_ENV.MALLOC_ARENA_MAX} kept), a fresh chain per size: wrk -t1 -c50 -d${seconds}s, then h2load -c50 -m1 -D${seconds}. VmRSS per sidecar, outbound / inbound, after each load; CPU utime+stime µs per request (call) per sidecar.`,
+    `Both sidecars on node ${rt.version} with the image's \`NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}\` but \`--max-semi-space-size=N\` (MALLOC_ARENA_MAX=${SIDECAR_ENV.MALLOC_ARENA_MAX} kept), a fresh chain per size: wrk -t1 -c50 -d${seconds}s; 3 s idle; an open loop at ${envNum('BENCH_RATE', 1000)} req/s for ${seconds} s (the data plane's latency rounds also follow heavy load); h2load -c50 -m1 -D${seconds}. VmRSS per sidecar, outbound / inbound, after each load; CPU utime+stime µs per request (call) per sidecar; p99 from each request's scheduled send time.`,
     '',
-    '| semi-space MB | HTTP req/s (÷ HAProxy) | CPU µs/req out / in | VmRSS MB after HTTP | gRPC calls/s (÷ HAProxy) | CPU µs/call out / in | VmRSS MB after gRPC |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    `| semi-space MB | HTTP req/s (÷ HAProxy) | CPU µs/req out / in | VmRSS MB after HTTP | at ${fmt(envNum('BENCH_RATE', 1000))} req/s: CPU µs/req out / in | p99 ms | gRPC calls/s (÷ HAProxy) | CPU µs/call out / in | VmRSS MB after gRPC |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const { mb, r } of rows) {
     if (!r.http) {
-      L.push(`| ${mb} | not available: ${r.error ?? '?'} | | | | | |`);
+      L.push(`| ${mb} | not available: ${r.error ?? '?'} | | | | | | | |`);
       continue;
     }
     const http = `${fmt(r.http.rps)}${haproxy ? ` (${fmt(r.http.rps / haproxy.rps, 2)}×)` : ''}`;
     const grpc = r.grpc ? `${fmt(r.grpc.rps)}${haproxy?.grpcRps ? ` (${fmt(r.grpc.rps / haproxy.grpcRps, 2)}×)` : ''}` : `– ${r.error ?? ''}`;
-    L.push(`| ${mb}${`--max-semi-space-size=${mb}` === sidecarNodeOptions(undefined) ? ' (the image\'s)' : ''} | ${http} | ${r.http.cpu.map((c) => fmt(c, 1)).join(' / ')} | ${pair(r.http.mem, 'rss')} | ${grpc} | ${r.grpc ? r.grpc.cpu.map((c) => fmt(c, 1)).join(' / ') : '–'} | ${pair(r.grpc?.mem, 'rss')} |`);
+    const open = r.open ? `${r.open.cpu.map((c) => fmt(c, 1)).join(' / ')} | ${fmt(r.open.p99, 2)}` : '– | –';
+    L.push(`| ${mb}${semiSpaceOptions(mb) === SIDECAR_NODE_OPTIONS ? ' (the image\'s)' : ''} | ${http} | ${r.http.cpu.map((c) => fmt(c, 1)).join(' / ')} | ${pair(r.http.mem, 'rss')} | ${open} | ${grpc} | ${r.grpc ? r.grpc.cpu.map((c) => fmt(c, 1)).join(' / ') : '–'} | ${pair(r.grpc?.mem, 'rss')} |`);
   }
   L.push('');
   return L;
