@@ -29,7 +29,8 @@ COPY --from=build --chown=2102:2102 /src/examples ./examples
 ENV NODE_ENV=production
 # The sidecar's V8 and allocator bounds (api/runtime.ts SIDECAR_NODE_OPTIONS and
 # SIDECAR_ENV; deploy/kubernetes/test checks they agree). Node 26 is the Active
-# LTS: on it the sidecar is fastest and smallest of 20/24/26 (bench/results.md).
+# LTS, faster and smaller than Node 24 (bench/results.md, Runtimes); Node 20 now
+# measures faster still but is past end of life.
 ENV NODE_OPTIONS="--max-semi-space-size=1 --v8-pool-size=1" MALLOC_ARENA_MAX=2
 # Node's compile cache, shipped warm: a sidecar's first start in a fresh pod
 # skips compiling its modules (cli/weft.ts enables the cache for sidecar and

@@ -15,9 +15,10 @@
  * marking when the old generation's slack is smaller than what the young
  * generation may promote) — at 1,000 req/s through two sidecars, 180–230 µs
  * of CPU per request per sidecar and p99 6–10 ms. At 1 MiB the loop did not
- * start in 7 runs of the same sequence (87–115 µs, p99 2.3–3.0 ms), and at
- * maximum load it was no slower (44.6–47.1k req/s vs 40.9–41.4k at 2 MiB,
- * VmRSS 105/128 vs 153/145 MB; gRPC within 4%).
+ * start in 7 runs of the same sequence (87–115 µs, p99 2.3–3.0 ms). At
+ * maximum load it costs little: a fresh pair made 44.6–47.1k req/s vs
+ * 40.9–41.4k at 2 MiB, gRPC within 4%; in the bench's runtime sequence
+ * (HTTP, the open loop, then gRPC on one pair) HTTP was 5% and gRPC 9% slower.
  *
  * The pool: on a 2-core node the default pool's concurrent GC threads take
  * the CPU the sidecars, the app and the caller need, and the tail latency at
